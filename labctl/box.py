@@ -1,0 +1,173 @@
+"""The docker provider's box: a Debian image with systemd as PID 1 and sshd,
+built offline from Debian's packages (debootstrap + docker import).
+
+Vagrant's docker provider runs an image, not a box file; with `has_ssh` it
+then treats the container like any VM, so provision scripts written for
+VirtualBox or libvirt guests (systemctl, apt) run unchanged.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from labctl import process
+from labctl.errors import LabctlError, SpecError
+from labctl.spec import DOCKER_BOX
+
+SUITE = "bookworm"
+PACKAGES = (
+    "openssh-server",
+    "sudo",
+    "systemd",
+    "systemd-sysv",
+    "python3",
+    "iproute2",
+    "procps",
+    "ca-certificates",
+)
+_KEY_GLOBS = (
+    "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub*",
+    "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub*",
+    "/opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub*",
+)
+# Fresh host keys per container: baked-in keys would make every guest share one.
+_HOSTKEYS_UNIT = """\
+[Unit]
+Description=Generate this machine's SSH host keys on first boot
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+Sink = Callable[[str], None]
+
+
+def image_present(image: str = DOCKER_BOX) -> bool:
+    return (
+        subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
+def _source_lines() -> list[str]:
+    lines: list[str] = []
+    for path in ["/etc/apt/sources.list", *sorted(glob.glob("/etc/apt/sources.list.d/*"))]:
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        if path.endswith(".sources"):
+            # deb822: one stanza per blank-line-separated block
+            for stanza in re.split(r"\n\s*\n", text):
+                uris = re.search(r"^URIs:\s*(.+)$", stanza, re.M)
+                suites = re.search(r"^Suites:\s*(.+)$", stanza, re.M)
+                if uris and suites:
+                    for suite in suites.group(1).split():
+                        lines.append(f"deb {uris.group(1).split()[0]} {suite}")
+        else:
+            lines += [ln.strip() for ln in text.splitlines() if ln.strip().startswith("deb ")]
+    return lines
+
+
+def debian_mirror(suite: str = SUITE) -> str | None:
+    """The Debian mirror this host already uses for `suite`, if it uses one."""
+    for line in _source_lines():
+        words = [w for w in line.split() if not w.startswith("[")]
+        if len(words) >= 3 and words[2] == suite and words[1].startswith(("http", "file")):
+            return words[1]
+    return None
+
+
+def vagrant_public_keys() -> list[str]:
+    """Vagrant's insecure public key(s), as shipped with Vagrant itself."""
+    keys: list[str] = []
+    for pattern in _KEY_GLOBS:
+        for path in sorted(glob.glob(pattern)):
+            keys += [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+    if not keys:
+        raise LabctlError(
+            "Vagrant's insecure public key was not found", hint="install Vagrant first"
+        )
+    return sorted(set(keys))
+
+
+def _customize(rootfs: Path, keys: list[str]) -> None:
+    def chroot(*argv: str) -> None:
+        subprocess.run(["chroot", str(rootfs), *argv], check=True, capture_output=True)
+
+    if subprocess.run(["chroot", str(rootfs), "id", "vagrant"], capture_output=True).returncode:
+        chroot("useradd", "--create-home", "--shell", "/bin/bash", "vagrant")
+    ssh_dir = rootfs / "home/vagrant/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text("\n".join(keys) + "\n")
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    chroot("chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh")
+    sudoers = rootfs / "etc/sudoers.d/vagrant"
+    sudoers.write_text("vagrant ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
+    for key in rootfs.glob("etc/ssh/ssh_host_*"):
+        key.unlink()
+    (rootfs / "etc/systemd/system/ssh-hostkeys.service").write_text(_HOSTKEYS_UNIT)
+    chroot("systemctl", "enable", "ssh-hostkeys.service", "ssh.service")
+    # systemd writes a fresh machine-id on first boot when the file is empty.
+    (rootfs / "etc/machine-id").write_text("")
+    # no sshd reverse lookups: guests have no DNS for the lab's private network
+    (rootfs / "etc/ssh/sshd_config.d/labctl.conf").write_text("UseDNS no\n")
+
+
+def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
+    """Build `image`; False when it is already there and not forced."""
+    if not force and image_present(image):
+        return False
+    if os.geteuid() != 0:
+        raise SpecError("building the box needs root (debootstrap): run it with sudo")
+    for tool in ("debootstrap", "docker", "tar"):
+        if not shutil.which(tool):
+            raise SpecError(f"{tool} is not installed", hint=f"apt-get install {tool}")
+    keys = vagrant_public_keys()
+    mirror = debian_mirror()
+    work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
+    try:
+        rootfs = work / "rootfs"
+        argv = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(rootfs),
+        ]
+        if mirror:
+            argv.append(mirror)
+        done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
+        if done.returncode != 0:
+            raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
+        _customize(rootfs, keys)
+        if on_line:
+            on_line(f"importing {rootfs} as docker image {image}")
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imported = process.run(
+            ["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", image],
+            stdin=tar.stdout,
+        )
+        assert tar.stdout is not None
+        tar.stdout.close()
+        if tar.wait() != 0 or imported.returncode != 0:
+            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

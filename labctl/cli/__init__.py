@@ -1,0 +1,99 @@
+"""The `labctl` command: parse, call ops, print. The only module that knows typer,
+and the one place where errors become messages and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from typing import Annotated
+
+import typer
+
+from labctl.errors import ExitCode, LabctlError
+
+app = typer.Typer(
+    name="labctl",
+    help="A lab of virtual machines in one command (Vagrant), and tools to look inside it.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # a password must never land in a traceback
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None,
+        typer.Option("--home", envvar="LABCTL_HOME", help="Folder holding the labs."),
+    ] = None,
+) -> None:
+    ctx.obj = {"home": home}
+
+
+def _register() -> None:
+    from labctl.cli import lifecycle
+
+    lifecycle.register(app)
+
+
+_register()
+
+
+def _internal_error(exc: BaseException) -> int:
+    fd, path = tempfile.mkstemp(prefix="labctl-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as fh:
+        # The traceback only: no locals, so no secret reaches the file.
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=fh)
+    from labctl import ui
+
+    ui.error(f"internal error: {type(exc).__name__}: {exc}", hint=f"traceback written to {path}")
+    return ExitCode.FAILED
+
+
+def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """(usage errors, aborts) of the command-line parser: typer vendors click
+    in recent releases and re-exports it in older ones; accept both."""
+    usage: list[type[BaseException]] = [typer.TyperException]
+    aborts: list[type[BaseException]] = [typer.Abort]
+    try:
+        import click
+
+        usage.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:
+        pass
+    return tuple(aborts), tuple(usage)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command, map every failure to one message and exit code."""
+    from typer.main import get_command
+
+    aborts, usage = _parser_errors()
+    command = get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="labctl", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except LabctlError as exc:
+        from labctl import ui
+
+        ui.error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, *aborts):
+        sys.stderr.write("\nlabctl: interrupted\n")
+        sys.exit(ExitCode.INTERRUPTED)
+    except usage as exc:
+        show = getattr(exc, "show", None)
+        if show:
+            show()
+        else:
+            sys.stderr.write(f"labctl: error: {exc}\n")
+        sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    except BrokenPipeError:
+        sys.exit(ExitCode.OK)
+    except Exception as exc:
+        sys.exit(_internal_error(exc))

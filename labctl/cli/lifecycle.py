@@ -1,0 +1,334 @@
+"""render, up, status, ssh, provision, reload, halt, suspend, resume, destroy, ls,
+box build, doctor."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, YesOpt, home
+from labctl.errors import ExitCode, SpecError
+
+LabArg = Annotated[
+    str, typer.Argument(help="A topology (nodes, jenkins, mysql-pair) or a lab's name.")
+]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", "-n", help="Name of a new lab of this topology.")
+]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="virtualbox, libvirt or docker (default: LABCTL_PROVIDER, else detected).",
+    ),
+]
+BoxOpt = Annotated[str | None, typer.Option("--box", help="Vagrant box (docker: image).")]
+SubnetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--subnet", help="Private /24 as three octets (default: first free from 192.168.56)."
+    ),
+]
+CpusOpt = Annotated[int | None, typer.Option("--cpus", help="CPUs per machine.")]
+MemoryOpt = Annotated[int | None, typer.Option("--memory", help="MiB of memory per machine.")]
+LibvirtUriOpt = Annotated[
+    str | None, typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
+]
+ContainerdOpt = Annotated[
+    bool | None,
+    typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine."),
+]
+CountOpt = Annotated[int | None, typer.Option("--count", help="nodes: how many machines (1-9).")]
+AgentsOpt = Annotated[int | None, typer.Option("--agents", help="jenkins: agents (0-9).")]
+JdkOpt = Annotated[int | None, typer.Option("--jdk", help="jenkins: JDK 17 or 21.")]
+WarOpt = Annotated[
+    str | None, typer.Option("--jenkins-war", help="jenkins: install from this jenkins.war.")
+]
+ReplicasOpt = Annotated[int | None, typer.Option("--replicas", help="mysql-pair: replicas (1-5).")]
+ChainOpt = Annotated[
+    bool | None, typer.Option("--chain/--star", help="mysql-pair: cascade replicas.")
+]
+GtidOpt = Annotated[
+    bool | None, typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
+]
+TargetArgs = Annotated[
+    list[str] | None, typer.Argument(help="[LAB] [MACHINE...] (default: every machine).")
+]
+
+
+def _request(**given: object) -> object:
+    from labctl.ops.lifecycle import Request
+
+    return Request(**given)  # type: ignore[arg-type]
+
+
+def _split(
+    ctx: typer.Context, args: list[str] | None, lab: str | None
+) -> tuple[str | None, list[str]]:
+    from labctl.ops.lifecycle import split_target
+
+    return split_target(home(ctx), args or [], lab)
+
+
+def render(
+    ctx: typer.Context,
+    lab: LabArg,
+    name: NameOpt = None,
+    provider: ProviderOpt = None,
+    box: BoxOpt = None,
+    subnet: SubnetOpt = None,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    libvirt_uri: LibvirtUriOpt = None,
+    containerd: ContainerdOpt = None,
+    count: CountOpt = None,
+    agents: AgentsOpt = None,
+    jdk: JdkOpt = None,
+    jenkins_war: WarOpt = None,
+    replicas: ReplicasOpt = None,
+    chain: ChainOpt = None,
+    gtid: GtidOpt = None,
+    stdout: Annotated[
+        bool, typer.Option("--stdout", help="Print the Vagrantfile, write nothing.")
+    ] = False,
+) -> None:
+    """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    req = _request(
+        provider=provider,
+        box=box,
+        subnet=subnet,
+        cpus=cpus,
+        memory=memory,
+        libvirt_uri=libvirt_uri,
+        containerd=containerd,
+        count=count,
+        agents=agents,
+        jdk=jdk,
+        jenkins_war=jenkins_war,
+        replicas=replicas,
+        chain=chain,
+        gtid=gtid,
+    )
+    if stdout:
+        sys.stdout.write(lifecycle.render_text(home(ctx), lab, name, req))  # type: ignore[arg-type]
+        return
+    done = lifecycle.render_lab(home(ctx), lab, name, req)  # type: ignore[arg-type]
+    ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
+    print(done.path)
+
+
+def up(
+    ctx: typer.Context,
+    lab: LabArg,
+    name: NameOpt = None,
+    provider: ProviderOpt = None,
+    box: BoxOpt = None,
+    subnet: SubnetOpt = None,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    libvirt_uri: LibvirtUriOpt = None,
+    containerd: ContainerdOpt = None,
+    count: CountOpt = None,
+    agents: AgentsOpt = None,
+    jdk: JdkOpt = None,
+    jenkins_war: WarOpt = None,
+    replicas: ReplicasOpt = None,
+    chain: ChainOpt = None,
+    gtid: GtidOpt = None,
+    timeout: TimeoutOpt = None,
+    json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+) -> None:
+    """Render the lab if needed, bring every machine up, print the machine table."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    req = _request(
+        provider=provider,
+        box=box,
+        subnet=subnet,
+        cpus=cpus,
+        memory=memory,
+        libvirt_uri=libvirt_uri,
+        containerd=containerd,
+        count=count,
+        agents=agents,
+        jdk=jdk,
+        jenkins_war=jenkins_war,
+        replicas=replicas,
+        chain=chain,
+        gtid=gtid,
+    )
+    result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)  # type: ignore[arg-type]
+    if json:
+        ui.print_json(result.rows)
+    else:
+        ui.machines(result.rows)
+        for note in result.notes:
+            ui.info(note)
+
+
+def status(
+    ctx: typer.Context,
+    lab: Annotated[str | None, typer.Argument()] = None,
+    lab_opt: LabOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Every machine of a lab: hostname, IP, state, provider."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    rows = lifecycle.status(home(ctx), lab or lab_opt)
+    ui.print_json(rows) if json else ui.machines(rows)
+
+
+def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
+    """Every lab with its machines' states."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    rows = lifecycle.ls(home(ctx))
+    if json:
+        ui.print_json(rows)
+    elif rows:
+        ui.machines(rows, show_lab=True)
+    else:
+        ui.info(f"no labs in {home(ctx).root}; create one: labctl up nodes")
+
+
+def ssh(
+    ctx: typer.Context,
+    args: Annotated[list[str], typer.Argument(help="[LAB] MACHINE")],
+    command: Annotated[
+        str | None, typer.Option("--command", "-c", help="Run this and exit.")
+    ] = None,
+    lab_opt: LabOpt = None,
+) -> None:
+    """A shell in a machine, or one command with -c (exit status passed through)."""
+    from labctl.ops import guestcmd
+
+    if len(args) > 2:
+        raise SpecError("usage: labctl ssh [LAB] MACHINE [-c COMMAND]")
+    lab, machine = (args[0], args[1]) if len(args) == 2 else (lab_opt, args[0])
+    code = guestcmd.ssh(home(ctx), lab, machine, command)
+    raise typer.Exit(code)
+
+
+def _action(action: str, doc: str) -> object:
+    def command(
+        ctx: typer.Context,
+        args: TargetArgs = None,
+        lab_opt: LabOpt = None,
+        timeout: TimeoutOpt = None,
+        json: JsonOpt = False,
+    ) -> None:
+        from labctl import ui
+        from labctl.ops import lifecycle
+
+        lab, machines = _split(ctx, args, lab_opt)
+        rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout)
+        ui.print_json(rows) if json else ui.machines(rows)
+
+    command.__doc__ = doc
+    command.__name__ = action
+    return command
+
+
+def reload(
+    ctx: typer.Context,
+    args: TargetArgs = None,
+    lab_opt: LabOpt = None,
+    provision: Annotated[
+        bool, typer.Option("--provision", help="Run the provisioners again.")
+    ] = False,
+    timeout: TimeoutOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Restart machines (halt + up), with --provision to provision them again."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    lab, machines = _split(ctx, args, lab_opt)
+    rows = lifecycle.act(
+        home(ctx), lab, "reload", machines, ui.Progress(), timeout, provision=provision or None
+    )
+    ui.print_json(rows) if json else ui.machines(rows)
+
+
+def destroy(
+    ctx: typer.Context, args: TargetArgs = None, lab_opt: LabOpt = None, yes: YesOpt = False
+) -> None:
+    """Destroy a lab's machines and its folder. A lab that is gone: nothing to do."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    lab, machines = _split(ctx, args, lab_opt)
+    what = " ".join([lab or "the lab", *machines])
+    if not yes:
+        if not sys.stdin.isatty():
+            raise SpecError("refusing to destroy without --yes (no terminal to ask on)")
+        if not typer.confirm(f"Destroy {what}?"):
+            raise typer.Exit(ExitCode.FAILED)
+    name = lifecycle.destroy(home(ctx), lab, machines, ui.Progress())
+    if name:
+        ui.success(
+            f"destroyed lab {name}" + (f" machines {' '.join(machines)}" if machines else "")
+        )
+    else:
+        ui.info(f"no lab {lab + ' ' if lab else ''}here: nothing to destroy")
+
+
+def box_build(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
+) -> None:
+    """Build the docker provider's box image offline from Debian's packages."""
+    from labctl import box, ui
+    from labctl.spec import DOCKER_BOX
+
+    if box.build(force=force, on_line=lambda line: ui.info(f"  box | {line}")):
+        ui.success(f"built {DOCKER_BOX}")
+    else:
+        ui.info(f"{DOCKER_BOX} is already there (--force rebuilds it)")
+
+
+def doctor(json: JsonOpt = False) -> None:
+    """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
+    from labctl import doctor as checks
+    from labctl import ui
+
+    results = checks.run_all()
+    if json:
+        ui.print_json(results)
+    else:
+        ui.table(
+            ["CHECK", "OK", "DETAIL", "FIX"],
+            [
+                [c.name, "[green]yes[/]" if c.ok else "[red]no[/]", c.detail, "" if c.ok else c.fix]
+                for c in results
+            ],
+        )
+    if not all(c.ok or not c.required for c in results):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(render)
+    app.command()(up)
+    app.command()(status)
+    app.command()(ssh)
+    app.command(name="provision")(_action("provision", "Run the provisioners of machines again."))
+    app.command()(reload)
+    app.command(name="halt")(_action("halt", "Shut machines down (keeps their disks)."))
+    app.command(name="suspend")(_action("suspend", "Save machines' state and stop them."))
+    app.command(name="resume")(_action("resume", "Resume suspended machines."))
+    app.command()(destroy)
+    app.command()(ls)
+    app.command()(doctor)
+    box_app = typer.Typer(help="The docker provider's box image.", no_args_is_help=True)
+    box_app.command(name="build")(box_build)
+    app.add_typer(box_app, name="box")

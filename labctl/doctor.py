@@ -1,0 +1,111 @@
+"""Pre-flight checks: what this host has for running labs, and how to fix what it lacks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from labctl import providers
+from labctl.spec import DOCKER_BOX
+
+MIN_VAGRANT = (2, 2, 19)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str
+    required: bool = False
+
+
+def _vagrant() -> Check:
+    exe = shutil.which("vagrant")
+    if not exe:
+        return Check("vagrant", False, "not found", "apt-get install vagrant", required=True)
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+    version = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
+    ok = version >= MIN_VAGRANT
+    return Check(
+        "vagrant",
+        ok,
+        out.strip() or "unknown version",
+        f"upgrade Vagrant to {'.'.join(map(str, MIN_VAGRANT))} or later",
+        required=True,
+    )
+
+
+def run_all() -> list[Check]:
+    """Every check, in the order a user would fix them."""
+    docker_cli = providers.docker_installed()
+    engine = providers.docker_engine_answers() if docker_cli else False
+    checks = [
+        _vagrant(),
+        Check(
+            "provider virtualbox",
+            providers.virtualbox_installed(),
+            "VBoxManage found" if providers.virtualbox_installed() else "not installed",
+            providers.INSTALL_HINTS["virtualbox"],
+        ),
+        Check(
+            "provider libvirt",
+            providers.libvirt_plugin_installed() and providers.libvirt_daemon_present(),
+            (
+                "plugin "
+                + ("found" if providers.libvirt_plugin_installed() else "missing")
+                + ", daemon "
+                + ("found" if providers.libvirt_daemon_present() else "not running")
+            ),
+            providers.INSTALL_HINTS["libvirt"] + "; start libvirtd",
+        ),
+        Check(
+            "provider docker",
+            docker_cli,
+            "docker CLI found" if docker_cli else "not installed",
+            providers.INSTALL_HINTS["docker"],
+        ),
+        Check(
+            "docker engine",
+            engine,
+            "answers" if engine else "not answering",
+            "start it: systemctl start docker (or dockerd &)",
+        ),
+    ]
+    if engine:
+        from labctl.box import image_present
+
+        present = image_present()
+        checks.append(
+            Check(
+                "docker box image",
+                present,
+                DOCKER_BOX if present else "missing",
+                "labctl box build (needs root and debootstrap)",
+            )
+        )
+    checks += [
+        Check(
+            "kvm",
+            providers.kvm_usable(),
+            "/dev/kvm usable" if providers.kvm_usable() else "no /dev/kvm",
+            "enable virtualization in the firmware, load kvm_intel/kvm_amd (libvirt needs it)",
+        ),
+        Check(
+            "ssh client",
+            shutil.which("ssh") is not None,
+            "for `vagrant ssh`",
+            "apt-get install openssh-client",
+        ),
+    ]
+    try:
+        default = providers.detect()
+        checks.append(Check("default provider", True, default, ""))
+    except Exception as exc:  # detect() explains itself; doctor reports, never raises
+        checks.append(
+            Check("default provider", False, str(exc), "install one provider above", required=True)
+        )
+    return checks

@@ -1,0 +1,100 @@
+"""The topologies: pure functions from validated settings to machines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from labctl.spec import ForwardedPort, LabSpec, Machine, Provisioner, Settings, validate_settings
+
+DEFAULT_CPUS = 2
+DEFAULT_MEMORY = 1024
+
+# Where each topology puts its machines on the lab's /24.
+NODES_FIRST_IP = 101
+JENKINS_SERVER_IP = 10
+MYSQL_PRIMARY_IP = 20
+
+
+def _machine(
+    s: Settings,
+    name: str,
+    hostname: str,
+    host_octet: int,
+    role: str,
+    *,
+    memory: int = DEFAULT_MEMORY,
+    primary: bool = False,
+    ports: tuple[ForwardedPort, ...] = (),
+) -> Machine:
+    return Machine(
+        name=name,
+        hostname=hostname,
+        ip=f"{s.subnet}.{host_octet}",
+        role=role,
+        cpus=s.cpus or DEFAULT_CPUS,
+        memory=s.memory or memory,
+        primary=primary,
+        ports=ports,
+    )
+
+
+def _nodes(s: Settings) -> list[Machine]:
+    return [
+        _machine(s, f"node{i}", f"node{i}", NODES_FIRST_IP + i - 1, "node", primary=i == 1)
+        for i in range(1, s.count + 1)
+    ]
+
+
+def _jenkins(s: Settings) -> list[Machine]:
+    server = _machine(
+        s,
+        "server",
+        "jenkins-server",
+        JENKINS_SERVER_IP,
+        "jenkins-server",
+        memory=2048,
+        primary=True,
+        ports=(ForwardedPort(id="jenkins", guest=8080, host=8080),),
+    )
+    agents = [
+        _machine(s, f"agent{i}", f"jenkins-agent{i}", JENKINS_SERVER_IP + i, "jenkins-agent")
+        for i in range(1, s.agents + 1)
+    ]
+    return [server, *agents]
+
+
+def _mysql_pair(s: Settings) -> list[Machine]:
+    primary = _machine(
+        s, "primary", "mysql-primary", MYSQL_PRIMARY_IP, "mysql-primary", primary=True
+    )
+    replicas = [
+        _machine(s, f"replica{i}", f"mysql-replica{i}", MYSQL_PRIMARY_IP + i, "mysql-replica")
+        for i in range(1, s.replicas + 1)
+    ]
+    return [primary, *replicas]
+
+
+_TOPOLOGIES: dict[str, Callable[[Settings], list[Machine]]] = {
+    "nodes": _nodes,
+    "jenkins": _jenkins,
+    "mysql-pair": _mysql_pair,
+}
+
+
+def _provisioners(s: Settings, m: Machine, hosts: str) -> tuple[Provisioner, ...]:
+    """The provision scripts of one machine, in the order they run."""
+    steps = [Provisioner("common", "common.sh", {"LAB_HOSTS": hosts, "LAB_TIMEZONE": s.timezone})]
+    if s.containerd:
+        steps.append(Provisioner("containerd", "containerd.sh"))
+    return tuple(steps)
+
+
+def build_spec(settings: Settings, lab_id: str) -> LabSpec:
+    """Validate `settings` and lay out the topology's machines."""
+    s = validate_settings(settings)
+    machines = _TOPOLOGIES[s.topology](s)
+    # Every machine knows every other by hostname (the lab's own /etc/hosts).
+    hosts = " ".join(f"{m.ip}={m.hostname}" for m in machines)
+    machines = [replace(m, provisioners=_provisioners(s, m, hosts)) for m in machines]
+    return LabSpec(id=lab_id, settings=s, machines=tuple(machines))

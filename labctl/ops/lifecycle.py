@@ -1,0 +1,381 @@
+"""Use cases of a lab's life: render, up, status, halt ... destroy.
+
+Each function takes what the CLI parsed and returns data for ui to draw;
+Vagrant's progress goes to the `on_event` callback the caller passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from labctl import inventory, providers
+from labctl.errors import LabctlError, SpecError
+from labctl.home import LabHome, LabPaths
+from labctl.labs import build_spec
+from labctl.spec import DOCKER_BOX, TOPOLOGIES, VM_BOX, LabSpec, Settings, check_topology
+from labctl.vagrant import Event, MachineState, VagrantDriver
+
+EventSink = Callable[[Event], None]
+_TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
+
+
+@dataclass(frozen=True)
+class Request:
+    """Options given on the command line; None means "not given"."""
+
+    provider: str | None = None
+    box: str | None = None
+    subnet: str | None = None
+    cpus: int | None = None
+    memory: int | None = None
+    libvirt_uri: str | None = None
+    containerd: bool | None = None
+    count: int | None = None
+    agents: int | None = None
+    jdk: int | None = None
+    jenkins_war: str | None = None
+    replicas: int | None = None
+    chain: bool | None = None
+    gtid: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class MachineRow:
+    """One machine as status and up show it."""
+
+    lab: str
+    name: str
+    hostname: str
+    ip: str
+    role: str
+    state: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """The machine table after `up`, plus what the topology wants said (URLs...)."""
+
+    rows: list[MachineRow]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    spec: LabSpec
+    path: str
+    changed: bool
+
+
+# ---------------------------------------------------------------- planning
+
+
+def _lab_and_topology(home: LabHome, lab: str, name: str | None) -> tuple[str, str, LabSpec | None]:
+    """(lab name, topology, existing spec) meant by `labctl up LAB [--name N]`."""
+    if name:
+        topology = check_topology(lab)
+        existing = home.load(name) if home.exists(name) else None
+        if existing and existing.topology != topology:
+            raise SpecError(
+                f"lab {name!r} exists with topology {existing.topology}, not {topology}"
+            )
+        return name, topology, existing
+    if home.exists(lab):
+        existing = home.load(lab)
+        return lab, existing.topology, existing
+    if lab in TOPOLOGIES:
+        return lab, lab, None
+    labs = home.names()
+    raise SpecError(
+        f"unknown lab or topology {lab!r} (topologies: {', '.join(TOPOLOGIES)}"
+        + (f"; labs: {', '.join(labs)})" if labs else ")")
+    )
+
+
+def _timezone() -> str:
+    tz = providers.host_timezone()
+    return tz if _TZ_RE.fullmatch(tz) else "Etc/UTC"
+
+
+def plan(
+    home: LabHome, lab: str, name: str | None, request: Request
+) -> tuple[LabSpec, LabSpec | None]:
+    """The spec to render for `labctl render|up LAB`, and the lab's current one."""
+    VagrantDriver.executable()  # SpecError naming the package when Vagrant is missing
+    lab_name, topology, existing = _lab_and_topology(home, lab, name)
+    given = request.given()
+    if existing:
+        settings = replace(existing.settings, **given)
+        created = inventory.machine_ids(home.paths(lab_name))
+        if created:
+            for key in ("provider", "subnet", "box"):
+                if getattr(settings, key) != getattr(existing.settings, key):
+                    raise SpecError(
+                        f"cannot change {key} of lab {lab_name!r} while it has machines",
+                        hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
+                    )
+        lab_id = existing.id
+    else:
+        provider = (
+            given.pop("provider", None) or os.environ.get("LABCTL_PROVIDER") or providers.detect()
+        )
+        settings = Settings(
+            topology=topology,
+            name=lab_name,
+            provider=provider,
+            box=given.pop("box", None) or (DOCKER_BOX if provider == "docker" else VM_BOX),
+            subnet=given.pop("subnet", None) or home.free_subnet(),
+            timezone=_timezone(),
+            **given,
+        )
+        lab_id = uuid.uuid4().hex[:12]
+    spec = build_spec(settings, lab_id)
+    home.check_subnet_free(spec.subnet, lab_name)
+    if existing:
+        removed = set(existing.machine_names()) - set(spec.machine_names())
+        gone = removed & set(inventory.machine_ids(home.paths(lab_name)))
+        if gone:
+            raise SpecError(
+                f"machines {', '.join(sorted(gone))} of lab {lab_name!r} still exist",
+                hint=f"destroy them first: labctl destroy {lab_name} {' '.join(sorted(gone))}",
+            )
+    else:
+        providers.require(spec.provider)
+    return spec, existing
+
+
+def _write(home: LabHome, spec: LabSpec) -> str:
+    """Render into a staging folder, let Vagrant validate it, then move it in."""
+    from labctl import render
+
+    paths = home.paths(spec.name)
+    staging = render.stage(spec, home.root)
+    try:
+        VagrantDriver(staging).validate()
+        render.install(staging, paths.root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    inventory.invalidate(paths)
+    return str(paths.root)
+
+
+def render_text(home: LabHome, lab: str, name: str | None, request: Request) -> str:
+    """The Vagrantfile `render` would write, without writing anything."""
+    from labctl import render
+
+    spec, _ = plan(home, lab, name, request)
+    return render.render_vagrantfile(spec)
+
+
+def render_lab(home: LabHome, lab: str, name: str | None, request: Request) -> Rendered:
+    """Write (or rewrite) the lab folder and validate it with Vagrant."""
+    spec, existing = plan(home, lab, name, request)
+    with home.lock(spec.name, "render"):
+        path = _write(home, spec)
+    return Rendered(spec, path, existing != spec)
+
+
+# ---------------------------------------------------------------- up and co
+
+
+def split_target(
+    home: LabHome, args: Sequence[str], lab: str | None
+) -> tuple[str | None, list[str]]:
+    """`[LAB] [MACHINE...]`: the first word is the lab when it names one."""
+    if lab is None and args and home.exists(args[0]):
+        return args[0], list(args[1:])
+    return lab, list(args)
+
+
+def _machines_of(spec: LabSpec, machines: Sequence[str]) -> list[str]:
+    for m in machines:
+        spec.machine(m)  # SpecError for an unknown machine
+    return list(machines)
+
+
+def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> None:
+    if spec.provider != "docker":
+        return
+    if not providers.docker_engine_answers():
+        raise LabctlError(
+            "the Docker engine is not answering",
+            hint="start it (systemctl start docker, or dockerd &) and try again",
+        )
+    from labctl import box
+
+    if not box.image_present(spec.settings.box):
+        if spec.settings.box != DOCKER_BOX:
+            raise LabctlError(
+                f"docker image {spec.settings.box!r} is not on this host",
+                hint="build or pull it, or leave out --box to use labctl's own",
+            )
+        on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
+        box.build(on_line=on_line)
+
+
+def up(
+    home: LabHome,
+    lab: str,
+    name: str | None,
+    request: Request,
+    on_event: EventSink,
+    timeout: float | None = None,
+    after_up: Callable[[LabSpec, LabPaths], list[str]] | None = None,
+) -> UpResult:
+    """Render if needed, then `vagrant up`, then the topology's own set-up."""
+    spec, existing = plan(home, lab, name, request)
+    with home.lock(spec.name, "up"):
+        paths = home.paths(spec.name)
+        if existing != spec or not paths.vagrantfile.exists():
+            _write(home, spec)
+        _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
+        driver = VagrantDriver(
+            paths.root,
+            on_event=on_event,
+            on_interrupt=lambda: on_event(
+                Event("", "warn", "interrupted: waiting for Vagrant to clean up...")
+            ),
+            timeout=timeout,
+        )
+        try:
+            driver.up(provider=spec.provider)
+        finally:
+            inventory.invalidate(paths)
+        notes = after_up(spec, paths) if after_up else []
+    return UpResult(status(home, spec.name), notes)
+
+
+def act(
+    home: LabHome,
+    lab: str | None,
+    action: str,
+    machines: Sequence[str] = (),
+    on_event: EventSink | None = None,
+    timeout: float | None = None,
+    provision: bool | None = None,
+) -> list[MachineRow]:
+    """halt, suspend, resume, provision or reload some or all machines."""
+    name = home.resolve(lab)
+    spec = home.load(name)
+    chosen = _machines_of(spec, machines)
+    paths = home.paths(name)
+    with home.lock(name, action):
+        driver = VagrantDriver(paths.root, on_event=on_event, timeout=timeout)
+        try:
+            if action == "reload":
+                driver.reload(chosen, provision=provision)
+            else:
+                getattr(driver, action)(chosen)
+        finally:
+            inventory.invalidate(paths)
+    return status(home, name)
+
+
+def _rows(spec: LabSpec, states: Sequence[MachineState]) -> list[MachineRow]:
+    by_name = {s.name: s for s in states}
+    rows = []
+    for m in spec.machines:
+        st = by_name.get(m.name)
+        rows.append(
+            MachineRow(
+                lab=spec.name,
+                name=m.name,
+                hostname=m.hostname,
+                ip=m.ip,
+                role=m.role,
+                state=st.state if st else "unknown",
+                provider=(st.provider if st and st.provider else spec.provider),
+            )
+        )
+    return rows
+
+
+def status(home: LabHome, lab: str | None) -> list[MachineRow]:
+    """Every machine of a lab with Vagrant's state (a failing status is an error)."""
+    name = home.resolve(lab)
+    spec = home.load(name)
+    return _rows(spec, VagrantDriver(home.paths(name).root).status())
+
+
+def ls(home: LabHome) -> list[MachineRow]:
+    """Every machine of every lab; labs are asked in parallel."""
+    specs = home.specs()
+    if not specs:
+        return []
+
+    def one(spec: LabSpec) -> list[MachineRow]:
+        try:
+            states = VagrantDriver(home.paths(spec.name).root).status()
+        except LabctlError:
+            states = []
+        return _rows(spec, states)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
+        return [row for rows in pool.map(one, specs) for row in rows]
+
+
+# ---------------------------------------------------------------- destroy
+
+
+def _docker_leftovers(spec: LabSpec) -> None:
+    """Containers of this lab that Vagrant no longer knows (an `up` interrupted
+    before Vagrant recorded them), and then their network if it is empty."""
+    if not providers.docker_installed():
+        return
+    found = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=io.labctl.lab-id={spec.id}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    if found:
+        subprocess.run(["docker", "rm", "-f", "-v", *found], capture_output=True, check=False)
+        # Vagrant's network for the subnet; docker refuses while others use it.
+        subprocess.run(
+            ["docker", "network", "rm", f"vagrant_network_{spec.subnet}.0/24"],
+            capture_output=True,
+            check=False,
+        )
+
+
+def destroy(
+    home: LabHome, lab: str | None, machines: Sequence[str] = (), on_event: EventSink | None = None
+) -> str | None:
+    """Destroy machines, and the lab folder with them; the lab's name, or None
+    when there was no such lab (nothing to do)."""
+    name = lab or os.environ.get("LABCTL_LAB")
+    if name is None:
+        labs = home.names()
+        if not labs:
+            return None
+        name = home.resolve(None)  # the only lab, or the error listing several
+    if not home.exists(name):
+        return None
+    spec = home.load(name)
+    chosen = _machines_of(spec, machines)
+    paths = home.paths(name)
+    with home.lock(name, "destroy"):
+        VagrantDriver(paths.root, on_event=on_event).destroy(chosen)
+        inventory.invalidate(paths)
+        if chosen and set(chosen) != set(spec.machine_names()):
+            return name
+        if spec.provider == "docker":
+            _docker_leftovers(spec)
+        shutil.rmtree(paths.root)
+    with contextlib.suppress(OSError):
+        (home.root / ".locks" / f"{name}.lock").unlink()
+    return name

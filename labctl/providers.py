@@ -1,0 +1,105 @@
+"""Which Vagrant providers this host can use, and what to install for the others."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from labctl.errors import SpecError
+
+INSTALL_HINTS = {
+    "virtualbox": "install VirtualBox (Debian/Ubuntu: the virtualbox package from "
+    "https://www.virtualbox.org/wiki/Linux_Downloads)",
+    "libvirt": "install the vagrant-libvirt plugin and libvirt (Debian/Ubuntu: apt-get "
+    "install vagrant-libvirt libvirt-daemon-system; elsewhere: vagrant plugin install "
+    "vagrant-libvirt)",
+    "docker": "install Docker (Debian/Ubuntu: apt-get install docker.io)",
+}
+LIBVIRT_SOCKETS = ("/var/run/libvirt/libvirt-sock", "/run/libvirt/virtqemud-sock")
+
+
+def virtualbox_installed() -> bool:
+    return shutil.which("VBoxManage") is not None
+
+
+def libvirt_plugin_installed() -> bool:
+    """Without running vagrant (a second and more): Debian's packaged plugin,
+    or one installed with `vagrant plugin install`."""
+    if glob.glob("/usr/share/rubygems-integration/all/gems/vagrant-libvirt-*"):
+        return True
+    plugins = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d")) / "plugins.json"
+    try:
+        return "vagrant-libvirt" in json.loads(plugins.read_text()).get("installed", {})
+    except (OSError, ValueError):
+        return False
+
+
+def libvirt_daemon_present() -> bool:
+    return any(os.path.exists(s) for s in LIBVIRT_SOCKETS)
+
+
+def docker_installed() -> bool:
+    return shutil.which("docker") is not None
+
+
+def docker_engine_answers(timeout: float = 10.0) -> bool:
+    if not docker_installed():
+        return False
+    try:
+        return (
+            subprocess.run(
+                ["docker", "info", "--format", "{{.ServerVersion}}"],
+                capture_output=True,
+                timeout=timeout,
+            ).returncode
+            == 0
+        )
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def kvm_usable() -> bool:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def detect() -> str:
+    """VirtualBox if installed, else libvirt if its plugin and a daemon are
+    here, else docker if an engine answers."""
+    if virtualbox_installed():
+        return "virtualbox"
+    if libvirt_plugin_installed() and libvirt_daemon_present():
+        return "libvirt"
+    if docker_engine_answers():
+        return "docker"
+    raise SpecError(
+        "no usable Vagrant provider found (VirtualBox, libvirt or a Docker engine)",
+        hint="run `labctl doctor` to see what is missing",
+    )
+
+
+def require(provider: str) -> None:
+    """SpecError naming the package to install when `provider` is not installed."""
+    installed = {
+        "virtualbox": virtualbox_installed,
+        "libvirt": libvirt_plugin_installed,
+        "docker": docker_installed,
+    }[provider]()
+    if not installed:
+        raise SpecError(f"provider {provider} is not installed", hint=INSTALL_HINTS[provider])
+
+
+def host_timezone() -> str:
+    """The host's time zone name, so guests' logs read like the host's."""
+    try:
+        return Path("/etc/timezone").read_text().strip() or "Etc/UTC"
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        return target.split("zoneinfo/", 1)[1]
+    except (OSError, IndexError):
+        return "Etc/UTC"

@@ -1,0 +1,159 @@
+"""Lab spec -> lab folder: the Vagrantfile (Jinja2), provision scripts, lab.json.
+
+Pure rendering plus one atomic write; running `vagrant validate` is the
+driver's job and ordering the two is ops' job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from labctl import __version__
+from labctl.spec import LabSpec, Machine, spec_to_record
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """templates/ or provision/: inside an installed wheel, else the source tree."""
+    for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"labctl is installed without its {name}/ folder")
+
+
+def ruby(value: Any) -> str:
+    """A Python value as a Ruby literal. Strings are single-quoted, so no
+    interpolation (#{...}) or escape sequence from user input is ever evaluated."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{ruby(str(k))} => {ruby(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(ruby(v) for v in value) + "]"
+    raise TypeError(f"no Ruby literal for {type(value).__name__}")
+
+
+def container_prefix(spec: LabSpec) -> str:
+    """Names of a lab's containers/domains: labctl-<lab>-<machine>."""
+    return f"labctl-{spec.name}-"
+
+
+def docker_args(spec: LabSpec, m: Machine) -> list[str]:
+    """`docker create` flags that let systemd run as PID 1 without --privileged."""
+    return [
+        "--cap-add=SYS_ADMIN",
+        "--cap-add=NET_ADMIN",
+        "--security-opt=seccomp=unconfined",
+        "--security-opt=apparmor=unconfined",
+        "--cgroupns=host",
+        "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs=/run",
+        "--tmpfs=/run/lock",
+        # containerd's overlay snapshotter cannot stack on the container's own
+        # overlay root; an anonymous volume per machine is a plain directory
+        # and `vagrant destroy` (docker rm -v) removes it with the container.
+        "--volume=/var/lib/containerd",
+        # systemd shuts down cleanly on SIGRTMIN+3, not on docker's SIGTERM.
+        "--stop-signal=SIGRTMIN+3",
+        f"--cpus={m.cpus}",
+        f"--memory={m.memory}m",
+        f"--label=io.labctl.lab={spec.name}",
+        f"--label=io.labctl.lab-id={spec.id}",
+    ]
+
+
+@cache
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # a Vagrantfile is Ruby, not HTML: `ruby` does the quoting
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["ruby"] = ruby
+    return env
+
+
+def render_vagrantfile(spec: LabSpec) -> str:
+    """The lab's Vagrantfile."""
+    template = _environment().get_template("Vagrantfile.j2")
+    return str(
+        template.render(
+            spec=spec,
+            version=__version__,
+            prefix=container_prefix(spec),
+            docker_args=lambda m: docker_args(spec, m),
+        )
+    )
+
+
+def lab_files(spec: LabSpec) -> dict[str, str]:
+    """Relative path -> content of every file labctl writes into a lab folder."""
+    files = {
+        "Vagrantfile": render_vagrantfile(spec),
+        "lab.json": json.dumps(spec_to_record(spec), indent=2) + "\n",
+    }
+    scripts = sorted({"lib.sh"} | {p.script for m in spec.machines for p in m.provisioners})
+    source = data_dir("provision")
+    for script in scripts:
+        files[f"provision/{script}"] = (source / script).read_text()
+    return files
+
+
+def write_tree(files: Mapping[str, str], root: Path) -> None:
+    """Write `files` under a new folder `root` (0700: it will hold secrets)."""
+    root.mkdir(mode=0o700)
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        if rel.endswith(".sh"):
+            path.chmod(0o755)
+
+
+def stage(spec: LabSpec, home: Path) -> Path:
+    """Render into a fresh temporary folder beside the labs; the caller installs it."""
+    home.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".render-{spec.name}-", dir=home))
+    staging.rmdir()  # write_tree creates it with the right mode
+    write_tree(lab_files(spec), staging)
+    return staging
+
+
+def install(staging: Path, target: Path) -> None:
+    """Move a staged lab into place.
+
+    A new lab is one rename. An existing lab keeps its .vagrant/ machine state
+    and labctl state; its Vagrantfile, provision/ and lab.json are replaced
+    file by file (each replace is atomic), lab.json last so the record never
+    describes a Vagrantfile that is not there.
+    """
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    old_provision = target / "provision"
+    if old_provision.exists():
+        shutil.rmtree(old_provision)
+    if (staging / "provision").exists():
+        os.replace(staging / "provision", old_provision)
+    os.replace(staging / "Vagrantfile", target / "Vagrantfile")
+    os.replace(staging / "lab.json", target / "lab.json")
+    shutil.rmtree(staging)

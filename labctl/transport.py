@@ -1,0 +1,324 @@
+"""Commands in a guest over SSH (paramiko): one small interface.
+
+`run(argv)` quotes every word with shlex.join here and nowhere else, so an
+ID, a reference or a path from the user never reaches a shell unquoted.
+stdout and stderr are read at the same time (a full stream would otherwise
+stall the command); a time limit closes the channel and reports exit 124.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from labctl.errors import ConnectError, GuestError
+
+TIMEOUT_EXIT = 124
+_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one command in one guest did."""
+
+    host: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_ms: int = 0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class CommandFailed(GuestError):
+    """A guest command exited non-zero; carries its Result."""
+
+    def __init__(self, result: Result, what: str | None = None) -> None:
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        reason = detail[-1] if detail else f"exit status {result.exit_code}"
+        super().__init__(f"{result.host}: {what or result.command}: {reason}")
+        self.result = result
+
+
+def command_line(argv: Sequence[str], sudo: bool = False) -> str:
+    """The shell line for `argv`, each word quoted; sudo -n so it never prompts."""
+    words = ["sudo", "-n", "-H", "--", *argv] if sudo else list(argv)
+    return shlex.join(words)
+
+
+class Transport(Protocol):
+    """How labctl runs things in a guest; tests and ops depend on this only."""
+
+    name: str
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        check: bool = False,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> Result: ...
+
+    def put(self, data: bytes, remote: str, mode: int = 0o644, sudo: bool = False) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class HostKeys:
+    """Host keys pinned per lab and per machine, in the lab's own file.
+
+    Every lab reuses 127.0.0.1:2222, so a key is pinned to a machine (and the
+    Vagrant id of its current incarnation), never to host:port. A changed key
+    is accepted only when the machine was recreated (its id changed).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def verify(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> None:
+        with self._lock:
+            pins = self._load()
+            pin = pins.get(machine)
+            if pin and pin["key"] == key_b64 and pin["type"] == key_type:
+                if pin.get("id") != machine_id:
+                    pins[machine]["id"] = machine_id
+                    self._save(pins)
+                return
+            if pin and pin.get("id") == machine_id:
+                raise ConnectError(
+                    f"host key of machine {machine!r} changed ({pin['type']} -> {key_type}) "
+                    "though the machine was not recreated: refusing to connect",
+                    hint=f"if you rebuilt it on purpose, delete its entry in {self.path}",
+                    pinned=True,
+                )
+            pins[machine] = {"id": machine_id, "type": key_type, "key": key_b64}
+            self._save(pins)
+
+    def forget(self, machines: Sequence[str] | None = None) -> None:
+        with self._lock:
+            pins = self._load()
+            for m in list(pins) if machines is None else machines:
+                pins.pop(m, None)
+            self._save(pins)
+
+    def _save(self, pins: dict[str, dict[str, str]]) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pins, indent=2, sort_keys=True))
+        tmp.chmod(0o600)
+        tmp.replace(self.path)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Everything needed to open an SSH session to one machine."""
+
+    name: str
+    host: str
+    port: int
+    user: str
+    key_file: str
+    machine_id: str = ""
+
+
+def _drain(recv: Any, sink: bytearray) -> None:
+    while True:
+        data = recv(_CHUNK)
+        if not data:
+            return
+        sink.extend(data)
+
+
+class SshTransport:
+    """One paramiko connection to one guest."""
+
+    def __init__(
+        self, endpoint: Endpoint, host_keys: HostKeys | None, connect_timeout: float = 20.0
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self.host_keys = host_keys
+        self.connect_timeout = connect_timeout
+        self._transport: Any = None
+
+    # ------------------------------------------------------------ connection
+
+    def connect(self) -> SshTransport:
+        """Open the connection, retrying with backoff while the guest boots."""
+        import paramiko
+
+        deadline = time.monotonic() + self.connect_timeout
+        delay = 0.2
+        while True:
+            try:
+                self._transport = self._open(paramiko)
+                return self
+            except ConnectError:
+                raise
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                if time.monotonic() + delay > deadline:
+                    ep = self.endpoint
+                    raise ConnectError(
+                        f"cannot reach machine {ep.name!r} at {ep.host}:{ep.port}: {exc or type(exc).__name__}",
+                        hint="is it running? see `labctl status`",
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _open(self, paramiko: Any) -> Any:
+        ep = self.endpoint
+        sock = socket.create_connection((ep.host, ep.port), timeout=10)
+        t = paramiko.Transport(sock)
+        try:
+            t.start_client(timeout=10)
+            key = t.get_remote_server_key()
+            if self.host_keys is not None:
+                self.host_keys.verify(ep.name, ep.machine_id, key.get_name(), key.get_base64())
+            try:
+                pkey = paramiko.PKey.from_path(ep.key_file)
+            except (OSError, paramiko.SSHException) as exc:
+                raise ConnectError(f"cannot read the SSH key of {ep.name!r}: {exc}") from exc
+            t.auth_publickey(ep.user, pkey)
+            t.set_keepalive(15)
+            return t
+        except BaseException:
+            t.close()
+            raise
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def __enter__(self) -> SshTransport:
+        return self.connect() if self._transport is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _session(self) -> Any:
+        """A new channel; reconnects once if the connection was dropped."""
+        import paramiko
+
+        if self._transport is None:
+            self.connect()
+        try:
+            return self._transport.open_session(timeout=10)
+        except (EOFError, OSError, paramiko.SSHException):
+            self.close()
+            self.connect()
+            return self._transport.open_session(timeout=10)
+
+    # ------------------------------------------------------------ commands
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        sudo: bool = False,
+        check: bool = False,
+        timeout: float | None = None,
+        stdin: bytes | IO[bytes] | None = None,
+    ) -> Result:
+        """Run `argv` (each word quoted) and collect its output."""
+        cmd = command_line(argv, sudo)
+        start = time.monotonic()
+        chan = self._session()
+        chan.exec_command(cmd)
+        out, err = bytearray(), bytearray()
+        readers = [
+            threading.Thread(target=_drain, args=(chan.recv, out), daemon=True),
+            threading.Thread(target=_drain, args=(chan.recv_stderr, err), daemon=True),
+        ]
+        if stdin is not None:
+            readers.append(threading.Thread(target=_feed, args=(chan, stdin), daemon=True))
+        for t in readers:
+            t.start()
+        finished = chan.status_event.wait(timeout)
+        if finished:
+            for t in readers:
+                t.join()
+            code = chan.recv_exit_status()
+        else:
+            chan.close()
+            code = TIMEOUT_EXIT
+        chan.close()
+        result = Result(
+            host=self.name,
+            command=cmd,
+            exit_code=code,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            duration_ms=int((time.monotonic() - start) * 1000),
+            timed_out=not finished,
+        )
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    def put(self, data: bytes, remote: str, mode: int = 0o644, sudo: bool = False) -> None:
+        """Write `data` to `remote` with `mode`; the mode is set before any byte lands."""
+        if self._transport is None:
+            self.connect()
+        sftp = self._transport.open_sftp_client()
+        try:
+            target = remote
+            if sudo:
+                target = f"/tmp/.labctl-put-{threading.get_ident()}-{time.monotonic_ns()}"
+            with sftp.open(target, "wb") as fh:
+                fh.chmod(0o600)
+                fh.write(data)
+            if not sudo:
+                sftp.chmod(target, mode)
+        finally:
+            sftp.close()
+        if sudo:
+            self.run(["install", "-m", f"{mode:o}", target, remote], sudo=True, check=True)
+            self.run(["rm", "-f", target], check=True)
+
+    def get(self, remote: str) -> bytes:
+        """The content of a file in the guest (readable by the SSH user)."""
+        if self._transport is None:
+            self.connect()
+        sftp = self._transport.open_sftp_client()
+        try:
+            with sftp.open(remote, "rb") as fh:
+                return bytes(fh.read())
+        finally:
+            sftp.close()
+
+    def open_channel(self) -> Any:
+        """A raw session channel, for interactive use (see labctl.terminal)."""
+        return self._session()
+
+
+def _feed(chan: Any, stdin: bytes | IO[bytes]) -> None:
+    try:
+        if isinstance(stdin, (bytes, bytearray)):
+            chan.sendall(stdin)
+        else:
+            for block in iter(lambda: stdin.read(_CHUNK), b""):
+                chan.sendall(block)
+        chan.shutdown_write()
+    except OSError:
+        pass  # the command ended without reading all of its input

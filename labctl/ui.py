@@ -1,0 +1,140 @@
+"""Drawing: rich tables for people, JSON for scripts, Vagrant's progress per machine.
+
+Tables and JSON go to stdout; progress, warnings and errors go to stderr, so
+`labctl ... --json | jq` always gets clean JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from functools import cache
+from typing import Any
+
+from labctl.vagrant import Event
+
+_COLORS = (
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "bright_red",
+    "bright_cyan",
+    "bright_green",
+)
+_STATE_STYLE = {"running": "green", "poweroff": "red", "not_created": "dim", "stopped": "red"}
+
+
+@cache
+def out() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+@cache
+def err() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def to_plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(to_plain(value), indent=2, sort_keys=False) + "\n")
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    """A plain table: one header row, one line per row, no box clutter."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    out().print(t)
+
+
+def state(text: str) -> str:
+    style = _STATE_STYLE.get(text, "yellow")
+    return f"[{style}]{text}[/]"
+
+
+def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
+    """The machine table of `up`, `status`, `ls`."""
+    cols = ["LAB"] if show_lab else []
+    cols += ["MACHINE", "HOSTNAME", "IP", "STATE", "PROVIDER", "ROLE"]
+    table(
+        cols,
+        [
+            ([r.lab] if show_lab else [])
+            + [r.name, r.hostname, r.ip, state(r.state), r.provider, r.role]
+            for r in rows
+        ],
+    )
+
+
+def info(text: str) -> None:
+    err().print(text, markup=False)
+
+
+def success(text: str) -> None:
+    err().print(f"[green]{text}[/]")
+
+
+def warn(text: str) -> None:
+    err().print(f"[yellow]warning:[/] {text}")
+
+
+def error(text: str, hint: str | None = None) -> None:
+    from rich.markup import escape
+
+    err().print(f"[bold red]labctl: error:[/] {escape(text)}")
+    if hint:
+        err().print(f"  [dim]hint:[/] {escape(hint)}")
+
+
+class Progress:
+    """Vagrant's output, one line per event, each prefixed by its machine."""
+
+    def __init__(self, verbose: bool = True) -> None:
+        self.verbose = verbose
+        self._colors: dict[str, str] = {}
+
+    def _color(self, machine: str) -> str:
+        if machine not in self._colors:
+            self._colors[machine] = _COLORS[len(self._colors) % len(_COLORS)]
+        return self._colors[machine]
+
+    def __call__(self, event: Event) -> None:
+        from rich.markup import escape
+
+        if (event.kind == "detail" and not self.verbose) or event.kind == "error":
+            return  # errors come back once more as the command's own error
+        style = {"error": "red", "warn": "yellow", "success": "green"}.get(event.kind, "")
+        for raw in event.text.splitlines() or [""]:
+            text = raw.strip()
+            if event.machine and text.startswith(f"==> {event.machine}:"):
+                text = text[len(event.machine) + 5 :].strip()
+            elif event.machine and text.startswith(f"{event.machine}:"):
+                text = text[len(event.machine) + 1 :].strip()
+            if not text:
+                continue
+            body = f"[{style}]{escape(text)}[/]" if style else escape(text)
+            if event.machine:
+                color = self._color(event.machine)
+                err().print(f"[{color}]{event.machine:>10}[/] | {body}", soft_wrap=True)
+            else:
+                err().print(f"{'':>10} | {body}", soft_wrap=True)

@@ -1,0 +1,246 @@
+"""The one place that talks to Vagrant, through python-vagrant.
+
+python-vagrant 1.0.0 (its last release) builds the commands; this module
+replaces how they run, because the library's own runner hides what matters:
+it throws Vagrant's error text away (stderr to /dev/null), kills Vagrant
+outright on Ctrl-C (subprocess.call), cannot stream per machine, and its
+status parser raises on `error-exit` lines or turns a failure into "not
+created". Every command here runs with --machine-readable, so each output
+line names its machine and a failure names its Vagrant::Errors class.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl import process
+from labctl.errors import LabBusy, SpecError, VagrantError
+
+# Vagrant's own lock: another vagrant process works on the machine. Exit 75,
+# and never touch the other process.
+_BUSY_ERRORS = {"MachineActionLockedError", "EnvironmentLockedError"}
+_HINTS = {
+    "SuspendNotSupported": "the docker provider cannot suspend: use `labctl halt`, later `labctl up`",
+}
+_NOT_INSTALLED_HINT = (
+    "install Vagrant: apt-get install vagrant (or https://developer.hashicorp.com/vagrant/install)"
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of Vagrant's output: the machine it concerns ('' for none)."""
+
+    machine: str
+    kind: str  # ui level: info, output, detail, warn, error, success
+    text: str
+
+
+@dataclass(frozen=True)
+class MachineState:
+    name: str
+    state: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class SshParams:
+    """How to reach one machine, from `vagrant ssh-config`."""
+
+    machine: str
+    host: str
+    port: int
+    user: str
+    key_file: str
+
+
+@dataclass(frozen=True)
+class Line:
+    """One parsed --machine-readable line."""
+
+    target: str
+    kind: str
+    data: tuple[str, ...]
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%!(VAGRANT_COMMA)", ",").replace("\\n", "\n").replace("\\r", "")
+
+
+def parse_line(raw: str) -> Line | None:
+    """`timestamp,target,kind,data...` -> Line; None for anything else."""
+    parts = raw.split(",", 4)
+    if len(parts) < 3 or not parts[0].isdigit():
+        return None
+    return Line(parts[1], parts[2], tuple(_unescape(p) for p in parts[3:]))
+
+
+def parse_output(stdout: str) -> list[Line]:
+    return [line for raw in stdout.splitlines() if (line := parse_line(raw))]
+
+
+def error_of(lines: Sequence[Line], stderr: str) -> VagrantError:
+    """The exception for a failed command: Vagrant's class and message."""
+    for line in lines:
+        if line.kind == "error-exit" and line.data:
+            cls = line.data[0].rsplit("::", 1)[-1]
+            text = line.data[1] if len(line.data) > 1 else cls
+            # The first paragraph says what failed; later ones are Vagrant's
+            # generic advice (for a lock: "kill them", which labctl never does).
+            message = " ".join(text.split("\n\n")[0].split())
+            if cls in _BUSY_ERRORS:
+                return LabBusy(
+                    f"Vagrant is busy with this lab in another process: {message}",
+                    hint="wait for the other vagrant/labctl to finish, then try again",
+                )
+            return VagrantError(message, hint=_HINTS.get(cls), error_class=cls)
+    ui_errors = [
+        " ".join(x.data[1].split()) for x in lines if x.kind == "ui" and x.data[:1] == ("error",)
+    ]
+    detail = " ".join(ui_errors) or " ".join(stderr.split())[-500:] or "vagrant failed"
+    return VagrantError(detail)
+
+
+def ssh_params(text: str) -> dict[str, SshParams]:
+    """Parse `vagrant ssh-config` output (every Host block) with paramiko's parser."""
+    from paramiko import SSHConfig
+
+    config = SSHConfig.from_text(text)
+    found: dict[str, SshParams] = {}
+    for host in sorted(config.get_hostnames() - {"*"}):
+        entry = config.lookup(host)
+        keys = entry.get("identityfile") or [""]
+        found[host] = SshParams(
+            machine=host,
+            host=entry.get("hostname", "127.0.0.1"),
+            port=int(entry.get("port", 22)),
+            user=entry.get("user", "vagrant"),
+            key_file=keys[0],
+        )
+    return found
+
+
+class VagrantDriver:
+    """Drive Vagrant in one lab folder."""
+
+    def __init__(
+        self,
+        root: Path,
+        on_event: Callable[[Event], None] | None = None,
+        on_interrupt: Callable[[], None] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.root = root
+        self.on_event = on_event
+        self.on_interrupt = on_interrupt
+        self.timeout = timeout
+        self._pv = self._python_vagrant()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _python_vagrant(self) -> Any:
+        import vagrant
+
+        driver = self
+
+        class _Vagrant(vagrant.Vagrant):  # type: ignore[misc]
+            def _make_vagrant_command(self, args: list[Any]) -> list[str]:
+                # A list stands for several machine names (python-vagrant takes one).
+                flat: list[str] = []
+                for a in args:
+                    if isinstance(a, (list, tuple)):
+                        flat.extend(a)
+                    elif a is not None:
+                        flat.append(a)
+                if "--machine-readable" not in flat:
+                    flat.append("--machine-readable")
+                return [driver.executable(), *flat]
+
+            def _call_vagrant_command(self, args: list[Any]) -> None:
+                driver._run(self._make_vagrant_command(args), stream=True)
+
+            def _run_vagrant_command(self, args: list[Any]) -> str:
+                return driver._run(self._make_vagrant_command(args), stream=False)
+
+        return _Vagrant(root=str(self.root), env=self.env())
+
+    @staticmethod
+    def executable() -> str:
+        exe = shutil.which("vagrant")
+        if not exe:
+            raise SpecError("vagrant is not installed", hint=_NOT_INSTALLED_HINT)
+        return exe
+
+    @staticmethod
+    def env() -> dict[str, str]:
+        return {**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1", "VAGRANT_NO_COLOR": "1"}
+
+    def _emit(self, raw: str) -> None:
+        line = parse_line(raw)
+        if self.on_event and line and line.kind == "ui" and len(line.data) > 1:
+            self.on_event(Event(line.target, line.data[0], line.data[1]))
+
+    def _run(self, argv: list[str], stream: bool) -> str:
+        done = process.run(
+            argv,
+            cwd=self.root,
+            env=self.env(),
+            on_stdout=self._emit if stream else None,
+            on_interrupt=self.on_interrupt,
+            timeout=self.timeout,
+        )
+        if done.returncode != 0:
+            raise error_of(parse_output(done.stdout), done.stderr)
+        return done.stdout
+
+    # ------------------------------------------------------------ commands
+
+    def validate(self) -> None:
+        self._pv._run_vagrant_command(["validate"])
+
+    def status(self) -> list[MachineState]:
+        """Every machine of the lab with Vagrant's state for it."""
+        return [
+            MachineState(s.name, s.state or "unknown", s.provider or "") for s in self._pv.status()
+        ]
+
+    def up(self, machines: Sequence[str] = (), provider: str | None = None) -> None:
+        self._pv.up(vm_name=tuple(machines) or None, provider=provider)
+
+    def provision(self, machines: Sequence[str] = ()) -> None:
+        self._pv.provision(vm_name=tuple(machines) or None)
+
+    def reload(self, machines: Sequence[str] = (), provision: bool | None = None) -> None:
+        self._pv.reload(vm_name=tuple(machines) or None, provision=provision)
+
+    def halt(self, machines: Sequence[str] = ()) -> None:
+        self._pv.halt(vm_name=tuple(machines) or None)
+
+    def suspend(self, machines: Sequence[str] = ()) -> None:
+        self._pv.suspend(vm_name=tuple(machines) or None)
+
+    def resume(self, machines: Sequence[str] = ()) -> None:
+        self._pv.resume(vm_name=tuple(machines) or None)
+
+    def destroy(self, machines: Sequence[str] = ()) -> None:
+        self._pv.destroy(vm_name=tuple(machines) or None)
+
+    def ssh_config(self, machine: str | None = None) -> dict[str, SshParams]:
+        """SSH parameters of one machine, or of all (fails if any is not running)."""
+        out = self._pv.ssh_config(vm_name=machine)
+        text = "\n".join(line.data[0] for line in parse_output(out) if line.kind == "ssh-config")
+        return ssh_params(text)
+
+    def ports(self, machine: str) -> list[tuple[int, int]]:
+        """(guest, host) forwarded ports of a running machine."""
+        out = self._pv._run_vagrant_command(["port", machine])
+        pairs = []
+        for line in parse_output(out):
+            if line.kind == "forwarded_port" and len(line.data) >= 2:
+                pairs.append((int(line.data[0]), int(line.data[1])))
+        return pairs

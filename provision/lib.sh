@@ -1,0 +1,68 @@
+# shellcheck shell=bash
+# Helpers for labctl's provision scripts. The Vagrantfile uploads this file
+# first (file provisioner "lib"); every script sources it.
+
+export DEBIAN_FRONTEND=noninteractive
+LABCTL_STATE=/var/lib/labctl
+mkdir -p "$LABCTL_STATE"
+# shellcheck disable=SC2034 # read by the scripts that source this file
+FILE_CHANGED=0
+
+say() { printf 'labctl: %s\n' "$*"; }
+
+# Every change a script makes is recorded here: a second provision run of an
+# unchanged lab must record none (that is how idempotency is tested).
+changed() {
+  say "changed: $*"
+  printf '%s %s: %s\n' "$(date -u +%FT%TZ)" "${0##*/}" "$*" >>"$LABCTL_STATE/changes.log"
+}
+
+apt_get() { apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"; }
+
+# Print the packages among "$@" that are not installed.
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || printf '%s\n' "$p"
+  done
+}
+
+# Install whatever of "$@" is missing; touch nothing otherwise.
+ensure_packages() {
+  local -a missing
+  mapfile -t missing < <(missing_packages "$@")
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
+  changed "installed ${missing[*]}"
+}
+
+# put_file DEST MODE < content: write DEST only when its content or mode differ.
+# Sets FILE_CHANGED=1 when it wrote, 0 otherwise (never fails on "no change").
+put_file() {
+  local dest=$1 mode=$2 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$dest" ] && cmp -s "$tmp" "$dest" && [ "$(stat -c %a "$dest")" = "$mode" ]; then
+    FILE_CHANGED=0
+    rm -f "$tmp"
+    return 0
+  fi
+  install -D -m "$mode" "$tmp" "$dest"
+  rm -f "$tmp"
+  # shellcheck disable=SC2034
+  FILE_CHANGED=1
+  changed "wrote $dest"
+}
+
+# ensure_service NAME: enabled and running.
+ensure_service() {
+  if ! systemctl is-enabled --quiet "$1"; then
+    systemctl enable --quiet "$1"
+    changed "enabled $1"
+  fi
+  if ! systemctl is-active --quiet "$1"; then
+    systemctl start "$1"
+    changed "started $1"
+  fi
+}

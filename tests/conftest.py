@@ -1,0 +1,66 @@
+"""Shared fixtures: a private LABCTL_HOME per test, and labctl run in-process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "labs"
+    monkeypatch.setenv("LABCTL_HOME", str(root))
+    monkeypatch.delenv("LABCTL_LAB", raising=False)
+    monkeypatch.delenv("LABCTL_PROVIDER", raising=False)
+    return root
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run labctl's real entry point in-process; return exit code and output."""
+    from labctl.cli import main
+
+    def run(*args: str) -> Ran:
+        with pytest.raises(SystemExit) as exc:
+            main(list(args))
+        out, err = capsys.readouterr()
+        code = exc.value.code
+        return Ran(int(code) if code is not None else 0, out, err)
+
+    return run
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under root (for 'nothing was written' assertions)."""
+    if not root.exists():
+        return []
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def data(name: str) -> str:
+    return (DATA / name).read_text()
+
+
+os.environ.setdefault("VAGRANT_CHECKPOINT_DISABLE", "1")
+
+
+def require(condition: object, why: str) -> None:
+    """Skip when a real part is missing, except under `make test`
+    (LABCTL_REQUIRE_REAL=1), where a missing part is a failure."""
+    if condition:
+        return
+    if os.environ.get("LABCTL_REQUIRE_REAL"):
+        pytest.fail(f"required for this test: {why}")
+    pytest.skip(why)

@@ -1,0 +1,176 @@
+"""Bad input: one clear line, exit 2, nothing written. Plus the lab lock (75)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import VagrantError
+from labctl.home import LabHome
+
+from ..conftest import require, tree
+
+BAD_RENDERS = [
+    (["render", "k8s"], "unknown lab or topology 'k8s'"),
+    (["render", "nodes", "--name", "Bad_Name"], "invalid lab name 'Bad_Name'"),
+    (["render", "nodes", "--name", "x" * 32], "invalid lab name"),
+    (["render", "nodes", "--subnet", "8.8.8"], "subnet 8.8.8 is not private"),
+    (["render", "nodes", "--subnet", "192.168.1.0"], "invalid subnet '192.168.1.0'"),
+    (["render", "nodes", "--count", "0"], "--count must be between 1 and 9, got 0"),
+    (["render", "nodes", "--count", "10"], "--count must be between 1 and 9, got 10"),
+    (["render", "nodes", "--count", "abc"], "Invalid value for '--count'"),
+    (["render", "jenkins", "--agents", "-1"], "--agents must be between 0 and 9, got -1"),
+    (["render", "jenkins", "--agents", "10"], "--agents must be between 0 and 9, got 10"),
+    (["render", "jenkins", "--agents", "abc"], "Invalid value for '--agents'"),
+    (["render", "mysql-pair", "--replicas", "0"], "--replicas must be between 1 and 5, got 0"),
+    (["render", "mysql-pair", "--replicas", "6"], "--replicas must be between 1 and 5, got 6"),
+    (["render", "nodes", "--provider", "vmware"], "unknown provider 'vmware'"),
+    (
+        ["render", "nodes", "--provider", "docker", "--libvirt-uri", "qemu:///system"],
+        "--libvirt-uri applies only",
+    ),
+    (["up", "nodes", "--count", "12"], "--count must be between 1 and 9, got 12"),
+    (["up", "nodes", "--name", "9lives"], "invalid lab name '9lives'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_RENDERS)
+def test_bad_input_exits_2_and_writes_nothing(
+    cli, home: Path, args: list[str], message: str
+) -> None:
+    ran = cli(*args, "--provider", "docker") if "--provider" not in args else cli(*args)
+    assert ran.code == 2, ran.stderr
+    assert message in " ".join(ran.stderr.split())
+    assert "Traceback" not in ran.stderr
+    assert [p for p in tree(home) if not p.startswith(".locks")] == []
+
+
+def test_provider_not_installed_names_the_package(cli, home: Path) -> None:
+    require(not shutil.which("VBoxManage"), "VirtualBox is installed here")
+    ran = cli("render", "nodes", "--provider", "virtualbox")
+    assert ran.code == 2
+    text = " ".join(ran.stderr.split())
+    assert "provider virtualbox is not installed" in text
+    assert "virtualbox package" in text
+    assert tree(home) == []
+
+
+def test_vagrant_missing(cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    monkeypatch.setenv("PATH", str(bindir))
+    ran = cli("render", "nodes", "--provider", "docker")
+    assert ran.code == 2
+    assert "vagrant is not installed" in ran.stderr
+    assert "apt-get install vagrant" in " ".join(ran.stderr.split())
+
+
+def test_render_stdout_writes_nothing(cli, home: Path) -> None:
+    ran = cli("render", "nodes", "--count", "2", "--provider", "docker", "--stdout")
+    assert ran.code == 0
+    assert "config.vm.define 'node2'" in ran.stdout
+    assert tree(home) == []
+
+
+def test_subnet_of_another_lab_is_refused(cli, home: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    first = cli(
+        "render", "nodes", "--name", "first", "--subnet", "192.168.70", "--provider", "docker"
+    )
+    assert first.code == 0, first.stderr
+    assert first.stdout.strip() == str(home / "first")
+    assert oct((home / "first").stat().st_mode & 0o777) == "0o700"
+    before = tree(home)
+    ran = cli(
+        "render", "nodes", "--name", "second", "--subnet", "192.168.70", "--provider", "docker"
+    )
+    assert ran.code == 2
+    assert "subnet 192.168.70 is already used by lab 'first'" in ran.stderr
+    assert tree(home) == before
+    # without --subnet a new lab takes the next free one
+    third = cli("render", "nodes", "--name", "third", "--provider", "docker", "--stdout")
+    assert "ip: '192.168.56.101'" in third.stdout
+
+
+def test_failed_validate_leaves_no_folder(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from labctl import vagrant
+
+    def refuse(self: object) -> None:
+        raise VagrantError("There are errors in the configuration of this machine.")
+
+    monkeypatch.setattr(vagrant.VagrantDriver, "validate", refuse)
+    ran = cli("render", "nodes", "--provider", "docker")
+    assert ran.code == 1
+    assert "errors in the configuration" in ran.stderr
+    assert [p for p in tree(home) if not p.startswith(".locks")] == []
+
+
+def test_lab_selection_errors(cli, home: Path) -> None:
+    ran = cli("status")
+    assert ran.code == 2 and "no lab in" in ran.stderr
+    ran = cli("halt", "nolab")
+    assert ran.code == 2 and "no lab in" in ran.stderr
+
+
+def test_unknown_machine(cli, home: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    assert cli("render", "nodes", "--count", "2", "--provider", "docker").code == 0
+    ran = cli("halt", "nodes", "node9")
+    assert ran.code == 2
+    assert "lab 'nodes' has no machine 'node9' (machines: node1, node2)" in ran.stderr
+    ran = cli("ssh", "node7", "-c", "true")
+    assert ran.code == 2 and "no machine 'node7'" in ran.stderr
+
+
+def test_several_labs_need_a_name(cli, home: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    assert cli("render", "nodes", "--name", "a", "--provider", "docker").code == 0
+    assert cli("render", "nodes", "--name", "b", "--provider", "docker").code == 0
+    ran = cli("status")
+    assert ran.code == 2
+    assert "several labs exist (a, b)" in ran.stderr
+
+
+def test_destroy_of_nothing_is_ok(cli, home: Path) -> None:
+    ran = cli("destroy", "ghost", "--yes")
+    assert ran.code == 0
+    assert "nothing to destroy" in ran.stderr
+    ran = cli("destroy", "--yes")
+    assert ran.code == 0
+
+
+def test_destroy_needs_yes_without_a_terminal(home: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "labctl", "destroy", "x"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LABCTL_HOME": str(home)},
+    )
+    assert done.returncode == 2
+    assert "refusing to destroy without --yes" in done.stderr
+
+
+def test_busy_lab_exits_75(cli, home: Path) -> None:
+    with LabHome(home).lock("nodes", "up"):
+        ran = cli("render", "nodes", "--provider", "docker")
+    assert ran.code == 75
+    assert "lab 'nodes' is busy: labctl up (pid" in ran.stderr
+    assert not (home / "nodes").exists()
+
+
+def test_help_is_fast_to_import() -> None:
+    """`labctl --help` must not pay for paramiko, python-vagrant or jinja2."""
+    code = (
+        "import sys; from labctl.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('paramiko', 'vagrant', 'jinja2', 'cryptography') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr

@@ -1,0 +1,57 @@
+"""The driver's parsing of Vagrant's --machine-readable output (captured from Vagrant 2.3.4)."""
+
+from __future__ import annotations
+
+from labctl.errors import LabBusy, VagrantError
+from labctl.vagrant import error_of, parse_line, parse_output, ssh_params
+
+from ..conftest import data
+
+
+def test_parse_line_unescapes() -> None:
+    line = parse_line("1795405418,,ui,info,a%!(VAGRANT_COMMA) b\\nc")
+    assert line is not None
+    assert (line.target, line.kind, line.data) == ("", "ui", ("info", "a, b\nc"))
+
+
+def test_parse_line_ignores_noise() -> None:
+    assert parse_line("Vagrantfile validated successfully.") is None
+    assert parse_line("") is None
+
+
+def test_ssh_config_of_every_machine() -> None:
+    lines = parse_output(data("vagrant/ssh-config-two.txt"))
+    text = "\n".join(x.data[0] for x in lines if x.kind == "ssh-config")
+    params = ssh_params(text)
+    assert sorted(params) == ["n1", "n2"]
+    # each machine its own port and key (python-vagrant's conf() would merge them)
+    assert (params["n1"].port, params["n2"].port) == (2222, 2200)
+    assert params["n1"].key_file == "/tmp/vproto/.vagrant/machines/n1/docker/private_key"
+    assert params["n2"].key_file == "/tmp/vproto dir/.vagrant/machines/n2/docker/private_key"
+    assert params["n1"].user == "vagrant" and params["n1"].host == "127.0.0.1"
+
+
+def test_error_class_is_kept() -> None:
+    err = error_of(parse_output(data("vagrant/ssh-config-not-ready.txt")), "")
+    assert isinstance(err, VagrantError)
+    assert err.error_class == "SSHNotReady"
+    assert "not yet ready for SSH" in err.message
+    assert "\n" not in err.message
+
+
+def test_machine_action_locked_is_busy() -> None:
+    err = error_of(parse_output(data("vagrant/action-locked.txt")), "")
+    assert isinstance(err, LabBusy)
+    assert err.exit_code == 75
+    assert "another process is already executing an action" in err.message
+
+
+def test_docker_cannot_suspend_gets_a_hint() -> None:
+    err = error_of(parse_output(data("vagrant/suspend-docker.txt")), "")
+    assert err.error_class == "SuspendNotSupported"
+    assert err.hint and "labctl halt" in err.hint
+
+
+def test_failure_without_error_exit_uses_stderr() -> None:
+    err = error_of([], "Vagrant failed to initialize at a very early stage:\n  plugin broken")
+    assert err.message.startswith("Vagrant failed to initialize")
