@@ -24,7 +24,7 @@ _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _MACHINE_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _SUBNET_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 _PRIVATE_NETS = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 )
 
 
@@ -138,7 +138,7 @@ def check_subnet(subnet: str) -> str:
     if not m or any(int(o) > 255 for o in m.groups()):
         raise SpecError(f"invalid subnet {subnet!r}: give the first three octets, e.g. 192.168.56")
     normal = ".".join(str(int(o)) for o in m.groups())
-    net = ipaddress.ip_network(f"{normal}.0/24")
+    net = ipaddress.IPv4Network(f"{normal}.0/24")
     if not any(net.subnet_of(p) for p in _PRIVATE_NETS):
         raise SpecError(f"subnet {subnet} is not private: use 10.x.y, 172.16-31.y or 192.168.y")
     return normal

@@ -84,7 +84,7 @@ def parse_output(stdout: str) -> list[Line]:
     return [line for raw in stdout.splitlines() if (line := parse_line(raw))]
 
 
-def error_of(lines: Sequence[Line], stderr: str) -> VagrantError:
+def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
     """The exception for a failed command: Vagrant's class and message."""
     for line in lines:
         if line.kind == "error-exit" and line.data:
@@ -148,7 +148,7 @@ class VagrantDriver:
 
         driver = self
 
-        class _Vagrant(vagrant.Vagrant):  # type: ignore[misc]
+        class _Vagrant(vagrant.Vagrant):
             def _make_vagrant_command(self, args: list[Any]) -> list[str]:
                 # A list stands for several machine names (python-vagrant takes one).
                 flat: list[str] = []

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
         ui.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, *aborts):
+    except (KeyboardInterrupt, *aborts):  # type: ignore[misc]
         sys.stderr.write("\nlabctl: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except usage as exc:

@@ -4,6 +4,7 @@ box build, doctor."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -219,7 +220,7 @@ def ssh(
     raise typer.Exit(code)
 
 
-def _action(action: str, doc: str) -> object:
+def _action(action: str, doc: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         args: TargetArgs = None,

@@ -195,10 +195,19 @@ def render_lab(home: LabHome, lab: str, name: str | None, request: Request) -> R
 def split_target(
     home: LabHome, args: Sequence[str], lab: str | None
 ) -> tuple[str | None, list[str]]:
-    """`[LAB] [MACHINE...]`: the first word is the lab when it names one."""
-    if lab is None and args and home.exists(args[0]):
-        return args[0], list(args[1:])
-    return lab, list(args)
+    """`[LAB] [MACHINE...]`: the first word is a lab unless it is a machine of
+    the default lab (so `destroy gone-lab` stays a lab, and nothing to do)."""
+    if lab is not None or not args:
+        return lab, list(args)
+    first = args[0]
+    if not home.exists(first):
+        try:
+            default = home.resolve(None)
+        except SpecError:
+            default = None
+        if default and first in home.load(default).machine_names():
+            return None, list(args)
+    return first, list(args[1:])
 
 
 def _machines_of(spec: LabSpec, machines: Sequence[str]) -> list[str]:

@@ -123,7 +123,7 @@ class LabSession:
 
         def one(name: str) -> T:
             if name in failed:
-                raise failed[name]  # type: ignore[misc]
+                raise failed[name]
             return fn(self.transports[name])
 
         return fan_out(machines, one)

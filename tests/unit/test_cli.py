@@ -114,7 +114,7 @@ def test_lab_selection_errors(cli, home: Path) -> None:
     ran = cli("status")
     assert ran.code == 2 and "no lab in" in ran.stderr
     ran = cli("halt", "nolab")
-    assert ran.code == 2 and "no lab in" in ran.stderr
+    assert ran.code == 2 and "no lab named 'nolab'" in ran.stderr
 
 
 def test_unknown_machine(cli, home: Path) -> None:

@@ -1,0 +1,122 @@
+"""End-to-end fixtures: real Vagrant, the docker provider, real guests.
+
+Every lab a test brings up is destroyed when the test ends, pass or fail, and
+the test then checks that no container of it is left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..conftest import require
+
+pytestmark = pytest.mark.e2e
+_SUBNETS = itertools.count(100)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Done:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> object:
+        return json.loads(self.stdout)
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
+
+
+def containers_of(lab: str) -> list[str]:
+    return docker("ps", "-aq", "--filter", f"label=io.labctl.lab={lab}").split()
+
+
+@pytest.fixture(scope="session")
+def real_parts() -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    require(shutil.which("docker"), "docker is not installed")
+    ok = subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    require(ok, "the Docker engine is not answering")
+    has_box = (
+        subprocess.run(
+            ["docker", "image", "inspect", "labctl/debian:bookworm"], capture_output=True
+        ).returncode
+        == 0
+    )
+    require(has_box, "the box image is missing: labctl box build")
+
+
+@pytest.fixture(scope="session")
+def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("labs")
+
+
+Labctl = Callable[..., Done]
+
+
+@pytest.fixture(scope="session")
+def labctl(real_parts: None, lab_home: Path) -> Labctl:
+    """Run the real `labctl` command in a subprocess, as a user would."""
+
+    def run(
+        *args: str,
+        timeout: float = 900,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Done:
+        done = subprocess.run(
+            [sys.executable, "-m", "labctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            env={
+                **os.environ,
+                "LABCTL_HOME": str(lab_home),
+                "VAGRANT_CHECKPOINT_DISABLE": "1",
+                **(env or {}),
+            },
+        )
+        return Done(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def fresh_subnet() -> str:
+    """A /24 per lab, away from the defaults a developer's own labs use."""
+    return f"192.168.{next(_SUBNETS)}"
+
+
+@pytest.fixture
+def make_lab(labctl: Labctl) -> Iterator[Callable[..., tuple[str, str]]]:
+    """make_lab(name) -> (name, subnet); destroyed and checked at teardown."""
+    made: list[str] = []
+
+    def make(name: str) -> tuple[str, str]:
+        made.append(name)
+        return name, fresh_subnet()
+
+    yield make
+    for name in made:
+        labctl("destroy", name, "--yes")
+        left = containers_of(name)
+        if left:  # never leave guests behind, even when destroy is what broke
+            subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+        assert not left, f"destroy left containers of {name}: {left}"

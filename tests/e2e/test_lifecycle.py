@@ -1,0 +1,169 @@
+"""The foundation end to end: a lab's whole life on the docker provider."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import containers_of, docker
+
+
+def machine_volumes(lab: str) -> list[str]:
+    names = []
+    for cid in containers_of(lab):
+        for mount in json.loads(docker("inspect", "--format", "{{json .Mounts}}", cid)):
+            if mount.get("Type") == "volume":
+                names.append(mount["Name"])
+    return names
+
+
+def changes(labctl, lab: str, vm: str) -> int:
+    done = labctl("ssh", lab, vm, "-c", "cat /var/lib/labctl/changes.log 2>/dev/null | wc -l")
+    assert done.code == 0, done.stderr
+    return int(done.stdout.strip())
+
+
+def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
+    lab, subnet = make_lab("e2e-nodes")
+    up = labctl(
+        "up", "nodes", "--name", lab, "--count", "2", "--subnet", subnet, "--provider", "docker"
+    )
+    assert up.code == 0, up.stderr[-3000:]
+    assert "node1" in up.stdout and "running" in up.stdout
+    assert "node2 |" in up.stderr or "node2" in up.stderr  # progress streamed per machine
+
+    rows = labctl("status", lab, "--json").json()
+    assert [(r["name"], r["state"], r["provider"], r["hostname"], r["ip"]) for r in rows] == [
+        ("node1", "running", "docker", "node1", f"{subnet}.101"),
+        ("node2", "running", "docker", "node2", f"{subnet}.102"),
+    ]
+    ran = labctl("ssh", lab, "node1", "-c", "hostname")
+    assert (ran.code, ran.stdout.strip()) == (0, "node1")
+    ran = labctl("ssh", lab, "node2", "-c", "getent hosts node1; ip -4 -o addr show")
+    assert f"{subnet}.101" in ran.stdout and f"{subnet}.102/24" in ran.stdout
+    ran = labctl("ssh", lab, "node1", "-c", "exit 7")
+    assert ran.code == 7  # the guest's exit status passes through
+
+    # A plain Vagrant project: vagrant works in the folder without labctl.
+    folder = lab_home / lab
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    plain = subprocess.run(["vagrant", "status"], cwd=folder, capture_output=True, text=True)
+    assert plain.returncode == 0 and "node2                     running (docker)" in plain.stdout
+
+    # Provisioning is idempotent: a second run records no change.
+    assert labctl("provision", lab).code == 0
+    before = changes(labctl, lab, "node1")
+    again = labctl("provision", lab)
+    assert again.code == 0, again.stderr[-2000:]
+    assert changes(labctl, lab, "node1") == before
+    assert "labctl: changed:" not in again.stderr
+
+    volumes = machine_volumes(lab)
+    assert len(volumes) == 2  # one /var/lib/containerd volume per machine
+
+    halted = labctl("halt", lab, "--json")
+    assert halted.code == 0
+    assert {r["state"] for r in halted.json()} == {"stopped"}
+    ran = labctl("ssh", lab, "node1", "-c", "true")
+    assert ran.code == 1 and "not running" in ran.stderr
+
+    assert labctl("up", lab).code == 0
+    ran = labctl("ssh", lab, "node2", "-c", "hostname; getent hosts node1")
+    assert ran.code == 0 and ran.stdout.split()[0] == "node2"
+    assert f"{subnet}.101" in ran.stdout  # the lab's hosts survive a restart
+
+    # A second lab side by side: its own subnet, own ports, own machines.
+    other, _ = make_lab("e2e-other")
+    up2 = labctl(
+        "up", "nodes", "--name", other, "--count", "1", "--provider", "docker", "--no-containerd"
+    )
+    assert up2.code == 0, up2.stderr[-2000:]
+    other_rows = labctl("status", other, "--json").json()
+    assert other_rows[0]["ip"].rsplit(".", 1)[0] != subnet
+    assert (
+        labctl("ssh", other, "node1", "-c", "ip -4 -o addr show").stdout.count(other_rows[0]["ip"])
+        == 1
+    )
+    listed = labctl("ls", "--json").json()
+    assert {(r["lab"], r["name"]) for r in listed} >= {
+        (lab, "node1"),
+        (lab, "node2"),
+        (other, "node1"),
+    }
+
+    gone = labctl("destroy", lab, "--yes")
+    assert gone.code == 0, gone.stderr
+    assert containers_of(lab) == []
+    assert not folder.exists()
+    existing = set(docker("volume", "ls", "-q").split())
+    assert not existing & set(volumes)
+    assert f"vagrant_network_{subnet}.0/24" not in docker("network", "ls", "--format", "{{.Name}}")
+    again = labctl("destroy", lab, "--yes")
+    assert again.code == 0 and "nothing to destroy" in again.stderr
+
+
+def test_interrupt_busy_and_recover(labctl, make_lab, lab_home: Path) -> None:
+    lab, subnet = make_lab("e2e-int")
+    args = [
+        "up",
+        "nodes",
+        "--name",
+        lab,
+        "--count",
+        "1",
+        "--subnet",
+        subnet,
+        "--provider",
+        "docker",
+        "--no-containerd",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "LABCTL_HOME": str(lab_home)},
+    )
+    seen = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if "Creating the container" in line or "Waiting for machine to boot" in line:
+            break
+    # Ctrl-C on a terminal: SIGINT to the foreground process group.
+    os.killpg(proc.pid, signal.SIGINT)
+    rest = proc.stderr.read()
+    code = proc.wait(timeout=300)
+    assert code == 130, "".join(seen) + rest
+    assert "interrupted" in rest
+
+    gone = labctl("destroy", lab, "--yes")
+    assert gone.code == 0, gone.stderr
+    assert containers_of(lab) == []
+    assert not (lab_home / lab).exists()
+
+    up = labctl(*args)
+    assert up.code == 0, up.stderr[-2000:]
+
+    # Another vagrant process working on the machine holds Vagrant's own
+    # machine-action lock (an flock on this file, named as Vagrant names it).
+    # labctl must exit 75 and leave that process alone.
+    folder = (lab_home / lab).resolve()
+    digest = hashlib.md5(f"{folder}{folder}/.vagrant{'node1'}".encode()).hexdigest()
+    vagrant_home = Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
+    lock_file = vagrant_home / "data" / f"lock.machine-action-{digest}.lock"
+    with open(lock_file, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        busy = labctl("halt", lab)
+    assert busy.code == 75, busy.stderr
+    assert "another process is already executing an action" in " ".join(busy.stderr.split())
+    assert "kill" not in busy.stderr
+    assert labctl("status", lab, "--json").json()[0]["state"] == "running"
+    assert labctl("ssh", lab, "node1", "-c", "hostname").stdout.strip() == "node1"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Prepare this host for labctl's tests and demo: Vagrant, Docker (engine
+# started if none answers), containerd/runc, debootstrap, shellcheck, and the
+# docker provider's box image. Idempotent; on Debian/Ubuntu as root only.
+set -euo pipefail
+
+PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client)
+LABCTL=${LABCTL:-.venv/bin/labctl}
+
+say() { printf 'setup-host: %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+  say "not root on Debian/Ubuntu: install ${PACKAGES[*]} yourself and start Docker"
+else
+  missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    say "starting docker (systemd)"
+    systemctl start docker
+  else
+    say "starting dockerd (no systemd here)"
+    nohup dockerd >/var/log/labctl-dockerd.log 2>&1 &
+  fi
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { say "the Docker engine did not start: see /var/log/labctl-dockerd.log"; exit 1; }
+fi
+
+"$LABCTL" box build
