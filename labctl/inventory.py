@@ -13,13 +13,16 @@ import contextlib
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl.errors import VagrantError
 from labctl.home import LabPaths
 from labctl.transport import Endpoint
-from labctl.vagrant import SshParams, VagrantDriver
+
+if TYPE_CHECKING:
+    from labctl.vagrant import VagrantDriver
 
 
 def machine_ids(paths: LabPaths) -> dict[str, str]:
@@ -52,17 +55,20 @@ def invalidate(paths: LabPaths) -> None:
         paths.ssh_config_cache.unlink()
 
 
-def _load(cache: Path, key: str) -> dict[str, SshParams] | None:
+def _load(cache: Path, key: str) -> dict[str, Endpoint] | None:
     try:
         data = json.loads(cache.read_text())
     except (OSError, ValueError):
         return None
     if data.get("fingerprint") != key:
         return None
-    return {name: SshParams(**p) for name, p in data["machines"].items()}
+    try:
+        return {name: Endpoint(**p) for name, p in data["machines"].items()}
+    except (KeyError, TypeError, AttributeError):
+        return None  # written by another labctl version: ask Vagrant again
 
 
-def _save(cache: Path, key: str, params: dict[str, SshParams]) -> None:
+def _save(cache: Path, key: str, params: dict[str, Endpoint]) -> None:
     cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(
@@ -71,14 +77,14 @@ def _save(cache: Path, key: str, params: dict[str, SshParams]) -> None:
     tmp.replace(cache)
 
 
-def ask_vagrant(driver: VagrantDriver) -> dict[str, SshParams]:
+def ask_vagrant(driver: VagrantDriver) -> dict[str, Endpoint]:
     """ssh-config of every running machine: one call, or one per running machine
     when some are not running (Vagrant then refuses the all-machines form)."""
     try:
         return driver.ssh_config()
     except VagrantError:
         running = [m.name for m in driver.status() if m.state == "running"]
-    found: dict[str, SshParams] = {}
+    found: dict[str, Endpoint] = {}
     if running:
         with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
             for params in pool.map(driver.ssh_config, running):
@@ -86,22 +92,15 @@ def ask_vagrant(driver: VagrantDriver) -> dict[str, SshParams]:
     return found
 
 
-def ssh_params(paths: LabPaths, refresh: bool = False) -> dict[str, SshParams]:
-    """machine -> SSH parameters, for the lab's running machines (cached)."""
-    key = fingerprint(paths)
-    if not refresh:
-        cached = _load(paths.ssh_config_cache, key)
-        if cached is not None:
-            return cached
-    params = ask_vagrant(VagrantDriver(paths.root))
-    _save(paths.ssh_config_cache, key, params)
-    return params
-
-
 def endpoints(paths: LabPaths, refresh: bool = False) -> dict[str, Endpoint]:
-    """machine -> Endpoint (SSH parameters plus the machine's Vagrant id)."""
+    """machine -> how to reach it over SSH, for the lab's running machines
+    (cached; each carries the Vagrant id of the machine's incarnation)."""
+    key = fingerprint(paths)
+    found = None if refresh else _load(paths.ssh_config_cache, key)
+    if found is None:
+        from labctl.vagrant import VagrantDriver
+
+        found = ask_vagrant(VagrantDriver(paths.root))
+        _save(paths.ssh_config_cache, key, found)
     ids = machine_ids(paths)
-    return {
-        name: Endpoint(name, p.host, p.port, p.user, p.key_file, ids.get(name, ""))
-        for name, p in ssh_params(paths, refresh).items()
-    }
+    return {name: replace(ep, machine_id=ids.get(name, "")) for name, ep in found.items()}

@@ -92,6 +92,8 @@ def run(
             start_new_session=True,
         )
     except FileNotFoundError as exc:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise
         raise SpecError(f"{argv[0]} is not installed") from exc
     out: list[str] = []
     err: list[str] = []

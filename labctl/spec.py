@@ -6,7 +6,6 @@ valid once built; render and the Vagrant driver trust it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -23,9 +22,7 @@ RECORD_VERSION = 1
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _MACHINE_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _SUBNET_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
-_PRIVATE_NETS = tuple(
-    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
+_PRIVATE_NETS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 @dataclass(frozen=True)
@@ -137,9 +134,11 @@ def check_subnet(subnet: str) -> str:
     m = _SUBNET_RE.fullmatch(subnet or "")
     if not m or any(int(o) > 255 for o in m.groups()):
         raise SpecError(f"invalid subnet {subnet!r}: give the first three octets, e.g. 192.168.56")
+    import ipaddress
+
     normal = ".".join(str(int(o)) for o in m.groups())
     net = ipaddress.IPv4Network(f"{normal}.0/24")
-    if not any(net.subnet_of(p) for p in _PRIVATE_NETS):
+    if not any(net.subnet_of(ipaddress.IPv4Network(p)) for p in _PRIVATE_NETS):
         raise SpecError(f"subnet {subnet} is not private: use 10.x.y, 172.16-31.y or 192.168.y")
     return normal
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from labctl.vagrant import Event
+if TYPE_CHECKING:
+    from labctl.vagrant import Event
 
 _COLORS = (
     "cyan",
@@ -54,22 +55,45 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(to_plain(value), indent=2, sort_keys=False) + "\n")
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
-    """A plain table: one header row, one line per row, no box clutter."""
+Style = Callable[[str], str]
+
+
+def table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    styles: Mapping[int, Style] | None = None,
+) -> None:
+    """A table: rich on a terminal; plain aligned columns when piped (easy to
+    grep and awk, and no rich import for scripts)."""
+    cells = [["" if v is None else str(v) for v in r] for r in rows]
+    if not sys.stdout.isatty():
+        widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+        for line in [list(columns), *cells]:
+            sys.stdout.write(
+                "   ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n"
+            )
+        return
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
-    for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+    for r in cells:
+        t.add_row(
+            *(
+                f"[{styles[i](v)}]{escape(v)}[/]"
+                if styles and i in styles and styles[i](v)
+                else escape(v)
+                for i, v in enumerate(r)
+            )
+        )
     out().print(t)
 
 
-def state(text: str) -> str:
-    style = _STATE_STYLE.get(text, "yellow")
-    return f"[{style}]{text}[/]"
+def state_style(text: str) -> str:
+    return _STATE_STYLE.get(text, "yellow")
 
 
 def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
@@ -79,10 +103,10 @@ def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
     table(
         cols,
         [
-            ([r.lab] if show_lab else [])
-            + [r.name, r.hostname, r.ip, state(r.state), r.provider, r.role]
+            ([r.lab] if show_lab else []) + [r.name, r.hostname, r.ip, r.state, r.provider, r.role]
             for r in rows
         ],
+        styles={cols.index("STATE"): state_style},
     )
 
 

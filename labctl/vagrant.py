@@ -20,6 +20,7 @@ from typing import Any
 
 from labctl import process
 from labctl.errors import LabBusy, SpecError, VagrantError
+from labctl.transport import Endpoint, import_paramiko
 
 # Vagrant's own lock: another vagrant process works on the machine. Exit 75,
 # and never touch the other process.
@@ -46,17 +47,6 @@ class MachineState:
     name: str
     state: str
     provider: str
-
-
-@dataclass(frozen=True)
-class SshParams:
-    """How to reach one machine, from `vagrant ssh-config`."""
-
-    machine: str
-    host: str
-    port: int
-    user: str
-    key_file: str
 
 
 @dataclass(frozen=True)
@@ -106,17 +96,15 @@ def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
     return VagrantError(detail)
 
 
-def ssh_params(text: str) -> dict[str, SshParams]:
+def ssh_params(text: str) -> dict[str, Endpoint]:
     """Parse `vagrant ssh-config` output (every Host block) with paramiko's parser."""
-    from paramiko import SSHConfig
-
-    config = SSHConfig.from_text(text)
-    found: dict[str, SshParams] = {}
+    config = import_paramiko().SSHConfig.from_text(text)
+    found: dict[str, Endpoint] = {}
     for host in sorted(config.get_hostnames() - {"*"}):
         entry = config.lookup(host)
         keys = entry.get("identityfile") or [""]
-        found[host] = SshParams(
-            machine=host,
+        found[host] = Endpoint(
+            name=host,
             host=entry.get("hostname", "127.0.0.1"),
             port=int(entry.get("port", 22)),
             user=entry.get("user", "vagrant"),
@@ -230,7 +218,7 @@ class VagrantDriver:
     def destroy(self, machines: Sequence[str] = ()) -> None:
         self._pv.destroy(vm_name=tuple(machines) or None)
 
-    def ssh_config(self, machine: str | None = None) -> dict[str, SshParams]:
+    def ssh_config(self, machine: str | None = None) -> dict[str, Endpoint]:
         """SSH parameters of one machine, or of all (fails if any is not running)."""
         out = self._pv.ssh_config(vm_name=machine)
         text = "\n".join(line.data[0] for line in parse_output(out) if line.kind == "ssh-config")

@@ -1,46 +1,14 @@
-"""The `labctl` command: parse, call ops, print. The only module that knows typer,
-and the one place where errors become messages and exit codes."""
+"""The `labctl` command: parse, call ops, print. The only package that knows
+typer, and the one place where errors become messages and exit codes.
 
-from __future__ import annotations
+This module stays light (the Typer app lives in labctl.cli.app)."""
 
 import os
 import sys
 import tempfile
 import traceback
-from typing import Annotated
-
-import typer
 
 from labctl.errors import ExitCode, LabctlError
-
-app = typer.Typer(
-    name="labctl",
-    help="A lab of virtual machines in one command (Vagrant), and tools to look inside it.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # a password must never land in a traceback
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    home: Annotated[
-        str | None,
-        typer.Option("--home", envvar="LABCTL_HOME", help="Folder holding the labs."),
-    ] = None,
-) -> None:
-    ctx.obj = {"home": home}
-
-
-def _register() -> None:
-    from labctl.cli import lifecycle
-
-    lifecycle.register(app)
-
-
-_register()
 
 
 def _internal_error(exc: BaseException) -> int:
@@ -55,8 +23,10 @@ def _internal_error(exc: BaseException) -> int:
 
 
 def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(usage errors, aborts) of the command-line parser: typer vendors click
+    """(aborts, usage errors) of the command-line parser: typer vendors click
     in recent releases and re-exports it in older ones; accept both."""
+    import typer
+
     usage: list[type[BaseException]] = [typer.TyperException]
     aborts: list[type[BaseException]] = [typer.Abort]
     try:
@@ -72,6 +42,8 @@ def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every failure to one message and exit code."""
     from typer.main import get_command
+
+    from labctl.cli.app import app
 
     aborts, usage = _parser_errors()
     command = get_command(app)

@@ -1,7 +1,5 @@
 """Options and helpers shared by the command modules."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -21,7 +19,7 @@ TimeoutOpt = Annotated[
 ]
 
 
-def home(ctx: typer.Context) -> LabHome:
+def home(ctx: typer.Context) -> "LabHome":
     from labctl.home import LabHome
 
     root = ctx.find_root()

@@ -1,8 +1,6 @@
 """render, up, status, ssh, provision, reload, halt, suspend, resume, destroy, ls,
 box build, doctor."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Callable
 from typing import Annotated
@@ -308,10 +306,8 @@ def doctor(json: JsonOpt = False) -> None:
     else:
         ui.table(
             ["CHECK", "OK", "DETAIL", "FIX"],
-            [
-                [c.name, "[green]yes[/]" if c.ok else "[red]no[/]", c.detail, "" if c.ok else c.fix]
-                for c in results
-            ],
+            [[c.name, "yes" if c.ok else "no", c.detail, "" if c.ok else c.fix] for c in results],
+            styles={1: lambda v: "green" if v == "yes" else "red"},
         )
     if not all(c.ok or not c.required for c in results):
         raise typer.Exit(ExitCode.FAILED)

@@ -1,34 +1,53 @@
-"""Commands in guests on the user's behalf: `labctl ssh`, `labctl exec`."""
+"""Commands in guests on the user's behalf: `labctl ssh`, `labctl exec`, terminals."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 
+from labctl.errors import SpecError
 from labctl.home import LabHome
 from labctl.ops.session import LabSession, Outcome
 from labctl.transport import Result, command_line
 
 
-def ssh(home: LabHome, lab: str | None, machine: str, command: str | None) -> int:
-    """A terminal in `machine` (or `command` there); returns the remote exit status."""
+def _one_machine(session: LabSession, machines: Sequence[str]) -> str:
+    chosen = session.select(machines)
+    if len(chosen) != 1:
+        raise SpecError(f"pick one machine with --vm (running: {', '.join(chosen)})")
+    return chosen[0]
+
+
+def terminal(
+    home: LabHome,
+    lab: str | None,
+    machines: Sequence[str],
+    argv: Sequence[str] | None,
+    sudo: bool = False,
+) -> int:
+    """An interactive terminal in one machine running `argv` (a login shell if
+    None); when this side is not a terminal, the command runs plainly."""
     with LabSession(home, lab) as session:
-        session.spec.machine(machine)
+        machine = _one_machine(session, machines)
         t = session.transport(machine)
-        # The user's -c text is a shell line by intent (as with `vagrant ssh -c`);
-        # it travels as one quoted argument of sh -c, never pasted into another line.
-        line = command_line(["sh", "-c", command]) if command is not None else None
+        line = command_line(argv, sudo) if argv is not None else None
         if sys.stdin.isatty() and sys.stdout.isatty():
             from labctl.terminal import interact
 
             return interact(t.open_channel(), line)
-        result = t.run(
-            ["sh", "-c", command or "exec bash -l"],
-            stdin=None if sys.stdin.isatty() else sys.stdin.buffer,
-        )
+        stdin = None if sys.stdin.isatty() else sys.stdin.buffer
+        result = t.run(list(argv) if argv is not None else ["bash", "-l"], sudo=sudo, stdin=stdin)
         sys.stdout.write(result.stdout)
         sys.stderr.write(result.stderr)
         return result.exit_code
+
+
+def ssh(home: LabHome, lab: str | None, machine: str, command: str | None) -> int:
+    """`labctl ssh`: a shell in `machine`, or `command` there; the remote exit status.
+
+    The user's -c text is a shell line by intent (as with `vagrant ssh -c`); it
+    travels as one quoted argument of `sh -c`, never pasted into another line."""
+    return terminal(home, lab, [machine], ["sh", "-c", command] if command is not None else None)
 
 
 def exec_many(

@@ -6,6 +6,7 @@ one outcome per machine; the caller decides how to report the failures.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,17 +53,20 @@ def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> list[Outcome[T]]:
 class LabSession:
     """Open SSH connections to some machines of one lab."""
 
-    def __init__(self, home: LabHome, lab: str | None, connect_timeout: float = 20.0) -> None:
+    def __init__(self, home: LabHome, lab: str | None, connect_timeout: float = 8.0) -> None:
         self.name = home.resolve(lab)
         self.spec: LabSpec = home.load(self.name)
         self.paths: LabPaths = home.paths(self.name)
         self.connect_timeout = connect_timeout
         self.host_keys = HostKeys(self.paths.host_keys)
         self.transports: dict[str, SshTransport] = {}
+        self._lock = threading.Lock()
+        self._cached: dict[str, Endpoint] | None = None
+        self._refreshed = False
 
     def running(self) -> list[str]:
         """The lab's running machines, in the lab's order."""
-        endpoints = inventory.endpoints(self.paths)
+        endpoints = self._endpoints()
         return [m for m in self.spec.machine_names() if m in endpoints]
 
     def select(self, machines: Sequence[str] = ()) -> list[str]:
@@ -79,54 +83,41 @@ class LabSession:
             )
         return running
 
-    def connect(self, machines: Sequence[str]) -> list[Outcome[SshTransport]]:
-        """Connect to each machine in parallel. Machines that cannot be reached
-        with the cached ssh-config get one more try with a fresh one (a machine
-        may have been halted or moved by plain vagrant)."""
-        outcomes = self._connect(machines, inventory.endpoints(self.paths))
-        stale = [o.vm for o in outcomes if isinstance(o.error, ConnectError) and not o.error.pinned]
-        if stale:
-            retried = {o.vm: o for o in self._connect(stale, inventory.endpoints(self.paths, True))}
-            outcomes = [retried.get(o.vm, o) for o in outcomes]
-        for o in outcomes:
-            if o.value is not None:
-                self.transports[o.vm] = o.value
-        return outcomes
+    def _endpoints(self, refresh: bool = False) -> dict[str, Endpoint]:
+        """SSH endpoints from the cached ssh-config; refreshed at most once per
+        session (a machine halted or moved by plain vagrant leaves it stale)."""
+        with self._lock:
+            if self._cached is None or (refresh and not self._refreshed):
+                self._refreshed = self._refreshed or refresh
+                self._cached = inventory.endpoints(self.paths, refresh=refresh)
+            return self._cached
 
-    def _connect(
-        self, machines: Sequence[str], endpoints: dict[str, Endpoint]
-    ) -> list[Outcome[SshTransport]]:
-        def one(name: str) -> SshTransport:
-            if name not in endpoints:
-                raise ConnectError(
-                    f"machine {name!r} is not running", hint=f"labctl up {self.name}"
-                )
-            return SshTransport(endpoints[name], self.host_keys, self.connect_timeout).connect()
+    def _open(self, name: str) -> SshTransport:
+        if name in self.transports:
+            return self.transports[name]
+        try:
+            t = self._connect_one(name, self._endpoints())
+        except ConnectError as exc:
+            if exc.pinned:
+                raise
+            t = self._connect_one(name, self._endpoints(refresh=True))
+        with self._lock:
+            self.transports[name] = t
+        return t
 
-        return fan_out(machines, one)
+    def _connect_one(self, name: str, endpoints: dict[str, Endpoint]) -> SshTransport:
+        if name not in endpoints:
+            raise ConnectError(f"machine {name!r} is not running", hint=f"labctl up {self.name}")
+        return SshTransport(endpoints[name], self.host_keys, self.connect_timeout).connect()
 
     def transport(self, machine: str) -> SshTransport:
-        """One connected machine, or the error that kept it from connecting."""
-        if machine not in self.transports:
-            outcome = self.connect([machine])[0]
-            if outcome.error:
-                raise outcome.error
-        return self.transports[machine]
+        """One connected machine (ConnectError if it cannot be reached)."""
+        return self._open(machine)
 
     def each(self, machines: Sequence[str], fn: Callable[[SshTransport], T]) -> list[Outcome[T]]:
-        """fn(transport) on every machine in parallel; connection errors become outcomes."""
-        failed = {
-            o.vm: o.error
-            for o in self.connect([m for m in machines if m not in self.transports])
-            if o.error
-        }
-
-        def one(name: str) -> T:
-            if name in failed:
-                raise failed[name]
-            return fn(self.transports[name])
-
-        return fan_out(machines, one)
+        """Connect to each machine and run fn(transport) there, all in parallel;
+        a machine that cannot be reached becomes a failed outcome."""
+        return fan_out(machines, lambda name: fn(self._open(name)))
 
     def close(self) -> None:
         for t in self.transports.values():

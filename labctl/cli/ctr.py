@@ -1,0 +1,525 @@
+"""`labctl ctr ...` (containerd in the guests) and `labctl exec`."""
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, home
+from labctl.errors import ExitCode
+
+VmOpt = Annotated[
+    list[str] | None,
+    typer.Option("--vm", help="A machine (repeat for more; default: every running one)."),
+]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every running machine (the default).")]
+NsOpt = Annotated[
+    str | None, typer.Option("--namespace", "-n", help="containerd namespace (default: default).")
+]
+IdArg = Annotated[str, typer.Argument(help="Container ID.")]
+RefArg = Annotated[
+    str, typer.Argument(help="Image reference, e.g. docker.io/library/alpine:latest.")
+]
+CmdArgs = Annotated[list[str] | None, typer.Argument(help="Command and its arguments.")]
+TRAILING = {"allow_interspersed_args": False}  # everything after ID belongs to CMD
+
+ctr_app = typer.Typer(
+    help="containerd in the lab's machines, over SSH, on every machine at once.",
+    no_args_is_help=True,
+)
+ns_app = typer.Typer(help="Namespaces.", no_args_is_help=True)
+images_app = typer.Typer(help="Images.", no_args_is_help=True)
+c_app = typer.Typer(help="Containers.", no_args_is_help=True)
+t_app = typer.Typer(help="Tasks (a container's running processes).", no_args_is_help=True)
+
+
+@ctr_app.callback()
+def _ctr_root(
+    ctx: typer.Context,
+    lab: LabOpt = None,
+    vm: VmOpt = None,
+    all_: AllOpt = False,
+    namespace: NsOpt = None,
+    timeout: TimeoutOpt = None,
+) -> None:
+    ctx.obj = {"lab": lab, "vm": vm or [], "namespace": namespace, "timeout": timeout}
+
+
+def _target(
+    ctx: typer.Context, vm: Sequence[str] | None = None, namespace: str | None = None
+) -> Any:
+    from labctl.guest.ctr import DEFAULT_NAMESPACE
+    from labctl.ops.ctr import Target
+
+    # ctx.obj is the ctr group's (inherited); options given on the subcommand win
+    base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
+    return Target(
+        lab=base.get("lab"),
+        machines=tuple(vm or base.get("vm") or ()),
+        namespace=namespace or base.get("namespace") or DEFAULT_NAMESPACE,
+        timeout=base.get("timeout"),
+    )
+
+
+def _report(outcomes: Sequence[Any]) -> None:
+    """Errors per machine on stderr; exit 1 when any machine failed."""
+    from labctl import ui
+
+    failed = [o for o in outcomes if o.error]
+    for o in failed:
+        ui.error(o.error.message, o.error.hint)
+    if failed:
+        codes = {o.error.exit_code for o in failed}
+        raise typer.Exit(ExitCode.TIMEOUT if codes == {ExitCode.TIMEOUT} else ExitCode.FAILED)
+
+
+def _listing(
+    outcomes: Sequence[Any],
+    columns: Sequence[str],
+    row: Callable[[Any], dict[str, Any]],
+    json: bool,
+) -> None:
+    """One table (or JSON list) over every machine: each row has a `vm` key."""
+    from labctl import ui
+
+    rows = [{"vm": o.vm, **row(item)} for o in outcomes if o.ok for item in o.value]
+    if json:
+        ui.print_json(rows)
+    else:
+        ui.table(
+            ["VM", *(c.upper() for c in columns)],
+            [[r["vm"], *(r.get(c, "") for c in columns)] for r in rows],
+        )
+    _report(outcomes)
+
+
+def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
+    from labctl import ui
+
+    for o in outcomes:
+        if o.ok:
+            text = say(o.value) if say else (o.value or "ok")
+            for line in str(text).strip().splitlines() or ["ok"]:
+                ui.out().print(f"{o.vm}: {line}", markup=False, highlight=False)
+    _report(outcomes)
+
+
+def _ops() -> Any:
+    from labctl.ops import ctr
+
+    return ctr
+
+
+# ---------------------------------------------------------------- ps
+
+
+@ctr_app.command("ps")
+def ps(ctx: typer.Context, vm: VmOpt = None, json: JsonOpt = False) -> None:
+    """Every task in every namespace of every selected machine, one table."""
+    from dataclasses import asdict
+
+    outcomes = _ops().ps(home(ctx), _target(ctx, vm))
+    _listing(outcomes, ["namespace", "container", "pid", "status"], asdict, json)
+
+
+# ---------------------------------------------------------------- namespaces
+
+
+@ns_app.command("ls")
+def ns_ls(ctx: typer.Context, vm: VmOpt = None, json: JsonOpt = False) -> None:
+    """List namespaces."""
+    _listing(_ops().namespaces(home(ctx), _target(ctx, vm)), ["namespace", "labels"], dict, json)
+
+
+@ns_app.command("create")
+def ns_create(ctx: typer.Context, name: str, vm: VmOpt = None) -> None:
+    """Create a namespace."""
+    from labctl.guest import ctr
+
+    _done(
+        _ops().run_ctr(home(ctx), _target(ctx, vm), ctr.ns_create(name)),
+        lambda _: f"namespace {name} created",
+    )
+
+
+@ns_app.command("rm")
+def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None) -> None:
+    """Remove an empty namespace (says what is left in one that is not)."""
+    _done(
+        _ops().ns_remove(home(ctx), _target(ctx, vm), name), lambda _: f"namespace {name} removed"
+    )
+
+
+# ---------------------------------------------------------------- images
+
+
+@images_app.command("ls")
+def images_ls(
+    ctx: typer.Context,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="References only.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """List images."""
+    outcomes = _ops().images(home(ctx), _target(ctx, vm, namespace))
+    if quiet and not json:
+        from labctl import ui
+
+        for o in outcomes:
+            for img in o.value or []:
+                ui.out().print(f"{o.vm}: {img['ref']}", markup=False, highlight=False)
+        _report(outcomes)
+        return
+    _listing(outcomes, ["ref", "digest", "size", "platforms"], dict, json)
+
+
+@images_app.command("pull")
+def images_pull(ctx: typer.Context, ref: RefArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """Pull an image (needs a registry the guests reach)."""
+    from labctl import ui
+
+    full, outcomes = _ops().pull(home(ctx), _target(ctx, vm, namespace), ref)
+    if full != ref:
+        ui.info(f"ctr needs a full reference: pulling {full}")
+    _done(outcomes, lambda _: f"pulled {full}")
+
+
+@images_app.command("import")
+def images_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="OCI or Docker image archive on this host.")],
+    name: Annotated[str | None, typer.Option("--name", help="Name the imported image.")] = None,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Copy an image archive into the machines and import it (offline labs)."""
+    _done(_ops().import_image(home(ctx), _target(ctx, vm, namespace), file, name))
+
+
+@images_app.command("rm")
+def images_rm(ctx: typer.Context, ref: RefArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """Remove an image."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(_ops().run_ctr(home(ctx), t, ctr.images_rm(t.namespace, ref)), lambda _: f"removed {ref}")
+
+
+@images_app.command("mount")
+def images_mount(
+    ctx: typer.Context, ref: RefArg, target: str, vm: VmOpt = None, namespace: NsOpt = None
+) -> None:
+    """Mount an image's files at DIR in the guest, to look without running it."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(_ops().run_ctr(home(ctx), t, ctr.images_mount(t.namespace, ref, target)))
+
+
+@images_app.command("unmount")
+def images_unmount(
+    ctx: typer.Context, target: str, vm: VmOpt = None, namespace: NsOpt = None
+) -> None:
+    """Unmount what `images mount` mounted."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(_ops().run_ctr(home(ctx), t, ctr.images_unmount(t.namespace, target)))
+
+
+# ---------------------------------------------------------------- containers
+
+
+@c_app.command("ls")
+def c_ls(
+    ctx: typer.Context, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+) -> None:
+    """List containers."""
+    _listing(
+        _ops().containers(home(ctx), _target(ctx, vm, namespace)),
+        ["container", "image", "runtime"],
+        dict,
+        json,
+    )
+
+
+@c_app.command("create", context_settings=TRAILING)
+def c_create(
+    ctx: typer.Context,
+    ref: RefArg,
+    cid: IdArg,
+    command: CmdArgs = None,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Create a container from an image (options go before REF)."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.containers_create(t.namespace, ref, cid, command or [])),
+        lambda _: f"container {cid} created",
+    )
+
+
+@c_app.command("info")
+def c_info(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """A container's full record (JSON, per machine)."""
+    from labctl import ui
+
+    outcomes = _ops().info(home(ctx), _target(ctx, vm, namespace), cid)
+    ui.print_json([{"vm": o.vm, "info": o.value} for o in outcomes if o.ok])
+    _report(outcomes)
+
+
+@c_app.command("rm")
+def c_rm(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """Remove a container (its task must be gone: see `labctl ctr rm`)."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.containers_rm(t.namespace, cid)),
+        lambda _: f"container {cid} removed",
+    )
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@t_app.command("ls")
+def t_ls(
+    ctx: typer.Context, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+) -> None:
+    """List tasks."""
+    from dataclasses import asdict
+
+    _listing(
+        _ops().tasks(home(ctx), _target(ctx, vm, namespace)),
+        ["namespace", "container", "pid", "status"],
+        asdict,
+        json,
+    )
+
+
+@t_app.command("start")
+def t_start(
+    ctx: typer.Context,
+    cid: IdArg,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Do not wait for the task.")
+    ] = False,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Start a container's task."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.tasks_start(t.namespace, cid, detach)),
+        lambda out: out or f"task {cid} started",
+    )
+
+
+@t_app.command("exec", context_settings=TRAILING)
+def t_exec(
+    ctx: typer.Context,
+    cid: IdArg,
+    command: CmdArgs = None,
+    detach: Annotated[
+        bool, typer.Option("-d", "--detach", help="Do not wait for the process.")
+    ] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="Interactive terminal (one machine).")
+    ] = False,
+    exec_id: Annotated[
+        str | None, typer.Option("--exec-id", help="Process name (default: made up).")
+    ] = None,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Run another process in a running task (options go before ID)."""
+    from labctl import ui
+
+    t = _target(ctx, vm, namespace)
+    if tty:
+        raise typer.Exit(_ops().shell(home(ctx), t, cid, command or ["sh"], exec_id))
+    if not command:
+        from labctl.errors import SpecError
+
+        raise SpecError("t exec needs a command after the container ID")
+    chosen, outcomes = _ops().exec_in_task(home(ctx), t, cid, command, exec_id, detach)
+    if not exec_id:
+        ui.info(f"exec id: {chosen}")
+    _done(outcomes, lambda out: out or f"{chosen} started in {cid}")
+
+
+@t_app.command("ps")
+def t_ps(
+    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+) -> None:
+    """Processes of a task: the init PID and every exec'd one."""
+    from dataclasses import asdict
+
+    _listing(
+        _ops().task_ps(home(ctx), _target(ctx, vm, namespace), cid),
+        ["pid", "exec_id"],
+        asdict,
+        json,
+    )
+
+
+@t_app.command("kill")
+def t_kill(
+    ctx: typer.Context,
+    cid: IdArg,
+    signal: Annotated[
+        str, typer.Option("-s", "--signal", help="Signal name or number.")
+    ] = "SIGTERM",
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Signal a task."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.tasks_kill(t.namespace, cid, signal)),
+        lambda _: f"sent {signal} to {cid}",
+    )
+
+
+@t_app.command("rm")
+def t_rm(
+    ctx: typer.Context,
+    cid: IdArg,
+    force: Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")] = False,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Delete a task."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.tasks_rm(t.namespace, cid, force)),
+        lambda _: f"task {cid} deleted",
+    )
+
+
+# ---------------------------------------------------------------- shortcuts
+
+
+@ctr_app.command("run", context_settings=TRAILING)
+def run(
+    ctx: typer.Context,
+    ref: RefArg,
+    cid: IdArg,
+    command: CmdArgs = None,
+    rm: Annotated[
+        bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")
+    ] = False,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """Create a container and start it detached, in one step."""
+    from labctl.guest import ctr
+
+    t = _target(ctx, vm, namespace)
+    _done(
+        _ops().run_ctr(home(ctx), t, ctr.run(t.namespace, ref, cid, command or [], rm)),
+        lambda out: out or f"{cid} running",
+    )
+
+
+@ctr_app.command("rm")
+def rm(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """Kill the container's task if any, then remove task and container."""
+    _done(_ops().remove(home(ctx), _target(ctx, vm, namespace), cid), lambda _: f"{cid} removed")
+
+
+@ctr_app.command("service")
+def service(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+    """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
+    _done(
+        _ops().service(home(ctx), _target(ctx, vm, namespace), cid),
+        lambda unit: f"{unit} enabled and running",
+    )
+
+
+@ctr_app.command("shell", context_settings=TRAILING)
+def shell(
+    ctx: typer.Context,
+    cid: IdArg,
+    command: CmdArgs = None,
+    exec_id: Annotated[str | None, typer.Option("--exec-id", help="Process name.")] = None,
+    vm: VmOpt = None,
+    namespace: NsOpt = None,
+) -> None:
+    """An interactive shell inside a running container (one machine)."""
+    raise typer.Exit(
+        _ops().shell(home(ctx), _target(ctx, vm, namespace), cid, command or ["sh"], exec_id)
+    )
+
+
+# ---------------------------------------------------------------- exec
+
+
+def exec_(
+    ctx: typer.Context,
+    command: Annotated[list[str], typer.Argument(help="Command and arguments (after --).")],
+    lab: LabOpt = None,
+    vm: VmOpt = None,
+    all_: AllOpt = False,
+    sudo: Annotated[bool, typer.Option("--sudo", help="As root.")] = False,
+    timeout: TimeoutOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Any command on many machines at once: labctl exec -- uname -r"""
+    from labctl import ui
+    from labctl.ops.guestcmd import exec_many
+
+    outcomes = exec_many(home(ctx), lab, vm or [], command, sudo=sudo, timeout=timeout)
+    rows = [
+        {
+            "vm": o.vm,
+            "rc": o.value.exit_code,
+            "stdout": o.value.stdout,
+            "stderr": o.value.stderr,
+            "duration_ms": o.value.duration_ms,
+        }
+        for o in outcomes
+        if o.ok
+    ]
+    if json:
+        ui.print_json(rows)
+    else:
+        ui.table(
+            ["VM", "RC", "MS", "STDOUT", "STDERR"],
+            [
+                [r["vm"], r["rc"], r["duration_ms"], r["stdout"].rstrip(), r["stderr"].rstrip()]
+                for r in rows
+            ],
+        )
+    _report(outcomes)
+    results = [o.value for o in outcomes if o.ok]
+    if any(r.timed_out for r in results):
+        raise typer.Exit(ExitCode.TIMEOUT)
+    if any(r.exit_code != 0 for r in results):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def register(app: typer.Typer) -> None:
+    ctr_app.add_typer(ns_app, name="ns")
+    ctr_app.add_typer(ns_app, name="namespaces", hidden=True)
+    ctr_app.add_typer(images_app, name="images")
+    ctr_app.add_typer(images_app, name="i", hidden=True)
+    ctr_app.add_typer(c_app, name="c")
+    ctr_app.add_typer(c_app, name="containers", hidden=True)
+    ctr_app.add_typer(t_app, name="t")
+    ctr_app.add_typer(t_app, name="tasks", hidden=True)
+    app.add_typer(ctr_app, name="ctr")
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)

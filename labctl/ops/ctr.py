@@ -1,0 +1,233 @@
+"""`labctl ctr`: containerd in the lab's guests, on many machines at once."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import GuestError, SpecError
+from labctl.guest import ctr
+from labctl.home import LabHome
+from labctl.ops.session import LabSession, Outcome
+from labctl.transport import Result, SshTransport
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which lab, which machines (empty: every running one), which namespace."""
+
+    lab: str | None = None
+    machines: tuple[str, ...] = ()
+    namespace: str = ctr.DEFAULT_NAMESPACE
+    timeout: float | None = None
+
+
+class CtrFailed(GuestError):
+    """ctr failed on a machine; the message is ctr's own, with the machine's name."""
+
+
+def _check(vm: str, result: Result, what: str = "") -> Result:
+    if result.timed_out:
+        from labctl.errors import TimedOut
+
+        raise TimedOut(f"{vm}: {what or 'ctr'} did not finish in time (channel closed)")
+    if not result.ok:
+        text = (
+            ctr.error_text(result.stderr)
+            or ctr.error_text(result.stdout)
+            or f"exit status {result.exit_code}"
+        )
+        raise CtrFailed(f"{vm}: {text}")
+    return result
+
+
+def each(home: LabHome, target: Target, fn: Callable[[SshTransport], Any]) -> list[Outcome[Any]]:
+    """fn(transport) on every targeted machine, in parallel."""
+    with LabSession(home, target.lab) as session:
+        return session.each(session.select(target.machines), fn)
+
+
+def run_ctr(
+    home: LabHome, target: Target, argv: Sequence[str], parse: Callable[[str], Any] | None = None
+) -> list[Outcome[Any]]:
+    """One ctr command on every targeted machine; ctr's output parsed or raw."""
+
+    def one(t: SshTransport) -> Any:
+        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout))
+        return parse(result.stdout) if parse else result.stdout
+
+    return each(home, target, one)
+
+
+# ---------------------------------------------------------------- listings
+
+
+def ps(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
+    """Every task in every namespace of every targeted machine."""
+    return run_ctr(home, target, ctr.ps_all(), ctr.parse_ps_all)
+
+
+def namespaces(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
+    return run_ctr(home, target, ctr.ns_ls(), ctr.parse_namespaces)
+
+
+def images(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
+    return run_ctr(home, target, ctr.images_ls(target.namespace), ctr.parse_images)
+
+
+def containers(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
+    return run_ctr(home, target, ctr.containers_ls(target.namespace), ctr.parse_containers)
+
+
+def tasks(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
+    return run_ctr(
+        home,
+        target,
+        ctr.tasks_ls(target.namespace),
+        lambda out: ctr.parse_tasks(out, target.namespace),
+    )
+
+
+def task_ps(home: LabHome, target: Target, cid: str) -> list[Outcome[list[ctr.Process]]]:
+    return run_ctr(home, target, ctr.tasks_ps(target.namespace, cid), ctr.parse_task_ps)
+
+
+def info(home: LabHome, target: Target, cid: str) -> list[Outcome[dict[str, object]]]:
+    return run_ctr(home, target, ctr.containers_info(target.namespace, cid), ctr.parse_info)
+
+
+# ---------------------------------------------------------------- actions
+
+
+def ns_remove(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
+    """Remove a namespace; when it is not empty, say what is left in it."""
+
+    def one(t: SshTransport) -> str:
+        result = t.run(ctr.ns_rm(name), sudo=True, timeout=target.timeout)
+        if result.ok:
+            return result.stdout
+        if "must be empty" in result.stderr:
+            raise CtrFailed(f"{t.name}: namespace {name!r} is not empty: {_contents(t, name)}")
+        return str(_check(t.name, result).stdout)
+
+    return each(home, target, one)
+
+
+def _contents(t: SshTransport, ns: str) -> str:
+    parts = []
+    for label, argv, parse in (
+        ("task", ctr.tasks_ls(ns), lambda o: [x.container for x in ctr.parse_tasks(o, ns)]),
+        (
+            "container",
+            ctr.containers_ls(ns),
+            lambda o: [x["container"] for x in ctr.parse_containers(o)],
+        ),
+        ("image", ctr.images_ls(ns), lambda o: [x["ref"] for x in ctr.parse_images(o)]),
+    ):
+        names = parse(t.run(argv, sudo=True).stdout)
+        if names:
+            parts.append(
+                f"{len(names)} {label}{'s' if len(names) > 1 else ''} ({', '.join(names)})"
+            )
+    return "; ".join(parts) or "snapshots or content only; remove them with ctr"
+
+
+def pull(home: LabHome, target: Target, ref: str) -> tuple[str, list[Outcome[str]]]:
+    """Pull `ref` (short names expanded the way docker does, and said so)."""
+    full = ctr.expand_ref(ref)
+    return full, run_ctr(home, target, ctr.images_pull(target.namespace, full))
+
+
+def import_image(home: LabHome, target: Target, path: Path, name: str | None) -> list[Outcome[str]]:
+    """Copy a local OCI/Docker archive into each guest over SFTP and import it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read image archive {str(path)!r}: {exc.strerror}") from exc
+    remote = f"/tmp/labctl-import-{secrets.token_hex(6)}.tar"
+
+    def one(t: SshTransport) -> str:
+        t.put(data, remote, mode=0o600)
+        try:
+            return str(
+                _check(
+                    t.name,
+                    t.run(
+                        ctr.images_import(target.namespace, remote, name),
+                        sudo=True,
+                        timeout=target.timeout,
+                    ),
+                ).stdout
+            )
+        finally:
+            t.run(["rm", "-f", remote])
+
+    return each(home, target, one)
+
+
+def exec_in_task(
+    home: LabHome,
+    target: Target,
+    cid: str,
+    command: Sequence[str],
+    exec_id: str | None,
+    detach: bool,
+) -> tuple[str, list[Outcome[str]]]:
+    """`t exec`: ctr requires an exec id; one is made up when not given."""
+    chosen = exec_id or f"labctl-{secrets.token_hex(3)}"
+    return chosen, run_ctr(
+        home, target, ctr.tasks_exec(target.namespace, cid, chosen, command, detach=detach)
+    )
+
+
+def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
+    """Kill the task if there is one, then remove task and container."""
+
+    def one(t: SshTransport) -> str:
+        ns = target.namespace
+        running = {
+            x.container for x in ctr.parse_tasks(t.run(ctr.tasks_ls(ns), sudo=True).stdout, ns)
+        }
+        if cid in running:
+            t.run(ctr.tasks_kill(ns, cid, "SIGKILL"), sudo=True)
+            _check(t.name, t.run(ctr.tasks_rm(ns, cid, force=True), sudo=True))
+        _check(t.name, t.run(ctr.containers_rm(ns, cid), sudo=True))
+        return "removed"
+
+    return each(home, target, one)
+
+
+def service(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
+    """A systemd unit that runs container `cid` and restarts it on failure."""
+    if not ctr.is_identifier(cid) or not ctr.is_identifier(target.namespace):
+        raise SpecError(f"invalid container id or namespace: {cid!r} / {target.namespace!r}")
+    unit = ctr.unit_name(target.namespace, cid)
+
+    def one(t: SshTransport) -> str:
+        _check(t.name, t.run(ctr.containers_info(target.namespace, cid), sudo=True))
+        t.put(
+            ctr.service_unit(target.namespace, cid).encode(),
+            f"/etc/systemd/system/{unit}",
+            mode=0o644,
+            sudo=True,
+        )
+        _check(t.name, t.run(["systemctl", "daemon-reload"], sudo=True))
+        _check(t.name, t.run(["systemctl", "enable", "--now", unit], sudo=True))
+        _check(t.name, t.run(["systemctl", "restart", unit], sudo=True))
+        return unit
+
+    return each(home, target, one)
+
+
+def shell(
+    home: LabHome, target: Target, cid: str, command: Sequence[str], exec_id: str | None
+) -> int:
+    """An interactive `t exec -t` in one machine (a PTY over SSH)."""
+    from labctl.ops.guestcmd import terminal
+
+    chosen = exec_id or f"labctl-{secrets.token_hex(3)}"
+    argv = ctr.tasks_exec(target.namespace, cid, chosen, command or ["sh"], tty=True)
+    return terminal(home, target.lab, target.machines, argv, sudo=True)
