@@ -110,6 +110,11 @@ def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
     )
 
 
+def line(text: str) -> None:
+    """One plain line on stdout (never wrapped)."""
+    sys.stdout.write(text + "\n")
+
+
 def info(text: str) -> None:
     err().print(text, markup=False)
 

@@ -17,7 +17,13 @@ from pathlib import Path
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 IMAGE_NAME = "docker.io/labctl/busybox:latest"
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
+_ARCH = {
+    "x86_64": "amd64",
+    "aarch64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
 
 
 def static_busybox() -> Path | None:
@@ -25,13 +31,26 @@ def static_busybox() -> Path | None:
     for candidate in BUSYBOX_CANDIDATES:
         path = Path(candidate)
         if path.exists():
-            out = subprocess.run(["file", "-L", str(path)], capture_output=True, text=True).stdout if shutil.which("file") else ""
-            if "statically linked" in out or (not out and b"ld-linux" not in path.read_bytes()[:4096]):
+            out = (
+                subprocess.run(["file", "-L", str(path)], capture_output=True, text=True).stdout
+                if shutil.which("file")
+                else ""
+            )
+            if "statically linked" in out or (
+                not out and b"ld-linux" not in path.read_bytes()[:4096]
+            ):
                 return path
     return None
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, mode: int = 0o644, link: str | None = None, kind: bytes = tarfile.REGTYPE) -> None:
+def _add(
+    tar: tarfile.TarFile,
+    name: str,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    link: str | None = None,
+    kind: bytes = tarfile.REGTYPE,
+) -> None:
     info = tarfile.TarInfo(name)
     info.mtime = 0
     info.mode = mode
@@ -49,7 +68,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, mode: int =
 
 
 def _layer(busybox: Path) -> bytes:
-    applets = subprocess.run([str(busybox), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for d in ("bin", "tmp", "etc", "proc", "sys", "dev", "root"):
@@ -78,7 +99,10 @@ def build_busybox_image(dest: Path, name: str = IMAGE_NAME) -> Path:
             "architecture": _ARCH.get(platform.machine(), platform.machine()),
             "os": "linux",
             "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"],
+            },
         }
     ).encode()
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
@@ -90,8 +114,18 @@ def build_busybox_image(dest: Path, name: str = IMAGE_NAME) -> Path:
             {
                 "schemaVersion": 2,
                 "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(layer)}],
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": config_digest,
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": layer_digest,
+                        "size": len(layer),
+                    }
+                ],
             }
         ).encode()
         manifest_digest = _blob(tar, manifest)
@@ -102,7 +136,10 @@ def build_busybox_image(dest: Path, name: str = IMAGE_NAME) -> Path:
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "digest": manifest_digest,
                     "size": len(manifest),
-                    "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1]},
+                    "annotations": {
+                        "io.containerd.image.name": name,
+                        "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1],
+                    },
                 }
             ],
         }

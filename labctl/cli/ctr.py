@@ -101,7 +101,7 @@ def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> N
         if o.ok:
             text = say(o.value) if say else (o.value or "ok")
             for line in str(text).strip().splitlines() or ["ok"]:
-                ui.out().print(f"{o.vm}: {line}", markup=False, highlight=False)
+                ui.line(f"{o.vm}: {line}")
     _report(outcomes)
 
 
@@ -169,7 +169,7 @@ def images_ls(
 
         for o in outcomes:
             for img in o.value or []:
-                ui.out().print(f"{o.vm}: {img['ref']}", markup=False, highlight=False)
+                ui.line(f"{o.vm}: {img['ref']}")
         _report(outcomes)
         return
     _listing(outcomes, ["ref", "digest", "size", "platforms"], dict, json)
@@ -483,32 +483,21 @@ def exec_(
     from labctl.ops.guestcmd import exec_many
 
     outcomes = exec_many(home(ctx), lab, vm or [], command, sudo=sudo, timeout=timeout)
-    rows = [
-        {
-            "vm": o.vm,
-            "rc": o.value.exit_code,
-            "stdout": o.value.stdout,
-            "stderr": o.value.stderr,
-            "duration_ms": o.value.duration_ms,
-        }
-        for o in outcomes
-        if o.ok
-    ]
+    rows = [o.value for o in outcomes if o.value is not None]
     if json:
         ui.print_json(rows)
-    else:
-        ui.table(
-            ["VM", "RC", "MS", "STDOUT", "STDERR"],
-            [
-                [r["vm"], r["rc"], r["duration_ms"], r["stdout"].rstrip(), r["stderr"].rstrip()]
-                for r in rows
-            ],
-        )
+    else:  # like pdsh: every line prefixed by its machine
+        for r in rows:
+            for text in r.stdout.splitlines():
+                ui.line(f"{r.vm}: {text}")
+            for text in r.stderr.splitlines():
+                ui.info(f"{r.vm}: {text}")
+            if r.rc:
+                ui.info(f"{r.vm}: exit status {r.rc}" + (" (timed out)" if r.timed_out else ""))
     _report(outcomes)
-    results = [o.value for o in outcomes if o.ok]
-    if any(r.timed_out for r in results):
+    if any(r.timed_out for r in rows):
         raise typer.Exit(ExitCode.TIMEOUT)
-    if any(r.exit_code != 0 for r in results):
+    if any(r.rc != 0 for r in rows):
         raise typer.Exit(ExitCode.FAILED)
 
 

@@ -191,7 +191,7 @@ def parse_tasks(text: str, namespace: str = DEFAULT_NAMESPACE) -> list[Task]:
 def parse_ps_all(text: str) -> list[Task]:
     """Output of ps_all(): namespace markers, each followed by a tasks table."""
     tasks: list[Task] = []
-    namespace, block = "", []
+    namespace, block = "", list[str]()
     for line in [*text.splitlines(), "@@ns "]:
         if line.startswith("@@ns "):
             if namespace:
@@ -256,7 +256,9 @@ def unit_name(namespace: str, cid: str) -> str:
 def service_unit(namespace: str, cid: str) -> str:
     """A systemd unit that keeps container `cid` running (ctr has no restart
     policy). `ctr task start` without -d stays attached until the task exits,
-    so systemd sees the exit and restarts it; stale tasks are cleared first."""
+    so systemd sees the exit and restarts it; stale tasks are cleared first.
+    Stopping works like `docker stop`: SIGTERM, and after 10 s the task is
+    deleted by force (a container's PID 1 ignores SIGTERM unless it traps it)."""
     ctr_bin = "/usr/bin/ctr"
     return f"""[Unit]
 Description=containerd container {cid} in namespace {namespace} (labctl)
@@ -267,7 +269,9 @@ Requires=containerd.service
 ExecStartPre=-{ctr_bin} -n {namespace} tasks kill -s SIGKILL {cid}
 ExecStartPre=-{ctr_bin} -n {namespace} tasks delete -f {cid}
 ExecStart={ctr_bin} -n {namespace} tasks start {cid}
+ExecStop=-{ctr_bin} -n {namespace} tasks kill -s SIGTERM {cid}
 ExecStopPost=-{ctr_bin} -n {namespace} tasks delete -f {cid}
+TimeoutStopSec=10
 StandardInput=null
 Restart=always
 RestartSec=1

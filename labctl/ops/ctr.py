@@ -184,10 +184,17 @@ def exec_in_task(
 
 
 def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
-    """Kill the task if there is one, then remove task and container."""
+    """Kill the task if there is one, then remove task and container (and the
+    systemd unit `ctr service` made for it, which would restart it)."""
+    unit_file = f"/etc/systemd/system/{ctr.unit_name(target.namespace, cid)}"
 
     def one(t: SshTransport) -> str:
         ns = target.namespace
+        if ctr.is_identifier(cid) and t.run(["test", "-e", unit_file]).ok:
+            unit = ctr.unit_name(ns, cid)
+            _check(t.name, t.run(["systemctl", "disable", "--now", unit], sudo=True))
+            _check(t.name, t.run(["rm", "-f", unit_file], sudo=True))
+            _check(t.name, t.run(["systemctl", "daemon-reload"], sudo=True))
         running = {
             x.container for x in ctr.parse_tasks(t.run(ctr.tasks_ls(ns), sudo=True).stdout, ns)
         }

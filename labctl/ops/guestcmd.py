@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from labctl.errors import SpecError
 from labctl.home import LabHome
@@ -50,6 +51,29 @@ def ssh(home: LabHome, lab: str | None, machine: str, command: str | None) -> in
     return terminal(home, lab, [machine], ["sh", "-c", command] if command is not None else None)
 
 
+@dataclass(frozen=True)
+class ExecRow:
+    """What `labctl exec` reports per machine."""
+
+    vm: str
+    rc: int
+    stdout: str
+    stderr: str
+    duration_ms: int
+    timed_out: bool
+
+
+def _row(result: Result) -> ExecRow:
+    return ExecRow(
+        result.host,
+        result.exit_code,
+        result.stdout,
+        result.stderr,
+        result.duration_ms,
+        result.timed_out,
+    )
+
+
 def exec_many(
     home: LabHome,
     lab: str | None,
@@ -57,8 +81,8 @@ def exec_many(
     argv: Sequence[str],
     sudo: bool = False,
     timeout: float | None = None,
-) -> list[Outcome[Result]]:
-    """`argv` on every selected machine at once."""
+) -> list[Outcome[ExecRow]]:
+    """`argv` on every selected machine at once (each word quoted)."""
     with LabSession(home, lab) as session:
         chosen = session.select(machines)
-        return session.each(chosen, lambda t: t.run(argv, sudo=sudo, timeout=timeout))
+        return session.each(chosen, lambda t: _row(t.run(argv, sudo=sudo, timeout=timeout)))

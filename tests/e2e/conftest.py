@@ -6,6 +6,7 @@ the test then checks that no container of it is left.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -104,6 +105,26 @@ def fresh_subnet() -> str:
     return f"192.168.{next(_SUBNETS)}"
 
 
+def destroy_and_check(labctl: Labctl, name: str) -> None:
+    labctl("destroy", name, "--yes")
+    left = containers_of(name)
+    if left:  # never leave guests behind, even when destroy is what broke
+        subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
+    assert not left, f"destroy left containers of {name}: {left}"
+
+
+@contextlib.contextmanager
+def lab_up(labctl: Labctl, name: str, *args: str) -> Iterator[tuple[str, str]]:
+    """A lab brought up for a whole module; destroyed afterwards."""
+    subnet = fresh_subnet()
+    try:
+        up = labctl("up", *args, "--name", name, "--subnet", subnet, "--provider", "docker", "-q")
+        assert up.code == 0, up.stderr[-3000:]
+        yield name, subnet
+    finally:
+        destroy_and_check(labctl, name)
+
+
 @pytest.fixture
 def make_lab(labctl: Labctl) -> Iterator[Callable[..., tuple[str, str]]]:
     """make_lab(name) -> (name, subnet); destroyed and checked at teardown."""
@@ -115,8 +136,4 @@ def make_lab(labctl: Labctl) -> Iterator[Callable[..., tuple[str, str]]]:
 
     yield make
     for name in made:
-        labctl("destroy", name, "--yes")
-        left = containers_of(name)
-        if left:  # never leave guests behind, even when destroy is what broke
-            subprocess.run(["docker", "rm", "-f", "-v", *left], capture_output=True)
-        assert not left, f"destroy left containers of {name}: {left}"
+        destroy_and_check(labctl, name)

@@ -1,0 +1,206 @@
+"""ctr: builders put flags first; parsers read captured ctr 1.6 output (tests/data/ctr)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labctl.guest import ctr
+
+from ..conftest import data
+
+
+def test_flags_always_come_before_positionals() -> None:
+    argv = ctr.tasks_exec("default", "test", "pro1", ["/bin/sh", "-c", "echo -n hi"], detach=True)
+    assert argv == [
+        "ctr",
+        "-n",
+        "default",
+        "tasks",
+        "exec",
+        "-d",
+        "--exec-id",
+        "pro1",
+        "--",
+        "test",
+        "/bin/sh",
+        "-c",
+        "echo -n hi",
+    ]
+    assert ctr.containers_create("ns", "img", "id", ["sleep", "-n", "9"]) == [
+        "ctr",
+        "-n",
+        "ns",
+        "containers",
+        "create",
+        "--",
+        "img",
+        "id",
+        "sleep",
+        "-n",
+        "9",
+    ]
+    assert ctr.tasks_kill("default", "x", "9") == [
+        "ctr",
+        "-n",
+        "default",
+        "tasks",
+        "kill",
+        "-s",
+        "9",
+        "--",
+        "x",
+    ]
+    assert ctr.tasks_rm("default", "x", force=True) == [
+        "ctr",
+        "-n",
+        "default",
+        "tasks",
+        "delete",
+        "-f",
+        "--",
+        "x",
+    ]
+    assert ctr.images_import("default", "/tmp/a.tar", "my/img:1") == [
+        "ctr",
+        "-n",
+        "default",
+        "images",
+        "import",
+        "--index-name",
+        "my/img:1",
+        "--",
+        "/tmp/a.tar",
+    ]
+    assert ctr.run("default", "img", "id", rm=True)[:6] == [
+        "ctr",
+        "-n",
+        "default",
+        "run",
+        "--rm",
+        "--",
+    ]
+    assert ctr.run("default", "img", "id")[4] == "-d"
+
+
+def test_hostile_values_stay_single_arguments() -> None:
+    from labctl.transport import command_line
+
+    hostile = "x; touch /tmp/pwned $(id) `id` 'q' \"d\""
+    line = command_line(ctr.containers_info("default", hostile), sudo=True)
+    assert (
+        line
+        == "sudo -n -H -- ctr -n default containers info -- 'x; touch /tmp/pwned $(id) `id` '\"'\"'q'\"'\"' \"d\"'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("short", "full"),
+    [
+        ("alpine", "docker.io/library/alpine:latest"),
+        ("alpine:3.19", "docker.io/library/alpine:3.19"),
+        ("bitnami/redis", "docker.io/bitnami/redis:latest"),
+        ("ghcr.io/org/app:v1", "ghcr.io/org/app:v1"),
+        ("localhost/app", "localhost/app:latest"),
+        ("registry:5000/app", "registry:5000/app:latest"),
+        ("docker.io/library/alpine:latest", "docker.io/library/alpine:latest"),
+        ("alpine@sha256:abc", "docker.io/library/alpine@sha256:abc"),
+    ],
+)
+def test_expand_ref(short: str, full: str) -> None:
+    assert ctr.expand_ref(short) == full
+
+
+def test_parse_tasks() -> None:
+    assert ctr.parse_tasks(data("ctr/t-ls.txt")) == [ctr.Task("default", "test", 971, "RUNNING")]
+    assert ctr.parse_tasks(data("ctr/t-ls-stopped.txt"))[0].status == "STOPPED"
+
+
+def test_parse_ps_all_over_namespaces() -> None:
+    tasks = ctr.parse_ps_all(data("ctr/ps-all.txt"))
+    assert [(t.namespace, t.container, t.status) for t in tasks] == [
+        ("default", "test", "RUNNING"),
+        ("other", "svc", "RUNNING"),
+    ]
+    assert all(t.pid > 0 for t in tasks)
+
+
+@pytest.mark.parametrize("name", ["ctr/t-ps.txt", "ctr/t-ps-exec-id-format.txt"])
+def test_parse_task_ps_both_formats(name: str) -> None:
+    procs = ctr.parse_task_ps(data(name))
+    assert [p.exec_id for p in procs] == ["", "pro1", "pro2", "pro3"]
+    assert len({p.pid for p in procs}) == 4
+
+
+def test_parse_images_keeps_cells_with_spaces() -> None:
+    (img,) = ctr.parse_images(data("ctr/images-ls.txt"))
+    assert img == {
+        "ref": "docker.io/labctl/busybox:latest",
+        "digest": "sha256:dacf83c5c16acdd32721c5ebf625d29ff26fea496b99570cfd6a904ce311b555",
+        "size": "2.0 MiB",
+        "platforms": "linux/amd64",
+    }
+
+
+def test_parse_containers_and_namespaces() -> None:
+    assert ctr.parse_containers(data("ctr/c-ls.txt")) == [
+        {
+            "container": "test",
+            "image": "docker.io/labctl/busybox:latest",
+            "runtime": "io.containerd.runc.v2",
+        }
+    ]
+    assert ctr.parse_namespaces(data("ctr/ns-ls.txt")) == [
+        {"namespace": "default", "labels": ""},
+        {"namespace": "other", "labels": ""},
+    ]
+
+
+def test_parse_info_is_json() -> None:
+    info = ctr.parse_info(data("ctr/c-info.json"))
+    assert info["ID"] == "test"
+    assert info["Spec"]["process"]["args"] == ["/bin/sh"]  # type: ignore[index]
+    json.dumps(info)
+
+
+def test_empty_tables() -> None:
+    assert ctr.parse_tasks("") == []
+    assert ctr.parse_tasks("TASK    PID    STATUS    \n") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ctr/err-task-exists.txt", "ctr: task test: already exists"),
+        (
+            "ctr/err-container-not-found.txt",
+            'ctr: container "nope" in namespace "default": not found',
+        ),
+        ("ctr/err-image-not-found.txt", 'ctr: image "docker.io/library/alpine:latest": not found'),
+        (
+            "ctr/err-container-rm-missing.txt",
+            'ctr: container "test" in namespace "default": not found',
+        ),
+        (
+            "ctr/err-pull-short-name.txt",
+            'ctr: failed to resolve reference "alpine": object required',
+        ),
+    ],
+)
+def test_error_text_is_ctrs_own_line(name: str, message: str) -> None:
+    assert ctr.error_text(data(name)) == message
+
+
+def test_identifiers() -> None:
+    for good in ("test", "svc-1", "a.b_c", "A1"):
+        assert ctr.is_identifier(good)
+    for bad in ("", "-x", "x;id", "a b", "a\nExecStart=/bin/evil", "x" * 77, "a..b"):
+        assert not ctr.is_identifier(bad)
+
+
+def test_service_unit() -> None:
+    unit = ctr.service_unit("default", "svc")
+    assert "ExecStart=/usr/bin/ctr -n default tasks start svc\n" in unit
+    assert "Restart=always" in unit
+    assert ctr.unit_name("default", "svc") == "labctl-ctr-default-svc.service"
