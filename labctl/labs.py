@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -82,11 +83,43 @@ _TOPOLOGIES: dict[str, Callable[[Settings], list[Machine]]] = {
 }
 
 
-def _provisioners(s: Settings, m: Machine, hosts: str) -> tuple[Provisioner, ...]:
+def replication_sources(
+    s: Settings, machines: list[Machine] | tuple[Machine, ...]
+) -> dict[str, str]:
+    """replica -> the machine it replicates from: all from the primary (star),
+    or each from the one before it (--chain)."""
+    names = [m.name for m in machines if m.role in ("mysql-primary", "mysql-replica")]
+    if not names:
+        return {}
+    if s.chain:
+        return {replica: source for source, replica in itertools.pairwise(names)}
+    return {replica: names[0] for replica in names[1:]}
+
+
+def _mysql_env(s: Settings, m: Machine, machines: list[Machine]) -> dict[str, str]:
+    sources = replication_sources(s, machines)
+    index = [x.name for x in machines].index(m.name)
+    return {
+        "MYSQL_SERVER_ID": str(index + 1),
+        "MYSQL_BIND_ADDRESS": m.ip,
+        "MYSQL_ROLE": "primary" if m.role == "mysql-primary" else "replica",
+        # a chain's middle passes on what it applies
+        "MYSQL_LOG_REPLICA_UPDATES": "1"
+        if m.name in sources.values() and m.name in sources
+        else "0",
+        "MYSQL_GTID": "1" if s.gtid else "0",
+        "LAB_HOSTNAME": m.hostname,
+    }
+
+
+def _provisioners(s: Settings, m: Machine, machines: list[Machine]) -> tuple[Provisioner, ...]:
     """The provision scripts of one machine, in the order they run."""
+    hosts = " ".join(f"{x.ip}={x.hostname}" for x in machines)
     steps = [Provisioner("common", "common.sh", {"LAB_HOSTS": hosts, "LAB_TIMEZONE": s.timezone})]
     if s.containerd:
         steps.append(Provisioner("containerd", "containerd.sh"))
+    if m.role in ("mysql-primary", "mysql-replica"):
+        steps.append(Provisioner("mysql", "mysql.sh", _mysql_env(s, m, machines)))
     return tuple(steps)
 
 
@@ -94,7 +127,5 @@ def build_spec(settings: Settings, lab_id: str) -> LabSpec:
     """Validate `settings` and lay out the topology's machines."""
     s = validate_settings(settings)
     machines = _TOPOLOGIES[s.topology](s)
-    # Every machine knows every other by hostname (the lab's own /etc/hosts).
-    hosts = " ".join(f"{m.ip}={m.hostname}" for m in machines)
-    machines = [replace(m, provisioners=_provisioners(s, m, hosts)) for m in machines]
+    machines = [replace(m, provisioners=_provisioners(s, m, machines)) for m in machines]
     return LabSpec(id=lab_id, settings=s, machines=tuple(machines))

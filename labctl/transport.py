@@ -103,6 +103,8 @@ class Transport(Protocol):
 
     def put(self, data: bytes, remote: str, mode: int = 0o644, sudo: bool = False) -> None: ...
 
+    def start(self, argv: Sequence[str], *, sudo: bool = False) -> RemoteProcess: ...
+
     def close(self) -> None: ...
 
 
@@ -342,6 +344,94 @@ class SshTransport:
     def open_channel(self) -> Any:
         """A raw session channel, for interactive use (see labctl.terminal)."""
         return self._session()
+
+    def start(self, argv: Sequence[str], *, sudo: bool = False) -> RemoteProcess:
+        """Start `argv` and leave it running: a session to talk to (a SQL
+        client holding a lock), or a stream to pipe (a dump)."""
+        cmd = command_line(argv, sudo)
+        chan = self._session()
+        chan.exec_command(cmd)
+        return RemoteProcess(self.name, cmd, chan)
+
+
+class RemoteProcess:
+    """A command running in a guest: write its stdin, read its stdout as it
+    comes; stderr is drained in the background (a full stream would stall it)."""
+
+    def __init__(self, host: str, command: str, chan: Any) -> None:
+        self.host = host
+        self.command = command
+        self._chan = chan
+        self._err = bytearray()
+        self._buffer = b""
+        self._stderr = threading.Thread(
+            target=_drain, args=(chan.recv_stderr, self._err), daemon=True
+        )
+        self._stderr.start()
+
+    def write(self, data: bytes) -> None:
+        self._chan.sendall(data)
+
+    def close_stdin(self) -> None:
+        self._chan.shutdown_write()
+
+    def read(self, size: int = _CHUNK) -> bytes:
+        """Up to `size` bytes of stdout; b"" at its end."""
+        if self._buffer:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+            return data
+        return bytes(self._chan.recv(size))
+
+    def read_until(self, marker: bytes, timeout: float = 60.0) -> bytes:
+        """stdout up to and including `marker`; ConnectError-free: a process that
+        ends first, or a timeout, raises CommandFailed with what it said."""
+        deadline = time.monotonic() + timeout
+        data = self._buffer
+        self._buffer = b""
+        while marker not in data:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandFailed(self._result(124, data, timed_out=True), "no answer in time")
+            self._chan.settimeout(remaining)
+            try:
+                chunk = self._chan.recv(_CHUNK)
+            except TimeoutError:
+                continue
+            finally:
+                self._chan.settimeout(None)
+            if not chunk:
+                raise CommandFailed(self.wait(), "ended early")
+            data += chunk
+        end = data.index(marker) + len(marker)
+        self._buffer = data[end:]
+        return data[:end]
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Wait for the exit; the Result holds the stderr and unread stdout."""
+        finished = self._chan.status_event.wait(timeout)
+        rest = bytearray(self._buffer)
+        self._buffer = b""
+        if finished:
+            _drain(self._chan.recv, rest)
+            self._stderr.join()
+        code = self._chan.recv_exit_status() if finished else TIMEOUT_EXIT
+        self._chan.close()
+        return self._result(code, bytes(rest), timed_out=not finished)
+
+    def kill(self) -> None:
+        """Close the channel; the command gets EOF/SIGPIPE (a SQL session ends,
+        and its locks with it)."""
+        self._chan.close()
+
+    def _result(self, code: int, out: bytes, timed_out: bool = False) -> Result:
+        return Result(
+            self.host,
+            self.command,
+            code,
+            out.decode(errors="replace"),
+            bytes(self._err).decode(errors="replace"),
+            timed_out=timed_out,
+        )
 
 
 def _feed(chan: Any, stdin: bytes | IO[bytes]) -> None:

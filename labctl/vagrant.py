@@ -25,6 +25,9 @@ from labctl.transport import Endpoint, import_paramiko
 # Vagrant's own lock: another vagrant process works on the machine. Exit 75,
 # and never touch the other process.
 _BUSY_ERRORS = {"MachineActionLockedError", "EnvironmentLockedError"}
+# Vagrant's generic advice after a lock error says to kill the other process:
+# labctl never does, so the paragraph is not repeated.
+_ADVICE = ("If you believe this message is in error",)
 _HINTS = {
     "SuspendNotSupported": "the docker provider cannot suspend: use `labctl halt`, later `labctl up`",
 }
@@ -80,9 +83,11 @@ def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
         if line.kind == "error-exit" and line.data:
             cls = line.data[0].rsplit("::", 1)[-1]
             text = line.data[1] if len(line.data) > 1 else cls
-            # The first paragraph says what failed; later ones are Vagrant's
-            # generic advice (for a lock: "kill them", which labctl never does).
-            message = " ".join(text.split("\n\n")[0].split())
+            message = " ".join(
+                " ".join(p.split())
+                for p in text.split("\n\n")
+                if not p.lstrip().startswith(_ADVICE)
+            )
             if cls in _BUSY_ERRORS:
                 return LabBusy(
                     f"Vagrant is busy with this lab in another process: {message}",
@@ -197,8 +202,13 @@ class VagrantDriver:
             MachineState(s.name, s.state or "unknown", s.provider or "") for s in self._pv.status()
         ]
 
-    def up(self, machines: Sequence[str] = (), provider: str | None = None) -> None:
-        self._pv.up(vm_name=tuple(machines) or None, provider=provider)
+    def up(
+        self,
+        machines: Sequence[str] = (),
+        provider: str | None = None,
+        provision: bool | None = None,
+    ) -> None:
+        self._pv.up(vm_name=tuple(machines) or None, provider=provider, provision=provision)
 
     def provision(self, machines: Sequence[str] = ()) -> None:
         self._pv.provision(vm_name=tuple(machines) or None)

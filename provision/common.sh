@@ -11,9 +11,8 @@ ensure_packages curl ca-certificates
 
 # The lab's hosts live in /etc/labctl/hosts; a boot-time unit merges them into
 # /etc/hosts, because some providers (docker) rewrite /etc/hosts at every start.
-for pair in $LAB_HOSTS; do
-  printf '%s %s\n' "${pair%%=*}" "${pair#*=}"
-done | put_file /etc/labctl/hosts 644
+hosts=$(for pair in $LAB_HOSTS; do printf '%s %s\n' "${pair%%=*}" "${pair#*=}"; done)
+put_file /etc/labctl/hosts 644 <<<"$hosts"
 
 put_file /usr/local/sbin/labctl-hosts 755 <<'SCRIPT'
 #!/bin/sh

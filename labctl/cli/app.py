@@ -26,10 +26,11 @@ def _root(
 
 
 def _register() -> None:
-    from labctl.cli import ctr, lifecycle
+    from labctl.cli import ctr, lifecycle, mysql
 
     lifecycle.register(app)
     ctr.register(app)
+    mysql.register(app)
 
 
 _register()

@@ -144,9 +144,6 @@ def up(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
 ) -> None:
     """Render the lab if needed, bring every machine up, print the machine table."""
-    from labctl import ui
-    from labctl.ops import lifecycle
-
     req = _request(
         provider=provider,
         box=box,
@@ -163,6 +160,21 @@ def up(
         chain=chain,
         gtid=gtid,
     )
+    _up(ctx, lab, name, req, timeout, json, quiet)
+
+
+def _up(
+    ctx: typer.Context,
+    lab: str,
+    name: str | None,
+    req: object,
+    timeout: float | None,
+    json: bool,
+    quiet: bool,
+) -> None:
+    from labctl import ui
+    from labctl.ops import lifecycle
+
     result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)  # type: ignore[arg-type]
     if json:
         ui.print_json(result.rows)
@@ -170,6 +182,39 @@ def up(
         ui.machines(result.rows)
         for note in result.notes:
             ui.info(note)
+
+
+def mysql_pair(
+    ctx: typer.Context,
+    name: NameOpt = None,
+    replicas: ReplicasOpt = None,
+    chain: ChainOpt = None,
+    gtid: GtidOpt = None,
+    provider: ProviderOpt = None,
+    box: BoxOpt = None,
+    subnet: SubnetOpt = None,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    libvirt_uri: LibvirtUriOpt = None,
+    containerd: ContainerdOpt = None,
+    timeout: TimeoutOpt = None,
+    json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+) -> None:
+    """A MySQL/MariaDB primary with replicas, replication running and verified (= up mysql-pair)."""
+    req = _request(
+        provider=provider,
+        box=box,
+        subnet=subnet,
+        cpus=cpus,
+        memory=memory,
+        libvirt_uri=libvirt_uri,
+        containerd=containerd,
+        replicas=replicas,
+        chain=chain,
+        gtid=gtid,
+    )
+    _up(ctx, "mysql-pair", name, req, timeout, json, quiet)
 
 
 def status(
@@ -316,6 +361,7 @@ def doctor(json: JsonOpt = False) -> None:
 def register(app: typer.Typer) -> None:
     app.command()(render)
     app.command()(up)
+    app.command("mysql-pair")(mysql_pair)
     app.command()(status)
     app.command()(ssh)
     app.command(name="provision")(_action("provision", "Run the provisioners of machines again."))

@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from labctl import inventory, providers
 from labctl.errors import LabctlError, SpecError
-from labctl.home import LabHome, LabPaths
+from labctl.home import LabHome
 from labctl.labs import build_spec
 from labctl.spec import DOCKER_BOX, TOPOLOGIES, VM_BOX, LabSpec, Settings, check_topology
 from labctl.vagrant import Event, MachineState, VagrantDriver
@@ -173,6 +174,20 @@ def _write(home: LabHome, spec: LabSpec) -> str:
     return str(paths.root)
 
 
+def _stale(root: Path, spec: LabSpec) -> bool:
+    """Whether the lab folder differs from what this labctl renders for `spec`
+    (a newer labctl, or a file edited by hand)."""
+    from labctl import render
+
+    for rel, content in render.lab_files(spec).items():
+        try:
+            if (root / rel).read_text() != content:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def render_text(home: LabHome, lab: str, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
     from labctl import render
@@ -243,14 +258,17 @@ def up(
     request: Request,
     on_event: EventSink,
     timeout: float | None = None,
-    after_up: Callable[[LabSpec, LabPaths], list[str]] | None = None,
 ) -> UpResult:
     """Render if needed, then `vagrant up`, then the topology's own set-up."""
     spec, existing = plan(home, lab, name, request)
     with home.lock(spec.name, "up"):
         paths = home.paths(spec.name)
-        if existing != spec or not paths.vagrantfile.exists():
+        rerendered = existing != spec or _stale(paths.root, spec)
+        if rerendered:
             _write(home, spec)
+        # Machines provisioned from older files are provisioned again (Vagrant
+        # would not): a new machine's hostname, a chain's new middle, a fix.
+        reprovision = rerendered and bool(inventory.machine_ids(paths))
         _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
         driver = VagrantDriver(
             paths.root,
@@ -261,11 +279,21 @@ def up(
             timeout=timeout,
         )
         try:
-            driver.up(provider=spec.provider)
+            driver.up(provider=spec.provider, provision=True if reprovision else None)
         finally:
             inventory.invalidate(paths)
-        notes = after_up(spec, paths) if after_up else []
+        notes = _topology_setup(home, spec, on_event)
     return UpResult(status(home, spec.name), notes)
+
+
+def _topology_setup(home: LabHome, spec: LabSpec, on_event: EventSink) -> list[str]:
+    """What a topology needs beyond provisioning, once its machines are up:
+    replication for mysql-pair, the controller's checks for jenkins."""
+    if spec.topology == "mysql-pair":
+        from labctl.ops import mysql
+
+        return mysql.setup(home, spec, on_event)
+    return []
 
 
 def act(

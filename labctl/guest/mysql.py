@@ -1,0 +1,300 @@
+"""MySQL and MariaDB: statements by server version, output parsers, role rules (pure).
+
+Which statement a server understands is decided here and nowhere else:
+- MySQL 8.0.22: SHOW REPLICA STATUS, START/STOP REPLICA, SHOW REPLICAS;
+- MySQL 8.0.23: CHANGE REPLICATION SOURCE TO (SOURCE_* options);
+- MySQL 8.2.0:  SHOW BINARY LOG STATUS;
+- MySQL 8.4:    SHOW MASTER STATUS, SHOW SLAVE HOSTS, CHANGE MASTER TO are gone;
+- MariaDB keeps the old names (SHOW SLAVE STATUS, CHANGE MASTER TO ...).
+Field names differ too (Replica_IO_Running / Slave_IO_Running, Source_Host /
+Master_Host ...); `replica_state()` reads either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+Row = dict[str, str]
+
+# A replica further behind than this is "lagging" in `mysql verify`.
+LAG_LIMIT_SECONDS = 30
+CONNECT_RETRY_SECONDS = 2
+REPL_USER = "repl"
+
+
+@dataclass(frozen=True)
+class Server:
+    """Flavor and version of a server, from SELECT VERSION()."""
+
+    flavor: str  # "mysql" or "mariadb"
+    version: tuple[int, int, int]
+
+    @property
+    def mysql(self) -> bool:
+        return self.flavor == "mysql"
+
+    def at_least(self, *version: int) -> bool:
+        return self.mysql and self.version >= version
+
+    # ---------------------------------------------------------- statements
+
+    def replica_status(self) -> str:
+        return "SHOW REPLICA STATUS" if self.at_least(8, 0, 22) else "SHOW SLAVE STATUS"
+
+    def start_replica(self) -> str:
+        return "START REPLICA" if self.at_least(8, 0, 22) else "START SLAVE"
+
+    def stop_replica(self) -> str:
+        return "STOP REPLICA" if self.at_least(8, 0, 22) else "STOP SLAVE"
+
+    def reset_replica(self) -> str:
+        return "RESET REPLICA ALL" if self.at_least(8, 0, 22) else "RESET SLAVE ALL"
+
+    def stop_sql_thread(self) -> str:
+        return f"{self.stop_replica()} SQL_THREAD"
+
+    def replicas(self) -> str:
+        return "SHOW REPLICAS" if self.at_least(8, 0, 22) else "SHOW SLAVE HOSTS"
+
+    def binlog_status(self) -> str:
+        return "SHOW BINARY LOG STATUS" if self.at_least(8, 2, 0) else "SHOW MASTER STATUS"
+
+    def reset_gtids(self) -> str:
+        return "RESET BINARY LOGS AND GTIDS" if self.at_least(8, 4, 0) else "RESET MASTER"
+
+    def log_replica_updates_variable(self) -> str:
+        return "log_replica_updates" if self.at_least(8, 0, 26) else "log_slave_updates"
+
+    def gtid_position_variable(self) -> str:
+        """The variable holding what a server has applied, as a GTID set/position."""
+        return "gtid_executed" if self.mysql else "gtid_binlog_pos"
+
+    def change_source(
+        self,
+        host: str,
+        password: str,
+        log_file: str = "",
+        log_pos: int = 0,
+        gtid: bool = False,
+    ) -> str:
+        """The statement pointing a replica at its source."""
+        modern = self.at_least(8, 0, 23)
+        key = "SOURCE" if modern else "MASTER"
+        opts = [
+            f"{key}_HOST={quote(host)}",
+            f"{key}_USER={quote(REPL_USER)}",
+            f"{key}_PASSWORD={quote(password)}",
+            f"{key}_CONNECT_RETRY={CONNECT_RETRY_SECONDS}",
+        ]
+        if self.mysql:
+            # caching_sha2_password over a plain connection: the replica must
+            # fetch the source's RSA key, or it cannot reconnect after the
+            # source restarts (its password cache is empty then).
+            opts.append("GET_SOURCE_PUBLIC_KEY=1" if modern else "GET_MASTER_PUBLIC_KEY=1")
+        if gtid:
+            opts.append(f"{key}_AUTO_POSITION=1" if self.mysql else "MASTER_USE_GTID=slave_pos")
+        else:
+            opts += [f"{key}_LOG_FILE={quote(log_file)}", f"{key}_LOG_POS={int(log_pos)}"]
+        verb = "CHANGE REPLICATION SOURCE TO" if modern else "CHANGE MASTER TO"
+        return f"{verb} {', '.join(opts)}"
+
+    def create_repl_user(self, subnet: str, password: str) -> list[str]:
+        """The replication account, only from the lab's subnet. Run with
+        sql_log_bin=0: the statement (and its password) stays out of the binlog."""
+        account = f"{quote(REPL_USER)}@{quote(subnet + '.%')}"
+        grant = "REPLICATION SLAVE"
+        return [
+            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {quote(password)}",
+            f"ALTER USER {account} IDENTIFIED BY {quote(password)}",
+            f"GRANT {grant} ON *.* TO {account}",
+        ]
+
+
+def quote(value: str) -> str:
+    """An SQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def parse_version(text: str) -> Server:
+    """SELECT VERSION(): '10.11.6-MariaDB-0+deb12u1' or '8.0.36-0ubuntu0.22.04.1'."""
+    m = re.match(r"(\d+)\.(\d+)\.(\d+)", text.strip())
+    if not m:
+        raise ValueError(f"not a server version: {text!r}")
+    version = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    return Server("mariadb" if "mariadb" in text.lower() else "mysql", version)
+
+
+# ---------------------------------------------------------------- output
+
+
+def unescape(value: str) -> str:
+    """mysql --batch escapes tab, newline, NUL and backslash in values."""
+    return re.sub(
+        r"\\([\\tn0])", lambda m: {"\\": "\\", "t": "\t", "n": "\n", "0": "\0"}[m.group(1)], value
+    )
+
+
+def parse_tab(text: str) -> list[Row]:
+    """`mysql --batch` output: a header line, then one tab-separated line per row."""
+    lines = text.rstrip("\n").split("\n") if text.strip() else []
+    if not lines:
+        return []
+    header = lines[0].split("\t")
+    return [
+        dict(zip(header, (unescape(v) for v in line.split("\t")), strict=False))
+        for line in lines[1:]
+    ]
+
+
+def parse_vertical(text: str) -> list[Row]:
+    """`\\G` (or mysql --vertical) output: '*** N. row ***' blocks of 'Name: value'."""
+    rows: list[Row] = []
+    current: Row | None = None
+    for line in text.splitlines():
+        if re.match(r"^\*+ \d+\. row \*+$", line.strip()):
+            current = {}
+            rows.append(current)
+            continue
+        if current is None or ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        current[name.strip()] = value.strip()
+    return rows
+
+
+def first(row: Mapping[str, str], *names: str, default: str = "") -> str:
+    """A field under its new (MySQL 8.0.22+) or old name."""
+    for n in names:
+        if n in row:
+            return row[n]
+    return default
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One replication channel, flavor-neutral."""
+
+    source_host: str
+    io_running: str  # Yes / No / Connecting
+    sql_running: str
+    seconds_behind: int | None
+    last_io_error: str
+    last_sql_error: str
+    source_log_file: str
+    read_pos: int
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.source_host)
+
+    @property
+    def healthy(self) -> bool:
+        return self.io_running == "Yes" and self.sql_running == "Yes"
+
+
+def replica_state(row: Mapping[str, str]) -> ReplicaState:
+    """SHOW REPLICA STATUS / SHOW SLAVE STATUS row -> ReplicaState."""
+    lag = first(row, "Seconds_Behind_Source", "Seconds_Behind_Master")
+    return ReplicaState(
+        source_host=first(row, "Source_Host", "Master_Host"),
+        io_running=first(row, "Replica_IO_Running", "Slave_IO_Running", default="No"),
+        sql_running=first(row, "Replica_SQL_Running", "Slave_SQL_Running", default="No"),
+        seconds_behind=int(lag) if lag.isdigit() else None,
+        last_io_error=first(row, "Last_IO_Error"),
+        last_sql_error=first(row, "Last_SQL_Error"),
+        source_log_file=first(row, "Source_Log_File", "Master_Log_File"),
+        read_pos=int(first(row, "Read_Source_Log_Pos", "Read_Master_Log_Pos", default="0") or 0),
+    )
+
+
+def connected_replicas(
+    replica_rows: Sequence[Mapping[str, str]], processlist: Sequence[Mapping[str, str]] = ()
+) -> list[str]:
+    """Replicas of this server: SHOW REPLICAS / SHOW SLAVE HOSTS rows (need
+    report_host), else Binlog Dump threads in the process list."""
+    hosts = [first(r, "Host") or first(r, "Server_Id", "Server_id") for r in replica_rows]
+    if hosts:
+        return hosts
+    dumps = [p for p in processlist if first(p, "Command", "COMMAND").startswith("Binlog Dump")]
+    return [first(p, "Host", "HOST").rsplit(":", 1)[0] for p in dumps]
+
+
+@dataclass(frozen=True)
+class Role:
+    """What a server is, and the evidence."""
+
+    role: str  # primary, replica, dual, standalone
+    log_bin: str
+    binlog_format: str
+    replica: ReplicaState | None
+    replicas: list[str] = field(default_factory=list)
+
+
+def decide_role(
+    variables: Mapping[str, str],
+    replica_rows: Sequence[Mapping[str, str]],
+    replicas: Sequence[str],
+) -> Role:
+    """primary: replicas connected; replica: an active channel; dual: both (a
+    cascading replica); standalone: neither. log_bin=ON alone proves nothing:
+    MySQL 8 has binary logging on by default."""
+    channels = [replica_state(r) for r in replica_rows]
+    channel = next((c for c in channels if c.configured), None)
+    is_replica = channel is not None
+    has_replicas = bool(replicas)
+    role = {
+        (True, True): "dual",
+        (True, False): "replica",
+        (False, True): "primary",
+        (False, False): "standalone",
+    }[(is_replica, has_replicas)]
+    return Role(
+        role=role,
+        log_bin=variables.get("log_bin", ""),
+        binlog_format=variables.get("binlog_format", ""),
+        replica=channel,
+        replicas=list(replicas),
+    )
+
+
+def binlog_coordinates(rows: Sequence[Mapping[str, str]]) -> tuple[str, int]:
+    """(file, position) from SHOW MASTER STATUS / SHOW BINARY LOG STATUS."""
+    if not rows or not rows[0].get("File"):
+        raise ValueError("binary logging is off on this server")
+    return rows[0]["File"], int(rows[0]["Position"])
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One replication edge of the declared topology, and how it is live."""
+
+    replica: str
+    source: str
+    status: str  # ok, wrong source, broken, lagging
+    detail: str
+
+
+def judge_edge(replica: str, source: str, source_ips: set[str], state: ReplicaState | None) -> Edge:
+    """Compare a declared edge (replica replicates from source) with the live channel."""
+    if state is None or not state.configured:
+        return Edge(replica, source, "broken", "not replicating from anything")
+    if state.source_host not in source_ips:
+        return Edge(replica, source, "wrong source", f"replicates from {state.source_host}")
+    if not state.healthy:
+        error = state.last_io_error or state.last_sql_error
+        return Edge(
+            replica,
+            source,
+            "broken",
+            f"IO {state.io_running}, SQL {state.sql_running}" + (f": {error}" if error else ""),
+        )
+    if state.seconds_behind is None or state.seconds_behind > LAG_LIMIT_SECONDS:
+        behind = "unknown" if state.seconds_behind is None else f"{state.seconds_behind} s"
+        return Edge(replica, source, "lagging", f"{behind} behind")
+    return Edge(replica, source, "ok", f"{state.seconds_behind} s behind")

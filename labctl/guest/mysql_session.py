@@ -1,0 +1,152 @@
+"""A MySQL/MariaDB server in a guest, driven over a transport.
+
+SQL always travels on the client's stdin, never on its command line, so no
+statement (and no password in one) shows up in a process list. The client
+runs as root through sudo: both distributions authenticate root@localhost by
+its Unix socket, so no password file is needed in the guest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from labctl.errors import GuestError
+from labctl.guest import mysql
+from labctl.transport import RemoteProcess, Transport
+
+CLIENT = ["mysql", "--batch", "--unbuffered"]
+SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
+
+
+class SqlError(GuestError):
+    """A statement failed on a server; the message names the machine."""
+
+
+class MysqlServer:
+    """One server: queries, its version, its replication state."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.t = transport
+        self.name = transport.name
+        self._server: mysql.Server | None = None
+
+    def query(self, sql: str, timeout: float | None = 60.0) -> list[mysql.Row]:
+        """Rows of the (last) result set of `sql`."""
+        result = self.t.run(CLIENT, sudo=True, stdin=sql.encode(), timeout=timeout)
+        if not result.ok:
+            lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+            reason = lines[-1] if lines else f"exit status {result.exit_code}"
+            raise SqlError(f"{self.name}: {reason}")
+        return mysql.parse_tab(result.stdout)
+
+    def execute(self, *statements: str, log_bin: bool = True) -> None:
+        """Run statements in one session; with log_bin=False they stay out of the binlog."""
+        prefix = [] if log_bin else ["SET SESSION sql_log_bin=0"]
+        self.query("".join(f"{s};\n" for s in (*prefix, *statements)))
+
+    @property
+    def server(self) -> mysql.Server:
+        if self._server is None:
+            rows = self.query("SELECT VERSION() AS version")
+            self._server = mysql.parse_version(rows[0]["version"])
+        return self._server
+
+    def variables(self, *names: str) -> dict[str, str]:
+        wanted = ", ".join(mysql.quote(n) for n in names)
+        rows = self.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({wanted})")
+        return {r["Variable_name"]: r["Value"] for r in rows}
+
+    def replica_rows(self) -> list[mysql.Row]:
+        return self.query(self.server.replica_status())
+
+    def replica(self) -> mysql.ReplicaState | None:
+        rows = [mysql.replica_state(r) for r in self.replica_rows()]
+        return next((r for r in rows if r.configured), None)
+
+    def replicas(self) -> list[str]:
+        listed = self.query(self.server.replicas())
+        processes = [] if listed else self.query("SHOW PROCESSLIST")
+        return mysql.connected_replicas(listed, processes)
+
+    def role(self) -> mysql.Role:
+        return mysql.decide_role(
+            self.variables("log_bin", "binlog_format"), self.replica_rows(), self.replicas()
+        )
+
+    def binlog(self) -> tuple[str, int]:
+        return mysql.binlog_coordinates(self.query(self.server.binlog_status()))
+
+    def user_schemas(self) -> list[str]:
+        excluded = ", ".join(mysql.quote(s) for s in SYSTEM_SCHEMAS)
+        rows = self.query(
+            f"SELECT schema_name AS s FROM information_schema.schemata WHERE schema_name NOT IN ({excluded})"
+        )
+        return sorted(r["s"] for r in rows)
+
+    @contextmanager
+    def read_lock(self) -> Iterator[Snapshot]:
+        """FLUSH TABLES WITH READ LOCK, held by one client session for as long
+        as the block runs; the coordinates are read inside that same session
+        (the lock lives and dies with it)."""
+        session = self.t.start([*CLIENT, "--skip-column-names"], sudo=True)
+        try:
+            yield Snapshot.take(session, self.server)
+            session.write(b"UNLOCK TABLES;\n")
+            session.close_stdin()
+            done = session.wait(timeout=30)
+            if not done.ok:
+                raise SqlError(f"{self.name}: {done.stderr.strip() or 'lock session failed'}")
+        finally:
+            session.kill()
+
+
+class Snapshot:
+    """The source's position while its read lock is held."""
+
+    def __init__(self, log_file: str, log_pos: int, gtid: str) -> None:
+        self.log_file = log_file
+        self.log_pos = log_pos
+        self.gtid = gtid
+
+    @classmethod
+    def take(cls, session: RemoteProcess, server: mysql.Server) -> Snapshot:
+        marker = f"labctl-{secrets.token_hex(4)}"
+        session.write(
+            (
+                "FLUSH TABLES WITH READ LOCK;\n"
+                f"{server.binlog_status()};\n"
+                f"SELECT '{marker}:gtid', @@GLOBAL.{server.gtid_position_variable()};\n"
+                f"SELECT '{marker}:end';\n"
+            ).encode()
+        )
+        lines = session.read_until(f"{marker}:end\n".encode()).decode().splitlines()
+        gtid_line = next(ln for ln in lines if ln.startswith(f"{marker}:gtid"))
+        status = lines[: lines.index(gtid_line)]
+        if not status or not status[0].split("\t")[0]:
+            raise SqlError(f"{session.host}: binary logging is off, so it cannot be a source")
+        fields = status[0].split("\t")
+        gtid = gtid_line.split("\t", 1)[1] if "\t" in gtid_line else ""
+        return cls(
+            fields[0],
+            int(fields[1]),
+            "" if gtid == "NULL" else mysql.unescape(gtid).replace("\n", ""),
+        )
+
+
+def dump_argv(server: mysql.Server, schemas: Sequence[str]) -> list[str]:
+    """mysqldump of the application schemas. The caller holds FTWRL, so the
+    position is already known: no --master-data/--source-data (on MySQL
+    8.0.26+ --master-data adds a warning that corrupts the dump)."""
+    argv = [
+        "mysqldump",
+        "--single-transaction",
+        "--routines",
+        "--events",
+        "--triggers",
+        "--hex-blob",
+    ]
+    if server.mysql:
+        argv.append("--set-gtid-purged=OFF")
+    return [*argv, "--databases", *schemas]

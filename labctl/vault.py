@@ -1,0 +1,45 @@
+"""Secrets labctl generates for a lab: files 0600 in the lab's secrets/ folder.
+
+A secret is read from its file when needed and handed to a guest on a
+command's stdin or over SFTP; it never goes on a command line, into a
+rendered file, or into labctl's output.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from pathlib import Path
+
+from labctl.home import LabPaths
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def secret_path(paths: LabPaths, name: str) -> Path:
+    return paths.secrets / name
+
+
+def password(paths: LabPaths, name: str, length: int = 24) -> str:
+    """The lab's password `name`, made (and written 0600) on first use."""
+    path = secret_path(paths, name)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    value = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    write(path, value + "\n")
+    return value
+
+
+def write(path: Path, content: str | bytes) -> None:
+    """Create `path` 0600 (its folder 0700) before a byte of it is written."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = content.encode() if isinstance(content, str) else content
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
