@@ -48,6 +48,8 @@ def to_plain(value: Any) -> Any:
         return asdict(value)
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
     return value
 
 

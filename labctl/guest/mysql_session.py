@@ -38,6 +38,13 @@ class MysqlServer:
         if not result.ok:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1] if lines else f"exit status {result.exit_code}"
+            if result.exit_code == 127 or "command not found" in reason:
+                raise SqlError(
+                    f"{self.name}: no MySQL/MariaDB client here",
+                    hint="is it a MySQL lab? labctl mysql-pair",
+                )
+            if "ERROR 2002" in reason:
+                raise SqlError(f"{self.name}: the MySQL/MariaDB server is not running ({reason})")
             raise SqlError(f"{self.name}: {reason}")
         return mysql.parse_tab(result.stdout)
 

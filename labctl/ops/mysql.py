@@ -146,7 +146,7 @@ def seed(
                 replica.name,
                 f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
                 f"{snap.log_file}:{snap.log_pos}"
-                + (f", GTID {snap.gtid}" if gtid else "")
+                + (f", GTID {snap.gtid or '(none yet)'}" if gtid else "")
                 + f"; copying {', '.join(schemas) or 'no schemas'}",
             )
             if schemas:

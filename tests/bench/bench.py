@@ -52,7 +52,7 @@ def startup(env: dict[str, str], rounds: int = 15) -> None:
     for _ in range(rounds):
         py.append(timed(lambda: run([sys.executable, "-c", "pass"], env)))
         help_.append(timed(lambda: run([*LABCTL, "--help"], env)))
-    print("start-up (median of %d)" % rounds)
+    print(f"start-up (median of {rounds})")
     print(f"  python -c pass      {median_ms(py):7.1f} ms")
     print(f"  labctl --help       {median_ms(help_):7.1f} ms")
     print()
