@@ -11,6 +11,9 @@ from labctl.spec import ForwardedPort, LabSpec, Machine, Provisioner, Settings, 
 DEFAULT_CPUS = 2
 DEFAULT_MEMORY = 1024
 
+# Agents reach the controller by its hostname on the private network.
+JENKINS_URL = "http://jenkins-server:8080/"
+
 # Where each topology puts its machines on the lab's /24.
 NODES_FIRST_IP = 101
 JENKINS_SERVER_IP = 10
@@ -120,6 +123,32 @@ def _provisioners(s: Settings, m: Machine, machines: list[Machine]) -> tuple[Pro
         steps.append(Provisioner("containerd", "containerd.sh"))
     if m.role in ("mysql-primary", "mysql-replica"):
         steps.append(Provisioner("mysql", "mysql.sh", _mysql_env(s, m, machines)))
+    if m.role == "jenkins-server":
+        agents = " ".join(x.name for x in machines if x.role == "jenkins-agent")
+        steps += [
+            Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(s.jdk)}),
+            Provisioner("jenkins-user", "jenkins-user.sh"),
+            # labctl runs this one itself, once the lab's SSH keys are in place
+            Provisioner(
+                "jenkins",
+                "jenkins-server.sh",
+                {
+                    "JENKINS_SOURCE": "war" if s.jenkins_war else "apt",
+                    "JENKINS_URL": JENKINS_URL,
+                    "JENKINS_AGENTS": agents,
+                },
+                run="never",
+            ),
+        ]
+    if m.role == "jenkins-agent":
+        steps += [
+            Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(s.jdk)}),
+            Provisioner(
+                "jenkins-agent",
+                "jenkins-agent.sh",
+                {"JENKINS_URL": JENKINS_URL, "AGENT_NAME": m.name},
+            ),
+        ]
     return tuple(steps)
 
 

@@ -36,11 +36,13 @@ class ForwardedPort:
 
 @dataclass(frozen=True)
 class Provisioner:
-    """One shell provisioner: a script of provision/ and the environment it reads."""
+    """One shell provisioner: a script of provision/ and the environment it reads.
+    run="never": only when asked for (`vagrant provision --provision-with NAME`)."""
 
     name: str
     script: str
     env: dict[str, str] = field(default_factory=dict)
+    run: str = ""
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,14 @@ class Transport(Protocol):
         stdin: bytes | None = None,
     ) -> Result: ...
 
-    def put(self, data: bytes, remote: str, mode: int = 0o644, sudo: bool = False) -> None: ...
+    def put(
+        self,
+        data: bytes | Path,
+        remote: str,
+        mode: int = 0o644,
+        sudo: bool = False,
+        owner: str | None = None,
+    ) -> None: ...
 
     def start(self, argv: Sequence[str], *, sudo: bool = False) -> RemoteProcess: ...
 
@@ -310,24 +317,40 @@ class SshTransport:
             raise CommandFailed(result)
         return result
 
-    def put(self, data: bytes, remote: str, mode: int = 0o644, sudo: bool = False) -> None:
-        """Write `data` to `remote` with `mode`; the mode is set before any byte lands."""
+    def put(
+        self,
+        data: bytes | Path,
+        remote: str,
+        mode: int = 0o644,
+        sudo: bool = False,
+        owner: str | None = None,
+    ) -> None:
+        """Write `data` (bytes, or a local file streamed) to `remote` with `mode`
+        (and `owner`, as root); the mode is set before any byte lands."""
         if self._transport is None:
             self.connect()
         sftp = self._transport.open_sftp_client()
         try:
             target = remote
+            sudo = sudo or owner is not None
             if sudo:
                 target = f"/tmp/.labctl-put-{threading.get_ident()}-{time.monotonic_ns()}"
             with sftp.open(target, "wb") as fh:
                 fh.chmod(0o600)
-                fh.write(data)
+                fh.set_pipelined(True)
+                if isinstance(data, Path):
+                    with data.open("rb") as source:
+                        for block in iter(lambda: source.read(1 << 20), b""):
+                            fh.write(block)
+                else:
+                    fh.write(data)
             if not sudo:
                 sftp.chmod(target, mode)
         finally:
             sftp.close()
         if sudo:
-            self.run(["install", "-m", f"{mode:o}", target, remote], sudo=True, check=True)
+            chown = ["-o", owner, "-g", owner] if owner else []
+            self.run(["install", "-m", f"{mode:o}", *chown, target, remote], sudo=True, check=True)
             self.run(["rm", "-f", target], check=True)
 
     def get(self, remote: str) -> bytes:

@@ -77,8 +77,25 @@ def parse_output(stdout: str) -> list[Line]:
     return [line for raw in stdout.splitlines() if (line := parse_line(raw))]
 
 
+SCRIPT_ERROR = "labctl: error: "
+
+
+def script_error(lines: Sequence[Line]) -> str | None:
+    """The last one-line reason a labctl provision script gave (`fail` in lib.sh)."""
+    found = None
+    for line in lines:
+        if line.kind == "ui" and len(line.data) > 1 and SCRIPT_ERROR in line.data[1]:
+            reason = line.data[1].split(SCRIPT_ERROR, 1)[1].strip()
+            found = f"{line.target}: {reason}" if line.target else reason
+    return found
+
+
 def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
-    """The exception for a failed command: Vagrant's class and message."""
+    """The exception for a failed command: a provision script's own reason,
+    else Vagrant's class and message."""
+    reason = script_error(lines)
+    if reason:
+        return VagrantError(reason, error_class="ProvisionScriptFailed")
     for line in lines:
         if line.kind == "error-exit" and line.data:
             cls = line.data[0].rsplit("::", 1)[-1]
@@ -210,8 +227,11 @@ class VagrantDriver:
     ) -> None:
         self._pv.up(vm_name=tuple(machines) or None, provider=provider, provision=provision)
 
-    def provision(self, machines: Sequence[str] = ()) -> None:
-        self._pv.provision(vm_name=tuple(machines) or None)
+    def provision(self, machines: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
+        """Run the provisioners (only those named in `only`, when given)."""
+        self._pv.provision(
+            vm_name=tuple(machines) or None, provision_with=list(only) if only else None
+        )
 
     def reload(self, machines: Sequence[str] = (), provision: bool | None = None) -> None:
         self._pv.reload(vm_name=tuple(machines) or None, provision=provision)

@@ -43,3 +43,27 @@ def write(path: Path, content: str | bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def ssh_keypair(paths: LabPaths, name: str) -> tuple[bytes, str]:
+    """The lab's SSH key pair `name` (ed25519, OpenSSH format): private key
+    bytes (kept 0600 in secrets/) and the public key line; made on first use."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = secret_path(paths, name)
+    try:
+        private = path.read_bytes()
+        key = serialization.load_ssh_private_key(private, password=None)
+    except FileNotFoundError:
+        key = Ed25519PrivateKey.generate()
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        write(path, private)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, f"{public.decode()} labctl-{paths.name}-{name}"

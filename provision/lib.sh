@@ -66,3 +66,25 @@ ensure_service() {
     changed "started $1"
   fi
 }
+
+# fail MESSAGE: one line labctl shows as the reason, then exit 3.
+fail() {
+  printf 'labctl: error: %s\n' "$*" >&2
+  exit 3
+}
+
+# ensure_user NAME HOME: a system user with a login shell (for SSH) and HOME.
+ensure_user() {
+  if ! id -u "$1" >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir "$2" --shell /bin/bash "$1"
+    changed "created user $1"
+  fi
+}
+
+# ensure_dir PATH MODE OWNER
+ensure_dir() {
+  if [ ! -d "$1" ] || [ "$(stat -c '%a %U' "$1")" != "$2 $3" ]; then
+    install -d -m "$2" -o "$3" -g "$3" "$1"
+    changed "directory $1"
+  fi
+}

@@ -26,11 +26,12 @@ def _root(
 
 
 def _register() -> None:
-    from labctl.cli import ctr, lifecycle, mysql
+    from labctl.cli import ctr, jenkins, lifecycle, mysql
 
     lifecycle.register(app)
     ctr.register(app)
     mysql.register(app)
+    jenkins.register(app)
 
 
 _register()

@@ -143,14 +143,12 @@ def pull(home: LabHome, target: Target, ref: str) -> tuple[str, list[Outcome[str
 
 def import_image(home: LabHome, target: Target, path: Path, name: str | None) -> list[Outcome[str]]:
     """Copy a local OCI/Docker archive into each guest over SFTP and import it."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(f"cannot read image archive {str(path)!r}: {exc.strerror}") from exc
+    if not path.is_file():
+        raise SpecError(f"cannot read image archive {str(path)!r}: not a file")
     remote = f"/tmp/labctl-import-{secrets.token_hex(6)}.tar"
 
     def one(t: SshTransport) -> str:
-        t.put(data, remote, mode=0o600)
+        t.put(path, remote, mode=0o600)
         try:
             return str(
                 _check(

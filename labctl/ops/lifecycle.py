@@ -119,6 +119,10 @@ def plan(
     VagrantDriver.executable()  # SpecError naming the package when Vagrant is missing
     lab_name, topology, existing = _lab_and_topology(home, lab, name)
     given = request.given()
+    if "jenkins_war" in given:
+        from labctl.ops.jenkins import check_war
+
+        given["jenkins_war"] = check_war(given["jenkins_war"])
     if existing:
         settings = replace(existing.settings, **given)
         created = inventory.machine_ids(home.paths(lab_name))
@@ -293,6 +297,10 @@ def _topology_setup(home: LabHome, spec: LabSpec, on_event: EventSink) -> list[s
         from labctl.ops import mysql
 
         return mysql.setup(home, spec, on_event)
+    if spec.topology == "jenkins":
+        from labctl.ops import jenkins
+
+        return jenkins.setup(home, spec, on_event)
     return []
 
 

@@ -70,3 +70,65 @@ def test_sizes() -> None:
     assert [m.memory for m in s.machines] == [2048, 1024]
     s = spec("jenkins", agents=1, memory=4096, cpus=4)
     assert [(m.cpus, m.memory) for m in s.machines] == [(4, 4096), (4, 4096)]
+
+
+@pytest.mark.parametrize("agents", [0, 1, 2, 9])
+def test_jenkins_provisioning_per_role(agents: int) -> None:
+    s = spec("jenkins", agents=agents, containerd=False)
+    server, *rest = s.machines
+    steps = [(p.name, p.script, p.run) for p in server.provisioners]
+    assert steps == [
+        ("common", "common.sh", ""),
+        ("jdk", "jdk.sh", ""),
+        ("jenkins-user", "jenkins-user.sh", ""),
+        ("jenkins", "jenkins-server.sh", "never"),  # labctl runs it once the keys are in
+    ]
+    install = server.provisioners[-1].env
+    assert install["JENKINS_SOURCE"] == "apt"
+    assert install["JENKINS_AGENTS"] == " ".join(f"agent{i}" for i in range(1, agents + 1))
+    assert install["JENKINS_URL"] == "http://jenkins-server:8080/"
+    for i, agent in enumerate(rest, start=1):
+        assert [p.name for p in agent.provisioners] == ["common", "jdk", "jenkins-agent"]
+        assert agent.provisioners[-1].env == {
+            "JENKINS_URL": "http://jenkins-server:8080/",
+            "AGENT_NAME": f"agent{i}",
+        }
+    hosts = dict(server.provisioners[0].env)["LAB_HOSTS"].split()
+    assert len(hosts) == agents + 1 and hosts[0] == "10.1.2.10=jenkins-server"
+
+
+def test_jenkins_war_and_jdk() -> None:
+    s = spec("jenkins", agents=1, jenkins_war="/srv/jenkins.war", jdk=21)
+    server = s.machines[0]
+    assert (
+        next(p for p in server.provisioners if p.name == "jenkins").env["JENKINS_SOURCE"] == "war"
+    )
+    assert all(
+        next(p for p in m.provisioners if p.name == "jdk").env == {"JDK_VERSION": "21"}
+        for m in s.machines
+    )
+
+
+@pytest.mark.parametrize(
+    ("chain", "sources"),
+    [
+        (False, {"replica1": "primary", "replica2": "primary", "replica3": "primary"}),
+        (True, {"replica1": "primary", "replica2": "replica1", "replica3": "replica2"}),
+    ],
+)
+def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
+    from labctl.labs import replication_sources
+
+    s = spec("mysql-pair", replicas=3, chain=chain, containerd=False)
+    assert replication_sources(s.settings, s.machines) == sources
+    env = {m.name: next(p for p in m.provisioners if p.name == "mysql").env for m in s.machines}
+    assert [env[n]["MYSQL_SERVER_ID"] for n in ("primary", "replica1", "replica2", "replica3")] == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
+    assert env["primary"]["MYSQL_ROLE"] == "primary" and env["replica3"]["MYSQL_ROLE"] == "replica"
+    middles = {n for n, e in env.items() if e["MYSQL_LOG_REPLICA_UPDATES"] == "1"}
+    assert middles == ({"replica1", "replica2"} if chain else set())
+    assert env["replica1"]["MYSQL_BIND_ADDRESS"] == "10.1.2.21"

@@ -1,0 +1,41 @@
+"""`labctl jenkins ...`."""
+
+import typer
+
+from labctl.cli.common import JsonOpt, LabOpt, home
+from labctl.errors import ExitCode
+
+jenkins_app = typer.Typer(help="The lab's Jenkins controller and agents.", no_args_is_help=True)
+
+
+@jenkins_app.command("status")
+def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
+    """The controller's health and each agent online/offline (Jenkins REST API)."""
+    from labctl import ui
+    from labctl.ops import jenkins
+
+    st = jenkins.status(home(ctx), lab)
+    if json:
+        ui.print_json(st)
+    else:
+        ui.info(f"controller: {st.detail} ({st.url})")
+        if st.agents:
+            ui.table(
+                ["AGENT", "STATE", "REASON"],
+                [[a.name, "online" if a.online else "offline", a.reason] for a in st.agents],
+                styles={1: lambda v: "green" if v == "online" else "red"},
+            )
+    if not st.healthy or any(not a.online for a in st.agents):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@jenkins_app.command("password")
+def password(ctx: typer.Context, lab: LabOpt = None) -> None:
+    """Print the admin password (nothing else ever prints it)."""
+    from labctl.ops import jenkins
+
+    print(jenkins.admin_password(home(ctx), lab))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(jenkins_app, name="jenkins")

@@ -1,0 +1,218 @@
+"""`labctl up jenkins` end to end. Jenkins itself cannot be downloaded here:
+the test asserts the clear failure at exactly that step, and everything
+before it for real (users, JDK, hostnames, the controller's SSH key)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import fresh_subnet
+
+
+@pytest.fixture(scope="module")
+def jenkins(labctl):
+    from .conftest import destroy_and_check
+
+    name, subnet = "e2e-jenkins", fresh_subnet()
+    up = labctl(
+        "up",
+        "jenkins",
+        "--name",
+        name,
+        "--agents",
+        "2",
+        "--subnet",
+        subnet,
+        "--provider",
+        "docker",
+        "--no-containerd",
+        "-q",
+    )
+    try:
+        yield name, subnet, up
+    finally:
+        destroy_and_check(labctl, name)
+
+
+def test_up_fails_clearly_where_jenkins_cannot_be_downloaded(labctl, jenkins) -> None:
+    name, _, up = jenkins
+    reachable = "cannot download Jenkins" not in up.stderr
+    if reachable:
+        pytest.skip("this machine reaches pkg.jenkins.io: the download did not fail")
+    assert up.code == 1
+    message = " ".join(up.stderr.split("labctl: error:", 1)[1].split("hint:")[0].split())
+    assert message == (
+        "server: cannot download Jenkins from https://pkg.jenkins.io/debian-stable "
+        f"{message.split('debian-stable ', 1)[1].split(': pass')[0]}: pass --jenkins-war FILE to install it from a war file"
+    )
+    assert "labctl destroy e2e-jenkins" in " ".join(up.stderr.split())
+    rows = labctl("status", name, "--json").json()  # left up for inspection
+    assert [(r["name"], r["state"]) for r in rows] == [
+        ("server", "running"),
+        ("agent1", "running"),
+        ("agent2", "running"),
+    ]
+    status = labctl("jenkins", "status", "--lab", name)
+    assert status.code == 1 and "Jenkins is not installed on the controller" in status.stderr
+
+
+def test_every_machine_knows_every_hostname_and_has_a_jdk(labctl, jenkins) -> None:
+    name, subnet, _ = jenkins
+    done = labctl(
+        "exec",
+        "--lab",
+        name,
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "getent hosts jenkins-server jenkins-agent1 jenkins-agent2; java -version 2>&1",
+    )
+    assert done.code == 0, done.stderr
+    for row in done.json():
+        text = row["stdout"]
+        for ip, host in (
+            (f"{subnet}.10", "jenkins-server"),
+            (f"{subnet}.11", "jenkins-agent1"),
+            (f"{subnet}.12", "jenkins-agent2"),
+        ):
+            assert any(line.split()[:2] == [ip, host] for line in text.splitlines()), (
+                row["vm"],
+                text,
+            )
+        assert 'openjdk version "17' in text
+
+
+def test_controller_reaches_agents_with_its_key(labctl, jenkins) -> None:
+    name, subnet, _ = jenkins
+    for agent in ("jenkins-agent1", "jenkins-agent2"):
+        done = labctl(
+            "ssh",
+            name,
+            "server",
+            "-c",
+            f"sudo -u jenkins ssh -o BatchMode=yes jenkins@{agent} hostname",
+        )
+        assert (done.code, done.stdout.strip()) == (0, agent), done.stderr
+    # over the private network, from the controller's address, with its key only
+    done = labctl(
+        "ssh",
+        name,
+        "server",
+        "-c",
+        "sudo -u jenkins ssh -o BatchMode=yes -o IdentitiesOnly=yes -i /var/lib/jenkins/.ssh/id_ed25519 "
+        "jenkins@jenkins-agent1 'echo $SSH_CONNECTION'",
+    )
+    assert done.code == 0 and done.stdout.split()[0] == f"{subnet}.10"
+    # and no one else's key
+    other = labctl(
+        "ssh",
+        name,
+        "agent2",
+        "-c",
+        "ssh -o BatchMode=yes -o StrictHostKeyChecking=no jenkins@jenkins-agent1 true",
+    )
+    assert other.code != 0
+
+
+def test_generated_secrets_are_0600(labctl, jenkins, lab_home: Path) -> None:
+    name, _, up = jenkins
+    secrets = lab_home / name / "secrets"
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    for f in ("jenkins-controller-key", "jenkins-admin-password"):
+        assert oct((secrets / f).stat().st_mode & 0o777) == "0o600"
+    modes = labctl(
+        "exec",
+        "--lab",
+        name,
+        "--sudo",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "stat -c '%a %U %n' /var/lib/jenkins/.ssh/id_ed25519 /var/lib/jenkins/.labctl/admin-password "
+        "/var/lib/jenkins/.ssh/authorized_keys 2>/dev/null; true",
+    ).json()
+    lines = {
+        line.split()[2]: line.split()[:2] for row in modes for line in row["stdout"].splitlines()
+    }
+    assert lines["/var/lib/jenkins/.ssh/id_ed25519"] == ["600", "jenkins"]
+    assert lines["/var/lib/jenkins/.labctl/admin-password"] == ["600", "jenkins"]
+    assert lines["/var/lib/jenkins/.ssh/authorized_keys"] == ["600", "jenkins"]
+    password = labctl("jenkins", "password", "--lab", name)
+    assert (
+        password.code == 0
+        and password.stdout.strip() == (secrets / "jenkins-admin-password").read_text().strip()
+    )
+    key = (secrets / "jenkins-controller-key").read_text()
+    assert "PRIVATE KEY" in key and key not in up.stdout + up.stderr
+    assert password.stdout.strip() not in up.stdout + up.stderr
+
+
+def test_provisioning_is_idempotent(labctl, jenkins) -> None:
+    name, _, _ = jenkins
+
+    def changes() -> dict[str, int]:
+        rows = labctl(
+            "exec",
+            "--lab",
+            name,
+            "--sudo",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "wc -l < /var/lib/labctl/changes.log",
+        ).json()
+        return {r["vm"]: int(r["stdout"]) for r in rows}
+
+    first = labctl("provision", name)
+    assert first.code == 0, first.stderr[-2000:]
+    before = changes()
+    again = labctl("provision", name)
+    assert again.code == 0
+    assert changes() == before
+    assert "labctl: changed:" not in again.stderr
+    units = labctl(
+        "exec",
+        "--lab",
+        name,
+        "--vm",
+        "agent1",
+        "--sudo",
+        "--",
+        "systemctl",
+        "is-enabled",
+        "jenkins-agent.service",
+    )
+    assert units.stdout.strip().endswith("enabled")
+
+
+def test_bad_war_and_agents(labctl, tmp_path: Path) -> None:
+    done = labctl(
+        "render",
+        "jenkins",
+        "--name",
+        "e2e-war",
+        "--jenkins-war",
+        str(tmp_path / "none.war"),
+        "--provider",
+        "docker",
+    )
+    assert done.code == 2 and "no such file" in done.stderr
+    for bad in ("-1", "10", "abc"):
+        assert (
+            labctl(
+                "up", "jenkins", "--name", "e2e-bad", "--agents", bad, "--provider", "docker"
+            ).code
+            == 2
+        )
+
+
+def test_status_json_keys(labctl, jenkins) -> None:
+    name, _, _ = jenkins
+    data = json.loads(labctl("jenkins", "status", "--lab", name, "--json").stdout)
+    assert data["installed"] is False and data["running"] is False and data["agents"] == []
