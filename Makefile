@@ -39,10 +39,15 @@ test: host lint
 	LABCTL_REQUIRE_REAL=1 $(BIN)/pytest -q -n 2 tests/unit
 	LABCTL_REQUIRE_REAL=1 $(BIN)/pytest -q -m e2e tests/e2e --durations=15
 
-# The main job end to end: a 3-machine lab with containerd, up, its table printed.
+# The main job end to end: a 3-machine lab with containerd, an image built
+# offline and imported, a container running in every machine, one table.
 demo: host
 	$(LABCTL) up nodes --name demo --count 3 --provider docker
-	$(LABCTL) ctr ps --lab demo
+	$(BIN)/python tests/oci.py /tmp/labctl-demo-busybox.tar
+	$(LABCTL) ctr --lab demo images import /tmp/labctl-demo-busybox.tar
+	-$(LABCTL) ctr --lab demo rm web >/dev/null 2>&1
+	$(LABCTL) ctr --lab demo run docker.io/labctl/busybox:latest web sleep 86400
+	$(LABCTL) ctr --lab demo ps
 	@echo "The lab is up. Look around: $(LABCTL) ssh demo node1 ; tear it down: $(LABCTL) destroy demo --yes"
 
 bench: host

@@ -47,7 +47,10 @@ def _ctr_root(
 
 
 def _target(
-    ctx: typer.Context, vm: Sequence[str] | None = None, namespace: str | None = None
+    ctx: typer.Context,
+    vm: Sequence[str] | None = None,
+    namespace: str | None = None,
+    lab: str | None = None,
 ) -> Any:
     from labctl.guest.ctr import DEFAULT_NAMESPACE
     from labctl.ops.ctr import Target
@@ -55,7 +58,7 @@ def _target(
     # ctx.obj is the ctr group's (inherited); options given on the subcommand win
     base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
     return Target(
-        lab=base.get("lab"),
+        lab=lab or base.get("lab"),
         machines=tuple(vm or base.get("vm") or ()),
         namespace=namespace or base.get("namespace") or DEFAULT_NAMESPACE,
         timeout=base.get("timeout"),
@@ -115,11 +118,11 @@ def _ops() -> Any:
 
 
 @ctr_app.command("ps")
-def ps(ctx: typer.Context, vm: VmOpt = None, json: JsonOpt = False) -> None:
+def ps(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """Every task in every namespace of every selected machine, one table."""
     from dataclasses import asdict
 
-    outcomes = _ops().ps(home(ctx), _target(ctx, vm))
+    outcomes = _ops().ps(home(ctx), _target(ctx, vm, None, lab))
     _listing(outcomes, ["namespace", "container", "pid", "status"], asdict, json)
 
 
@@ -127,27 +130,33 @@ def ps(ctx: typer.Context, vm: VmOpt = None, json: JsonOpt = False) -> None:
 
 
 @ns_app.command("ls")
-def ns_ls(ctx: typer.Context, vm: VmOpt = None, json: JsonOpt = False) -> None:
+def ns_ls(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """List namespaces."""
-    _listing(_ops().namespaces(home(ctx), _target(ctx, vm)), ["namespace", "labels"], dict, json)
+    _listing(
+        _ops().namespaces(home(ctx), _target(ctx, vm, None, lab)),
+        ["namespace", "labels"],
+        dict,
+        json,
+    )
 
 
 @ns_app.command("create")
-def ns_create(ctx: typer.Context, name: str, vm: VmOpt = None) -> None:
+def ns_create(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -> None:
     """Create a namespace."""
     from labctl.guest import ctr
 
     _done(
-        _ops().run_ctr(home(ctx), _target(ctx, vm), ctr.ns_create(name)),
+        _ops().run_ctr(home(ctx), _target(ctx, vm, None, lab), ctr.ns_create(name)),
         lambda _: f"namespace {name} created",
     )
 
 
 @ns_app.command("rm")
-def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None) -> None:
+def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -> None:
     """Remove an empty namespace (says what is left in one that is not)."""
     _done(
-        _ops().ns_remove(home(ctx), _target(ctx, vm), name), lambda _: f"namespace {name} removed"
+        _ops().ns_remove(home(ctx), _target(ctx, vm, None, lab), name),
+        lambda _: f"namespace {name} removed",
     )
 
 
@@ -158,12 +167,13 @@ def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None) -> None:
 def images_ls(
     ctx: typer.Context,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="References only.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """List images."""
-    outcomes = _ops().images(home(ctx), _target(ctx, vm, namespace))
+    outcomes = _ops().images(home(ctx), _target(ctx, vm, namespace, lab))
     if quiet and not json:
         from labctl import ui
 
@@ -176,11 +186,13 @@ def images_ls(
 
 
 @images_app.command("pull")
-def images_pull(ctx: typer.Context, ref: RefArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def images_pull(
+    ctx: typer.Context, ref: RefArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """Pull an image (needs a registry the guests reach)."""
     from labctl import ui
 
-    full, outcomes = _ops().pull(home(ctx), _target(ctx, vm, namespace), ref)
+    full, outcomes = _ops().pull(home(ctx), _target(ctx, vm, namespace, lab), ref)
     if full != ref:
         ui.info(f"ctr needs a full reference: pulling {full}")
     _done(outcomes, lambda _: f"pulled {full}")
@@ -192,40 +204,48 @@ def images_import(
     file: Annotated[Path, typer.Argument(help="OCI or Docker image archive on this host.")],
     name: Annotated[str | None, typer.Option("--name", help="Name the imported image.")] = None,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Copy an image archive into the machines and import it (offline labs)."""
-    _done(_ops().import_image(home(ctx), _target(ctx, vm, namespace), file, name))
+    _done(_ops().import_image(home(ctx), _target(ctx, vm, namespace, lab), file, name))
 
 
 @images_app.command("rm")
-def images_rm(ctx: typer.Context, ref: RefArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def images_rm(
+    ctx: typer.Context, ref: RefArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """Remove an image."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(_ops().run_ctr(home(ctx), t, ctr.images_rm(t.namespace, ref)), lambda _: f"removed {ref}")
 
 
 @images_app.command("mount")
 def images_mount(
-    ctx: typer.Context, ref: RefArg, target: str, vm: VmOpt = None, namespace: NsOpt = None
+    ctx: typer.Context,
+    ref: RefArg,
+    target: str,
+    vm: VmOpt = None,
+    lab: LabOpt = None,
+    namespace: NsOpt = None,
 ) -> None:
     """Mount an image's files at DIR in the guest, to look without running it."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(_ops().run_ctr(home(ctx), t, ctr.images_mount(t.namespace, ref, target)))
 
 
 @images_app.command("unmount")
 def images_unmount(
-    ctx: typer.Context, target: str, vm: VmOpt = None, namespace: NsOpt = None
+    ctx: typer.Context, target: str, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
 ) -> None:
     """Unmount what `images mount` mounted."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(_ops().run_ctr(home(ctx), t, ctr.images_unmount(t.namespace, target)))
 
 
@@ -234,11 +254,15 @@ def images_unmount(
 
 @c_app.command("ls")
 def c_ls(
-    ctx: typer.Context, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+    ctx: typer.Context,
+    vm: VmOpt = None,
+    lab: LabOpt = None,
+    namespace: NsOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """List containers."""
     _listing(
-        _ops().containers(home(ctx), _target(ctx, vm, namespace)),
+        _ops().containers(home(ctx), _target(ctx, vm, namespace, lab)),
         ["container", "image", "runtime"],
         dict,
         json,
@@ -252,12 +276,13 @@ def c_create(
     cid: IdArg,
     command: CmdArgs = None,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Create a container from an image (options go before REF)."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.containers_create(t.namespace, ref, cid, command or [])),
         lambda _: f"container {cid} created",
@@ -265,21 +290,25 @@ def c_create(
 
 
 @c_app.command("info")
-def c_info(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def c_info(
+    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """A container's full record (JSON, per machine)."""
     from labctl import ui
 
-    outcomes = _ops().info(home(ctx), _target(ctx, vm, namespace), cid)
+    outcomes = _ops().info(home(ctx), _target(ctx, vm, namespace, lab), cid)
     ui.print_json([{"vm": o.vm, "info": o.value} for o in outcomes if o.ok])
     _report(outcomes)
 
 
 @c_app.command("rm")
-def c_rm(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def c_rm(
+    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """Remove a container (its task must be gone: see `labctl ctr rm`)."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.containers_rm(t.namespace, cid)),
         lambda _: f"container {cid} removed",
@@ -291,13 +320,17 @@ def c_rm(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = No
 
 @t_app.command("ls")
 def t_ls(
-    ctx: typer.Context, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+    ctx: typer.Context,
+    vm: VmOpt = None,
+    lab: LabOpt = None,
+    namespace: NsOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """List tasks."""
     from dataclasses import asdict
 
     _listing(
-        _ops().tasks(home(ctx), _target(ctx, vm, namespace)),
+        _ops().tasks(home(ctx), _target(ctx, vm, namespace, lab)),
         ["namespace", "container", "pid", "status"],
         asdict,
         json,
@@ -312,12 +345,13 @@ def t_start(
         bool, typer.Option("-d", "--detach", help="Do not wait for the task.")
     ] = False,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Start a container's task."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.tasks_start(t.namespace, cid, detach)),
         lambda out: out or f"task {cid} started",
@@ -339,12 +373,13 @@ def t_exec(
         str | None, typer.Option("--exec-id", help="Process name (default: made up).")
     ] = None,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Run another process in a running task (options go before ID)."""
     from labctl import ui
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     if tty:
         raise typer.Exit(_ops().shell(home(ctx), t, cid, command or ["sh"], exec_id))
     if not command:
@@ -359,13 +394,18 @@ def t_exec(
 
 @t_app.command("ps")
 def t_ps(
-    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None, json: JsonOpt = False
+    ctx: typer.Context,
+    cid: IdArg,
+    vm: VmOpt = None,
+    lab: LabOpt = None,
+    namespace: NsOpt = None,
+    json: JsonOpt = False,
 ) -> None:
     """Processes of a task: the init PID and every exec'd one."""
     from dataclasses import asdict
 
     _listing(
-        _ops().task_ps(home(ctx), _target(ctx, vm, namespace), cid),
+        _ops().task_ps(home(ctx), _target(ctx, vm, namespace, lab), cid),
         ["pid", "exec_id"],
         asdict,
         json,
@@ -380,12 +420,13 @@ def t_kill(
         str, typer.Option("-s", "--signal", help="Signal name or number.")
     ] = "SIGTERM",
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Signal a task."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.tasks_kill(t.namespace, cid, signal)),
         lambda _: f"sent {signal} to {cid}",
@@ -398,12 +439,13 @@ def t_rm(
     cid: IdArg,
     force: Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")] = False,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Delete a task."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.tasks_rm(t.namespace, cid, force)),
         lambda _: f"task {cid} deleted",
@@ -423,12 +465,13 @@ def run(
         bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")
     ] = False,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """Create a container and start it detached, in one step."""
     from labctl.guest import ctr
 
-    t = _target(ctx, vm, namespace)
+    t = _target(ctx, vm, namespace, lab)
     _done(
         _ops().run_ctr(home(ctx), t, ctr.run(t.namespace, ref, cid, command or [], rm)),
         lambda out: out or f"{cid} running",
@@ -436,16 +479,22 @@ def run(
 
 
 @ctr_app.command("rm")
-def rm(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def rm(
+    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """Kill the container's task if any, then remove task and container."""
-    _done(_ops().remove(home(ctx), _target(ctx, vm, namespace), cid), lambda _: f"{cid} removed")
+    _done(
+        _ops().remove(home(ctx), _target(ctx, vm, namespace, lab), cid), lambda _: f"{cid} removed"
+    )
 
 
 @ctr_app.command("service")
-def service(ctx: typer.Context, cid: IdArg, vm: VmOpt = None, namespace: NsOpt = None) -> None:
+def service(
+    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
+) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
     _done(
-        _ops().service(home(ctx), _target(ctx, vm, namespace), cid),
+        _ops().service(home(ctx), _target(ctx, vm, namespace, lab), cid),
         lambda unit: f"{unit} enabled and running",
     )
 
@@ -457,11 +506,12 @@ def shell(
     command: CmdArgs = None,
     exec_id: Annotated[str | None, typer.Option("--exec-id", help="Process name.")] = None,
     vm: VmOpt = None,
+    lab: LabOpt = None,
     namespace: NsOpt = None,
 ) -> None:
     """An interactive shell inside a running container (one machine)."""
     raise typer.Exit(
-        _ops().shell(home(ctx), _target(ctx, vm, namespace), cid, command or ["sh"], exec_id)
+        _ops().shell(home(ctx), _target(ctx, vm, namespace, lab), cid, command or ["sh"], exec_id)
     )
 
 

@@ -90,6 +90,23 @@ def test_the_whole_cycle_by_hand(ctr, imported: str) -> None:
     )
 
 
+def test_image_mount_shows_its_files(ctr, labctl, lab, imported: str) -> None:
+    assert (
+        labctl(
+            "exec", "--lab", lab, "--vm", "node2", "--sudo", "--", "mkdir", "-p", "/mnt/img"
+        ).code
+        == 0
+    )
+    assert ctr("--vm", "node2", "images", "mount", imported, "/mnt/img").code == 0
+    try:
+        listed = labctl(
+            "exec", "--lab", lab, "--vm", "node2", "--sudo", "--", "ls", "/mnt/img/bin/busybox"
+        )
+        assert listed.code == 0 and "node2: /mnt/img/bin/busybox" in listed.stdout
+    finally:
+        assert ctr("--vm", "node2", "images", "unmount", "/mnt/img").code == 0
+
+
 def test_ps_lists_every_machines_tasks(ctr, imported: str) -> None:
     for vm in ("node1", "node2", "node3"):
         done = ctr("--vm", vm, "run", imported, f"idle-{vm}", "sleep", "600")
