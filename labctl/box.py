@@ -156,7 +156,13 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
         done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
         if done.returncode != 0:
             raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
-        _customize(rootfs, keys)
+        try:
+            _customize(rootfs, keys)
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
+            raise LabctlError(
+                f"preparing the box failed at {' '.join(map(str, exc.cmd))}: {detail}"
+            ) from exc
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)

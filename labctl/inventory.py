@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labctl.errors import VagrantError
+from labctl.fsutil import atomic_write
 from labctl.home import LabPaths
 from labctl.transport import Endpoint
 
@@ -69,12 +70,10 @@ def _load(cache: Path, key: str) -> dict[str, Endpoint] | None:
 
 
 def _save(cache: Path, key: str, params: dict[str, Endpoint]) -> None:
-    cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"fingerprint": key, "machines": {n: asdict(p) for n, p in params.items()}})
+    atomic_write(
+        cache,
+        json.dumps({"fingerprint": key, "machines": {n: asdict(p) for n, p in params.items()}}),
     )
-    tmp.replace(cache)
 
 
 def ask_vagrant(driver: VagrantDriver) -> dict[str, Endpoint]:
@@ -97,7 +96,8 @@ def endpoints(paths: LabPaths, refresh: bool = False) -> dict[str, Endpoint]:
     (cached; each carries the Vagrant id of the machine's incarnation)."""
     key = fingerprint(paths)
     found = None if refresh else _load(paths.ssh_config_cache, key)
-    if found is None:
+    # an empty answer is not kept: the machines may have been started since
+    if not found:
         from labctl.vagrant import VagrantDriver
 
         found = ask_vagrant(VagrantDriver(paths.root))

@@ -121,6 +121,10 @@ def run(
                     proc.wait(timeout=TIMEOUT_GRACE)
                 except subprocess.TimeoutExpired:
                     proc.terminate()
+                    try:
+                        proc.wait(timeout=TIMEOUT_GRACE)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
         for t in pumps:
             t.join()
     name = Path(argv[0]).name

@@ -8,7 +8,9 @@ stall the command); a time limit closes the channel and reports exit 124.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import shlex
 import socket
 import sys
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from labctl.errors import ConnectError, GuestError
+from labctl.errors import ConnectError, GuestError, LabctlError
+from labctl.fsutil import atomic_write
 
 TIMEOUT_EXIT = 124
+REMOTE_KILL_GRACE = 5  # seconds between timeout(1)'s TERM and its KILL
 _CHUNK = 65536
 
 
@@ -52,9 +56,14 @@ class CommandFailed(GuestError):
         self.result = result
 
 
-def command_line(argv: Sequence[str], sudo: bool = False) -> str:
-    """The shell line for `argv`, each word quoted; sudo -n so it never prompts."""
-    words = ["sudo", "-n", "-H", "--", *argv] if sudo else list(argv)
+def command_line(argv: Sequence[str], sudo: bool = False, timeout: float | None = None) -> str:
+    """The shell line for `argv`, each word quoted; sudo -n so it never prompts;
+    timeout(1) inside sudo, so that it can stop a root command."""
+    words = list(argv)
+    if timeout is not None:
+        words = ["timeout", "-k", str(REMOTE_KILL_GRACE), f"{timeout:g}", *words]
+    if sudo:
+        words = ["sudo", "-n", "-H", "--", *words]
     return shlex.join(words)
 
 
@@ -98,7 +107,7 @@ class Transport(Protocol):
         sudo: bool = False,
         check: bool = False,
         timeout: float | None = None,
-        stdin: bytes | None = None,
+        stdin: bytes | IO[bytes] | None = None,
     ) -> Result: ...
 
     def put(
@@ -152,19 +161,8 @@ class HostKeys:
             pins[machine] = {"id": machine_id, "type": key_type, "key": key_b64}
             self._save(pins)
 
-    def forget(self, machines: Sequence[str] | None = None) -> None:
-        with self._lock:
-            pins = self._load()
-            for m in list(pins) if machines is None else machines:
-                pins.pop(m, None)
-            self._save(pins)
-
     def _save(self, pins: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(pins, indent=2, sort_keys=True))
-        tmp.chmod(0o600)
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps(pins, indent=2, sort_keys=True))
 
 
 @dataclass(frozen=True)
@@ -272,6 +270,18 @@ class SshTransport:
 
     # ------------------------------------------------------------ commands
 
+    def _exec(self, cmd: str) -> Any:
+        """A channel running `cmd`; paramiko's failures become ConnectError."""
+        paramiko = import_paramiko()
+        try:
+            chan = self._session()
+            chan.exec_command(cmd)
+            return chan
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            raise ConnectError(
+                f"{self.name}: the SSH connection failed: {exc or type(exc).__name__}"
+            ) from exc
+
     def run(
         self,
         argv: Sequence[str],
@@ -281,11 +291,11 @@ class SshTransport:
         timeout: float | None = None,
         stdin: bytes | IO[bytes] | None = None,
     ) -> Result:
-        """Run `argv` (each word quoted) and collect its output."""
-        cmd = command_line(argv, sudo)
+        """Run `argv` (each word quoted) and collect its output. A time limit is
+        enforced in the guest too (timeout(1)), so nothing keeps running there."""
+        cmd = command_line(argv, sudo, timeout)
         start = time.monotonic()
-        chan = self._session()
-        chan.exec_command(cmd)
+        chan = self._exec(cmd)
         out, err = bytearray(), bytearray()
         readers = [
             threading.Thread(target=_drain, args=(chan.recv, out), daemon=True),
@@ -293,15 +303,18 @@ class SshTransport:
         ]
         if stdin is not None:
             readers.append(threading.Thread(target=_feed, args=(chan, stdin), daemon=True))
+        else:
+            chan.shutdown_write()  # a command that reads stdin gets EOF, not a wait
         for t in readers:
             t.start()
-        finished = chan.status_event.wait(timeout)
+        finished = chan.status_event.wait(
+            None if timeout is None else timeout + REMOTE_KILL_GRACE + 5
+        )
         if finished:
             for t in readers:
                 t.join()
             code = chan.recv_exit_status()
         else:
-            chan.close()
             code = TIMEOUT_EXIT
         chan.close()
         result = Result(
@@ -311,7 +324,7 @@ class SshTransport:
             stdout=out.decode(errors="replace"),
             stderr=err.decode(errors="replace"),
             duration_ms=int((time.monotonic() - start) * 1000),
-            timed_out=not finished,
+            timed_out=not finished or (timeout is not None and code == TIMEOUT_EXIT),
         )
         if check and not result.ok:
             raise CommandFailed(result)
@@ -327,42 +340,39 @@ class SshTransport:
     ) -> None:
         """Write `data` (bytes, or a local file streamed) to `remote` with `mode`
         (and `owner`, as root); the mode is set before any byte lands."""
-        if self._transport is None:
-            self.connect()
-        sftp = self._transport.open_sftp_client()
+        paramiko = import_paramiko()
+        sudo = sudo or owner is not None
+        # as root: upload to a private temporary file first, then install it
+        target = f"/tmp/.labctl-put-{secrets.token_hex(8)}" if sudo else remote
         try:
-            target = remote
-            sudo = sudo or owner is not None
+            if self._transport is None:
+                self.connect()
+            sftp = self._transport.open_sftp_client()
+            try:
+                with sftp.open(target, "wb") as fh:
+                    fh.chmod(0o600)
+                    fh.set_pipelined(True)
+                    if isinstance(data, Path):
+                        with data.open("rb") as source:
+                            for block in iter(lambda: source.read(1 << 20), b""):
+                                fh.write(block)
+                    else:
+                        fh.write(data)
+                if not sudo:
+                    sftp.chmod(target, mode)
+            finally:
+                sftp.close()
             if sudo:
-                target = f"/tmp/.labctl-put-{threading.get_ident()}-{time.monotonic_ns()}"
-            with sftp.open(target, "wb") as fh:
-                fh.chmod(0o600)
-                fh.set_pipelined(True)
-                if isinstance(data, Path):
-                    with data.open("rb") as source:
-                        for block in iter(lambda: source.read(1 << 20), b""):
-                            fh.write(block)
-                else:
-                    fh.write(data)
-            if not sudo:
-                sftp.chmod(target, mode)
+                chown = ["-o", owner, "-g", owner] if owner else []
+                self.run(
+                    ["install", "-m", f"{mode:o}", *chown, target, remote], sudo=True, check=True
+                )
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            raise GuestError(f"{self.name}: cannot write {remote}: {exc}") from exc
         finally:
-            sftp.close()
-        if sudo:
-            chown = ["-o", owner, "-g", owner] if owner else []
-            self.run(["install", "-m", f"{mode:o}", *chown, target, remote], sudo=True, check=True)
-            self.run(["rm", "-f", target], check=True)
-
-    def get(self, remote: str) -> bytes:
-        """The content of a file in the guest (readable by the SSH user)."""
-        if self._transport is None:
-            self.connect()
-        sftp = self._transport.open_sftp_client()
-        try:
-            with sftp.open(remote, "rb") as fh:
-                return bytes(fh.read())
-        finally:
-            sftp.close()
+            if sudo:
+                with contextlib.suppress(LabctlError):
+                    self.run(["rm", "-f", target])
 
     def open_channel(self) -> Any:
         """A raw session channel, for interactive use (see labctl.terminal)."""
@@ -372,9 +382,7 @@ class SshTransport:
         """Start `argv` and leave it running: a session to talk to (a SQL
         client holding a lock), or a stream to pipe (a dump)."""
         cmd = command_line(argv, sudo)
-        chan = self._session()
-        chan.exec_command(cmd)
-        return RemoteProcess(self.name, cmd, chan)
+        return RemoteProcess(self.name, cmd, self._exec(cmd))
 
 
 class RemoteProcess:

@@ -7,11 +7,11 @@ rendered file, or into labctl's output.
 
 from __future__ import annotations
 
-import os
 import secrets
 import string
 from pathlib import Path
 
+from labctl.fsutil import atomic_write
 from labctl.home import LabPaths
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -29,20 +29,8 @@ def password(paths: LabPaths, name: str, length: int = 24) -> str:
     except FileNotFoundError:
         pass
     value = "".join(secrets.choice(_ALPHABET) for _ in range(length))
-    write(path, value + "\n")
+    atomic_write(path, value + "\n")
     return value
-
-
-def write(path: Path, content: str | bytes) -> None:
-    """Create `path` 0600 (its folder 0700) before a byte of it is written."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data = content.encode() if isinstance(content, str) else content
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def ssh_keypair(paths: LabPaths, name: str) -> tuple[bytes, str]:
@@ -62,7 +50,7 @@ def ssh_keypair(paths: LabPaths, name: str) -> tuple[bytes, str]:
             serialization.PrivateFormat.OpenSSH,
             serialization.NoEncryption(),
         )
-        write(path, private)
+        atomic_write(path, private)
     public = key.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )

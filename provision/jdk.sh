@@ -8,7 +8,7 @@ set -euo pipefail
 
 package="openjdk-${JDK_VERSION}-jre-headless"
 if [ -n "$(missing_packages "$package")" ]; then
-  apt_get update -qq
+  apt_update_once
   if ! apt-cache show "$package" >/dev/null 2>&1; then
     fail "$package is not in this guest's distribution: pick another --jdk (Debian 12 ships 17)"
   fi

@@ -18,6 +18,11 @@ WAR=/usr/share/java/jenkins.war
 HOME_DIR=/var/lib/jenkins
 STATE=$HOME_DIR/.labctl
 JAVA_OPTS="-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false"
+# Jenkins reads its unit, war, init script, agents and URL only when it starts:
+# any of them changed means a restart (a Jenkins the package started before
+# they were written, too).
+RESTART=0
+note_change() { if [ "$FILE_CHANGED" = 1 ]; then RESTART=1; fi; }
 
 install_from_apt() {
   if [ ! -s "$KEY" ]; then
@@ -35,6 +40,7 @@ install_from_apt() {
 Environment="JAVA_OPTS=$JAVA_OPTS"
 Environment="JENKINS_PORT=8080"
 DROPIN
+  note_change
 }
 
 install_from_war() {
@@ -43,6 +49,7 @@ install_from_war() {
     if ! cmp -s "$upload" "$WAR"; then
       install -D -m 644 "$upload" "$WAR"
       changed "jenkins.war from the lab's --jenkins-war"
+      RESTART=1
     fi
     rm -f "$upload"
   fi
@@ -62,6 +69,7 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 UNIT
+  note_change
 }
 
 ensure_user jenkins "$HOME_DIR"
@@ -74,8 +82,10 @@ esac
 [ -s "$STATE/admin-password" ] || fail "the admin password file is missing: run labctl up jenkins"
 
 put_file "$STATE/url" 644 <<<"$JENKINS_URL"
+note_change
 agents=$(for agent in $JENKINS_AGENTS; do echo "$agent"; done)
 put_file "$STATE/agents" 644 <<<"$agents"
+note_change
 ensure_dir "$HOME_DIR/init.groovy.d" 755 jenkins
 put_file "$HOME_DIR/init.groovy.d/labctl.groovy" 644 <<'GROOVY'
 // Written by labctl; runs at every start of Jenkins, changes only what differs.
@@ -126,9 +136,11 @@ new File(state, "agents").readLines().collect { it.trim() }.findAll { it }.each 
 }
 jenkins.save()
 GROOVY
-chown -R jenkins:jenkins "$HOME_DIR/init.groovy.d" "$STATE"
-
-systemctl daemon-reload
+note_change
+if [ "$RESTART" = 1 ]; then
+  chown -R jenkins:jenkins "$HOME_DIR/init.groovy.d" "$STATE"
+  systemctl daemon-reload
+fi
 if ! systemctl is-enabled --quiet jenkins; then
   systemctl enable --quiet jenkins
   changed "enabled jenkins"
@@ -136,6 +148,9 @@ fi
 if ! systemctl is-active --quiet jenkins; then
   systemctl start jenkins
   changed "started jenkins"
+elif [ "$RESTART" = 1 ]; then
+  systemctl restart jenkins
+  changed "restarted jenkins for its new configuration"
 fi
 
 for _ in $(seq 1 150); do

@@ -19,6 +19,15 @@ changed() {
 
 apt_get() { apt-get -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0 "$@"; }
 
+# The package lists, fetched at most once per script run.
+APT_UPDATED=0
+apt_update_once() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt_get update -qq
+    APT_UPDATED=1
+  fi
+}
+
 # Print the packages among "$@" that are not installed.
 missing_packages() {
   local p
@@ -32,7 +41,7 @@ ensure_packages() {
   local -a missing
   mapfile -t missing < <(missing_packages "$@")
   [ "${#missing[@]}" -eq 0 ] && return 0
-  apt_get update -qq
+  apt_update_once
   apt_get install -y -qq --no-install-recommends "${missing[@]}"
   changed "installed ${missing[*]}"
 }

@@ -1,6 +1,7 @@
 """Options and helpers shared by the command modules."""
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -24,3 +25,17 @@ def home(ctx: typer.Context) -> "LabHome":
 
     root = ctx.find_root()
     return LabHome.locate((root.obj or {}).get("home"))
+
+
+def report(outcomes: Sequence[Any]) -> None:
+    """Each machine's error on stderr; then exit with their common code
+    (2 bad usage, 124 time limit), or 1 when they differ or any other failed."""
+    from labctl import ui
+    from labctl.errors import ExitCode
+
+    failed = [o.error for o in outcomes if o.error]
+    for error in failed:
+        ui.error(error.message, error.hint)
+    if failed:
+        codes = {e.exit_code for e in failed}
+        raise typer.Exit(codes.pop() if len(codes) == 1 else ExitCode.FAILED)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, home
+from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, home, report
 from labctl.errors import ExitCode
 
 VmOpt = Annotated[
@@ -65,18 +65,6 @@ def _target(
     )
 
 
-def _report(outcomes: Sequence[Any]) -> None:
-    """Errors per machine on stderr; exit 1 when any machine failed."""
-    from labctl import ui
-
-    failed = [o for o in outcomes if o.error]
-    for o in failed:
-        ui.error(o.error.message, o.error.hint)
-    if failed:
-        codes = {o.error.exit_code for o in failed}
-        raise typer.Exit(ExitCode.TIMEOUT if codes == {ExitCode.TIMEOUT} else ExitCode.FAILED)
-
-
 def _listing(
     outcomes: Sequence[Any],
     columns: Sequence[str],
@@ -94,7 +82,7 @@ def _listing(
             ["VM", *(c.upper() for c in columns)],
             [[r["vm"], *(r.get(c, "") for c in columns)] for r in rows],
         )
-    _report(outcomes)
+    report(outcomes)
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
@@ -105,7 +93,7 @@ def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> N
             text = say(o.value) if say else (o.value or "ok")
             for line in str(text).strip().splitlines() or ["ok"]:
                 ui.line(f"{o.vm}: {line}")
-    _report(outcomes)
+    report(outcomes)
 
 
 def _ops() -> Any:
@@ -143,10 +131,8 @@ def ns_ls(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOp
 @ns_app.command("create")
 def ns_create(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -> None:
     """Create a namespace."""
-    from labctl.guest import ctr
-
     _done(
-        _ops().run_ctr(home(ctx), _target(ctx, vm, None, lab), ctr.ns_create(name)),
+        _ops().ns_create(home(ctx), _target(ctx, vm, None, lab), name),
         lambda _: f"namespace {name} created",
     )
 
@@ -180,7 +166,7 @@ def images_ls(
         for o in outcomes:
             for img in o.value or []:
                 ui.line(f"{o.vm}: {img['ref']}")
-        _report(outcomes)
+        report(outcomes)
         return
     _listing(outcomes, ["ref", "digest", "size", "platforms"], dict, json)
 
@@ -216,10 +202,8 @@ def images_rm(
     ctx: typer.Context, ref: RefArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
 ) -> None:
     """Remove an image."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
-    _done(_ops().run_ctr(home(ctx), t, ctr.images_rm(t.namespace, ref)), lambda _: f"removed {ref}")
+    _done(_ops().images_rm(home(ctx), t, ref), lambda _: f"removed {ref}")
 
 
 @images_app.command("mount")
@@ -232,10 +216,8 @@ def images_mount(
     namespace: NsOpt = None,
 ) -> None:
     """Mount an image's files at DIR in the guest, to look without running it."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
-    _done(_ops().run_ctr(home(ctx), t, ctr.images_mount(t.namespace, ref, target)))
+    _done(_ops().images_mount(home(ctx), t, ref, target))
 
 
 @images_app.command("unmount")
@@ -243,10 +225,8 @@ def images_unmount(
     ctx: typer.Context, target: str, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
 ) -> None:
     """Unmount what `images mount` mounted."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
-    _done(_ops().run_ctr(home(ctx), t, ctr.images_unmount(t.namespace, target)))
+    _done(_ops().images_unmount(home(ctx), t, target))
 
 
 # ---------------------------------------------------------------- containers
@@ -280,11 +260,9 @@ def c_create(
     namespace: NsOpt = None,
 ) -> None:
     """Create a container from an image (options go before REF)."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.containers_create(t.namespace, ref, cid, command or [])),
+        _ops().create(home(ctx), t, ref, cid, command or []),
         lambda _: f"container {cid} created",
     )
 
@@ -298,7 +276,7 @@ def c_info(
 
     outcomes = _ops().info(home(ctx), _target(ctx, vm, namespace, lab), cid)
     ui.print_json([{"vm": o.vm, "info": o.value} for o in outcomes if o.ok])
-    _report(outcomes)
+    report(outcomes)
 
 
 @c_app.command("rm")
@@ -306,11 +284,9 @@ def c_rm(
     ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
 ) -> None:
     """Remove a container (its task must be gone: see `labctl ctr rm`)."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.containers_rm(t.namespace, cid)),
+        _ops().remove_container(home(ctx), t, cid),
         lambda _: f"container {cid} removed",
     )
 
@@ -349,11 +325,9 @@ def t_start(
     namespace: NsOpt = None,
 ) -> None:
     """Start a container's task."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.tasks_start(t.namespace, cid, detach)),
+        _ops().start(home(ctx), t, cid, detach),
         lambda out: out or f"task {cid} started",
     )
 
@@ -424,11 +398,9 @@ def t_kill(
     namespace: NsOpt = None,
 ) -> None:
     """Signal a task."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.tasks_kill(t.namespace, cid, signal)),
+        _ops().kill(home(ctx), t, cid, signal),
         lambda _: f"sent {signal} to {cid}",
     )
 
@@ -443,11 +415,9 @@ def t_rm(
     namespace: NsOpt = None,
 ) -> None:
     """Delete a task."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.tasks_rm(t.namespace, cid, force)),
+        _ops().remove_task(home(ctx), t, cid, force),
         lambda _: f"task {cid} deleted",
     )
 
@@ -469,11 +439,9 @@ def run(
     namespace: NsOpt = None,
 ) -> None:
     """Create a container and start it detached, in one step."""
-    from labctl.guest import ctr
-
     t = _target(ctx, vm, namespace, lab)
     _done(
-        _ops().run_ctr(home(ctx), t, ctr.run(t.namespace, ref, cid, command or [], rm)),
+        _ops().run(home(ctx), t, ref, cid, command or [], rm),
         lambda out: out or f"{cid} running",
     )
 
@@ -544,7 +512,7 @@ def exec_(
                 ui.info(f"{r.vm}: {text}")
             if r.rc:
                 ui.info(f"{r.vm}: exit status {r.rc}" + (" (timed out)" if r.timed_out else ""))
-    _report(outcomes)
+    report(outcomes)
     if any(r.timed_out for r in rows):
         raise typer.Exit(ExitCode.TIMEOUT)
     if any(r.rc != 0 for r in rows):

@@ -3,7 +3,7 @@ box build, doctor."""
 
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,10 +57,14 @@ TargetArgs = Annotated[
 ]
 
 
-def _request(**given: object) -> object:
+def _request(params: dict[str, Any]) -> Any:
+    """The lab-shaping options among a command's parameters (its locals())."""
+    from dataclasses import fields
+
     from labctl.ops.lifecycle import Request
 
-    return Request(**given)  # type: ignore[arg-type]
+    names = {f.name for f in fields(Request)}
+    return Request(**{k: v for k, v in params.items() if k in names})
 
 
 def _split(
@@ -97,26 +101,11 @@ def render(
     from labctl import ui
     from labctl.ops import lifecycle
 
-    req = _request(
-        provider=provider,
-        box=box,
-        subnet=subnet,
-        cpus=cpus,
-        memory=memory,
-        libvirt_uri=libvirt_uri,
-        containerd=containerd,
-        count=count,
-        agents=agents,
-        jdk=jdk,
-        jenkins_war=jenkins_war,
-        replicas=replicas,
-        chain=chain,
-        gtid=gtid,
-    )
+    req = _request(locals())
     if stdout:
-        sys.stdout.write(lifecycle.render_text(home(ctx), lab, name, req))  # type: ignore[arg-type]
+        sys.stdout.write(lifecycle.render_text(home(ctx), lab, name, req))
         return
-    done = lifecycle.render_lab(home(ctx), lab, name, req)  # type: ignore[arg-type]
+    done = lifecycle.render_lab(home(ctx), lab, name, req)
     ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
     print(done.path)
 
@@ -144,22 +133,7 @@ def up(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
 ) -> None:
     """Render the lab if needed, bring every machine up, print the machine table."""
-    req = _request(
-        provider=provider,
-        box=box,
-        subnet=subnet,
-        cpus=cpus,
-        memory=memory,
-        libvirt_uri=libvirt_uri,
-        containerd=containerd,
-        count=count,
-        agents=agents,
-        jdk=jdk,
-        jenkins_war=jenkins_war,
-        replicas=replicas,
-        chain=chain,
-        gtid=gtid,
-    )
+    req = _request(locals())
     _up(ctx, lab, name, req, timeout, json, quiet)
 
 
@@ -167,7 +141,7 @@ def _up(
     ctx: typer.Context,
     lab: str,
     name: str | None,
-    req: object,
+    req: Any,
     timeout: float | None,
     json: bool,
     quiet: bool,
@@ -175,7 +149,7 @@ def _up(
     from labctl import ui
     from labctl.ops import lifecycle
 
-    result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)  # type: ignore[arg-type]
+    result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)
     if json:
         ui.print_json(result.rows)
     else:
@@ -202,18 +176,7 @@ def mysql_pair(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
 ) -> None:
     """A MySQL/MariaDB primary with replicas, replication running and verified (= up mysql-pair)."""
-    req = _request(
-        provider=provider,
-        box=box,
-        subnet=subnet,
-        cpus=cpus,
-        memory=memory,
-        libvirt_uri=libvirt_uri,
-        containerd=containerd,
-        replicas=replicas,
-        chain=chain,
-        gtid=gtid,
-    )
+    req = _request(locals())
     _up(ctx, "mysql-pair", name, req, timeout, json, quiet)
 
 
@@ -331,21 +294,22 @@ def box_build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
 ) -> None:
     """Build the docker provider's box image offline from Debian's packages."""
-    from labctl import box, ui
-    from labctl.spec import DOCKER_BOX
+    from labctl import ui
+    from labctl.ops import host
 
-    if box.build(force=force, on_line=lambda line: ui.info(f"  box | {line}")):
-        ui.success(f"built {DOCKER_BOX}")
+    image, built = host.build_box(force, lambda line: ui.info(f"  box | {line}"))
+    if built:
+        ui.success(f"built {image}")
     else:
-        ui.info(f"{DOCKER_BOX} is already there (--force rebuilds it)")
+        ui.info(f"{image} is already there (--force rebuilds it)")
 
 
 def doctor(json: JsonOpt = False) -> None:
     """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
-    from labctl import doctor as checks
     from labctl import ui
+    from labctl.ops import host
 
-    results = checks.run_all()
+    results = host.checks()
     if json:
         ui.print_json(results)
     else:

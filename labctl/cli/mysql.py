@@ -1,10 +1,10 @@
 """`labctl mysql-pair` and `labctl mysql ...`."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, home
+from labctl.cli.common import JsonOpt, LabOpt, home, report
 from labctl.errors import ExitCode
 
 mysql_app = typer.Typer(
@@ -18,17 +18,6 @@ VmArgs = Annotated[
 def _fail_if(condition: bool) -> None:
     if condition:
         raise typer.Exit(ExitCode.FAILED)
-
-
-def _report_errors(outcomes: Any) -> None:
-    from labctl import ui
-
-    failed = [o for o in outcomes if o.error]
-    for o in failed:
-        ui.error(o.error.message, o.error.hint)
-    if failed:
-        codes = {o.error.exit_code for o in failed}
-        raise typer.Exit(ExitCode.USAGE if codes == {ExitCode.USAGE} else ExitCode.FAILED)
 
 
 @mysql_app.command("role")
@@ -62,7 +51,7 @@ def role(
             ],
             styles={1: lambda v: "bold"},
         )
-    _report_errors(outcomes)
+    report(outcomes)
 
 
 @mysql_app.command("verify")
@@ -192,13 +181,19 @@ def sql(
     lab: LabOpt = None,
     json: JsonOpt = False,
 ) -> None:
-    """One statement as root in a guest (SHOW PROCESSLIST, grants, locks...)."""
+    """One statement as root in a guest (SHOW PROCESSLIST, grants, locks...); end it in \\G for the vertical layout."""
     from labctl import ui
     from labctl.ops import mysql
 
-    rows = mysql.sql(home(ctx), lab, machine, statement)
+    rows, vertical = mysql.sql(home(ctx), lab, machine, statement)
     if json:
         ui.print_json(rows)
+    elif rows and vertical:
+        width = max(len(k) for r in rows for k in r)
+        for n, r in enumerate(rows, start=1):
+            ui.line(f"*************************** {n}. row ***************************")
+            for key, value in r.items():
+                ui.line(f"{key:>{width}}: {value}")
     elif rows:
         columns = list(rows[0])
         ui.table(columns, [[r.get(c, "") for c in columns] for r in rows])

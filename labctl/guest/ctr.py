@@ -142,6 +142,8 @@ def expand_ref(ref: str) -> str:
         name = f"docker.io/library/{name}"
     elif "." not in first and ":" not in first and first != "localhost":
         name = f"docker.io/{name}"
+    elif first == "docker.io" and "/" not in rest:
+        name = f"docker.io/library/{rest}"
     last = name.rsplit("/", 1)[-1]
     if not digest and ":" not in last:
         name += ":latest"

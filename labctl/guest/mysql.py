@@ -52,9 +52,6 @@ class Server:
     def reset_replica(self) -> str:
         return "RESET REPLICA ALL" if self.at_least(8, 0, 22) else "RESET SLAVE ALL"
 
-    def stop_sql_thread(self) -> str:
-        return f"{self.stop_replica()} SQL_THREAD"
-
     def replicas(self) -> str:
         return "SHOW REPLICAS" if self.at_least(8, 0, 22) else "SHOW SLAVE HOSTS"
 
@@ -63,9 +60,6 @@ class Server:
 
     def reset_gtids(self) -> str:
         return "RESET BINARY LOGS AND GTIDS" if self.at_least(8, 4, 0) else "RESET MASTER"
-
-    def log_replica_updates_variable(self) -> str:
-        return "log_replica_updates" if self.at_least(8, 0, 26) else "log_slave_updates"
 
     def gtid_position_variable(self) -> str:
         """The variable holding what a server has applied, as a GTID set/position."""

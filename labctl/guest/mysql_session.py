@@ -32,9 +32,12 @@ class MysqlServer:
         self.name = transport.name
         self._server: mysql.Server | None = None
 
-    def query(self, sql: str, timeout: float | None = 60.0) -> list[mysql.Row]:
-        """Rows of the (last) result set of `sql`."""
-        result = self.t.run(CLIENT, sudo=True, stdin=sql.encode(), timeout=timeout)
+    def query(
+        self, sql: str, timeout: float | None = 60.0, vertical: bool = False
+    ) -> list[mysql.Row]:
+        """Rows of the (last) result set of `sql`; vertical: the client's \\G layout."""
+        client = [*CLIENT, "--vertical"] if vertical else CLIENT
+        result = self.t.run(client, sudo=True, stdin=sql.encode(), timeout=timeout)
         if not result.ok:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1] if lines else f"exit status {result.exit_code}"
@@ -46,7 +49,7 @@ class MysqlServer:
             if "ERROR 2002" in reason:
                 raise SqlError(f"{self.name}: the MySQL/MariaDB server is not running ({reason})")
             raise SqlError(f"{self.name}: {reason}")
-        return mysql.parse_tab(result.stdout)
+        return mysql.parse_vertical(result.stdout) if vertical else mysql.parse_tab(result.stdout)
 
     def execute(self, *statements: str, log_bin: bool = True) -> None:
         """Run statements in one session; with log_bin=False they stay out of the binlog."""

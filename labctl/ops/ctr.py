@@ -50,7 +50,7 @@ def each(home: LabHome, target: Target, fn: Callable[[SshTransport], Any]) -> li
         return session.each(session.select(target.machines), fn)
 
 
-def run_ctr(
+def _run_ctr(
     home: LabHome, target: Target, argv: Sequence[str], parse: Callable[[str], Any] | None = None
 ) -> list[Outcome[Any]]:
     """One ctr command on every targeted machine; ctr's output parsed or raw."""
@@ -67,23 +67,23 @@ def run_ctr(
 
 def ps(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
     """Every task in every namespace of every targeted machine."""
-    return run_ctr(home, target, ctr.ps_all(), ctr.parse_ps_all)
+    return _run_ctr(home, target, ctr.ps_all(), ctr.parse_ps_all)
 
 
 def namespaces(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return run_ctr(home, target, ctr.ns_ls(), ctr.parse_namespaces)
+    return _run_ctr(home, target, ctr.ns_ls(), ctr.parse_namespaces)
 
 
 def images(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return run_ctr(home, target, ctr.images_ls(target.namespace), ctr.parse_images)
+    return _run_ctr(home, target, ctr.images_ls(target.namespace), ctr.parse_images)
 
 
 def containers(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return run_ctr(home, target, ctr.containers_ls(target.namespace), ctr.parse_containers)
+    return _run_ctr(home, target, ctr.containers_ls(target.namespace), ctr.parse_containers)
 
 
 def tasks(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
-    return run_ctr(
+    return _run_ctr(
         home,
         target,
         ctr.tasks_ls(target.namespace),
@@ -92,14 +92,63 @@ def tasks(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
 
 
 def task_ps(home: LabHome, target: Target, cid: str) -> list[Outcome[list[ctr.Process]]]:
-    return run_ctr(home, target, ctr.tasks_ps(target.namespace, cid), ctr.parse_task_ps)
+    return _run_ctr(home, target, ctr.tasks_ps(target.namespace, cid), ctr.parse_task_ps)
 
 
 def info(home: LabHome, target: Target, cid: str) -> list[Outcome[dict[str, object]]]:
-    return run_ctr(home, target, ctr.containers_info(target.namespace, cid), ctr.parse_info)
+    return _run_ctr(home, target, ctr.containers_info(target.namespace, cid), ctr.parse_info)
 
 
 # ---------------------------------------------------------------- actions
+
+
+def ns_create(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.ns_create(name))
+
+
+def images_rm(home: LabHome, target: Target, ref: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.images_rm(target.namespace, ref))
+
+
+def images_mount(home: LabHome, target: Target, ref: str, directory: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.images_mount(target.namespace, ref, directory))
+
+
+def images_unmount(home: LabHome, target: Target, directory: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.images_unmount(target.namespace, directory))
+
+
+def create(
+    home: LabHome, target: Target, ref: str, cid: str, command: Sequence[str]
+) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.containers_create(target.namespace, ref, cid, command))
+
+
+def remove_container(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.containers_rm(target.namespace, cid))
+
+
+def start(home: LabHome, target: Target, cid: str, detach: bool) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.tasks_start(target.namespace, cid, detach))
+
+
+def kill(home: LabHome, target: Target, cid: str, signal: str) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.tasks_kill(target.namespace, cid, signal))
+
+
+def remove_task(home: LabHome, target: Target, cid: str, force: bool) -> list[Outcome[str]]:
+    return _run_ctr(home, target, ctr.tasks_rm(target.namespace, cid, force))
+
+
+def run(
+    home: LabHome, target: Target, ref: str, cid: str, command: Sequence[str], rm: bool
+) -> list[Outcome[str]]:
+    """create + start -d in one step (ctr run); with rm, in the foreground, removed after."""
+    return _run_ctr(home, target, ctr.run(target.namespace, ref, cid, command, rm))
+
+
+def _exec_id(given: str | None) -> str:
+    return given or f"labctl-{secrets.token_hex(3)}"
 
 
 def ns_remove(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
@@ -138,7 +187,7 @@ def _contents(t: SshTransport, ns: str) -> str:
 def pull(home: LabHome, target: Target, ref: str) -> tuple[str, list[Outcome[str]]]:
     """Pull `ref` (short names expanded the way docker does, and said so)."""
     full = ctr.expand_ref(ref)
-    return full, run_ctr(home, target, ctr.images_pull(target.namespace, full))
+    return full, _run_ctr(home, target, ctr.images_pull(target.namespace, full))
 
 
 def import_image(home: LabHome, target: Target, path: Path, name: str | None) -> list[Outcome[str]]:
@@ -175,8 +224,8 @@ def exec_in_task(
     detach: bool,
 ) -> tuple[str, list[Outcome[str]]]:
     """`t exec`: ctr requires an exec id; one is made up when not given."""
-    chosen = exec_id or f"labctl-{secrets.token_hex(3)}"
-    return chosen, run_ctr(
+    chosen = _exec_id(exec_id)
+    return chosen, _run_ctr(
         home, target, ctr.tasks_exec(target.namespace, cid, chosen, command, detach=detach)
     )
 
@@ -220,7 +269,7 @@ def service(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
             sudo=True,
         )
         _check(t.name, t.run(["systemctl", "daemon-reload"], sudo=True))
-        _check(t.name, t.run(["systemctl", "enable", "--now", unit], sudo=True))
+        _check(t.name, t.run(["systemctl", "enable", unit], sudo=True))
         _check(t.name, t.run(["systemctl", "restart", unit], sudo=True))
         return unit
 
@@ -233,6 +282,5 @@ def shell(
     """An interactive `t exec -t` in one machine (a PTY over SSH)."""
     from labctl.ops.guestcmd import terminal
 
-    chosen = exec_id or f"labctl-{secrets.token_hex(3)}"
-    argv = ctr.tasks_exec(target.namespace, cid, chosen, command or ["sh"], tty=True)
+    argv = ctr.tasks_exec(target.namespace, cid, _exec_id(exec_id), command or ["sh"], tty=True)
     return terminal(home, target.lab, target.machines, argv, sudo=True)

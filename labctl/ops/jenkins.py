@@ -9,6 +9,7 @@ runs only when asked). If the download fails, everything before it stays.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ KEY_SECRET = "jenkins-controller-key"
 HOME = "/var/lib/jenkins"
 STATE = f"{HOME}/.labctl"
 AGENT_SECRET = "/etc/jenkins-agent/secret"
+INSTALLED_WAR = "/usr/share/java/jenkins.war"
 ONLINE_TIMEOUT = 180.0
 
 
@@ -79,6 +81,25 @@ def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str
     )
 
 
+def _upload_war(server: SshTransport, war: Path, say: Callable[[str, str], None]) -> None:
+    """Copy --jenkins-war in, unless the controller runs that very file already."""
+    if not war.is_file():
+        raise SpecError(
+            f"--jenkins-war {war}: no such file any more",
+            hint="give the lab a war file again: labctl up LAB --jenkins-war FILE",
+        )
+    digest = hashlib.sha256()
+    with war.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    installed = server.run(["sha256sum", INSTALLED_WAR]).stdout.split()
+    if installed and installed[0] == digest.hexdigest():
+        return
+    say(SERVER, f"copying {war}")
+    server.run(["mkdir", "-p", "/var/tmp/labctl"], check=True)
+    server.put(war, "/var/tmp/labctl/jenkins.war", mode=0o644)
+
+
 def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
     server = session.transport(SERVER)
     for name in _agents(spec):
@@ -104,9 +125,7 @@ def setup(
         server = session.transport(SERVER)
         server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
         if spec.settings.jenkins_war:
-            say(SERVER, f"copying {spec.settings.jenkins_war}")
-            server.run(["mkdir", "-p", "/var/tmp/labctl"], check=True)
-            server.put(Path(spec.settings.jenkins_war), "/var/tmp/labctl/jenkins.war", mode=0o644)
+            _upload_war(server, Path(spec.settings.jenkins_war), say)
     try:
         VagrantDriver(paths.root, on_event=on_event).provision([SERVER], only=["jenkins"])
     except LabctlError as exc:

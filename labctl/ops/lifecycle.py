@@ -357,20 +357,25 @@ def status(home: LabHome, lab: str | None) -> list[MachineRow]:
 
 
 def ls(home: LabHome) -> list[MachineRow]:
-    """Every machine of every lab; labs are asked in parallel."""
-    specs = home.specs()
-    if not specs:
+    """Every machine of every lab; labs are asked in parallel. A lab that
+    cannot be read or asked shows as such instead of hiding the others."""
+    names = home.names()
+    if not names:
         return []
 
-    def one(spec: LabSpec) -> list[MachineRow]:
+    def one(name: str) -> list[MachineRow]:
         try:
-            states = VagrantDriver(home.paths(spec.name).root).status()
+            spec = home.load(name)
+        except LabctlError:
+            return [MachineRow(name, "-", "-", "-", "-", "unreadable lab.json", "-")]
+        try:
+            states = VagrantDriver(home.paths(name).root).status()
         except LabctlError:
             states = []
         return _rows(spec, states)
 
-    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-        return [row for rows in pool.map(one, specs) for row in rows]
+    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+        return [row for rows in pool.map(one, names) for row in rows]
 
 
 # ---------------------------------------------------------------- destroy
@@ -420,7 +425,11 @@ def destroy(
             return name
         if spec.provider == "docker":
             _docker_leftovers(spec)
-        shutil.rmtree(paths.root)
-    with contextlib.suppress(OSError):
-        (home.root / ".locks" / f"{name}.lock").unlink()
+        try:
+            shutil.rmtree(paths.root)
+        except OSError as exc:
+            raise LabctlError(f"the machines are gone, but not the lab folder: {exc}") from exc
+        # removed while still held: a later labctl makes a fresh lock file
+        with contextlib.suppress(OSError):
+            (home.root / ".locks" / f"{name}.lock").unlink()
     return name

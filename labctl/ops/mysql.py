@@ -4,10 +4,11 @@ verified and explained (`labctl mysql-pair`, `labctl mysql ...`)."""
 from __future__ import annotations
 
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from labctl import vault
 from labctl.errors import GuestError, SpecError
@@ -108,23 +109,26 @@ def _ensure_repl_user(server: MysqlServer, subnet: str, password: str) -> None:
         server.execute(*server.server.create_repl_user(subnet, password), log_bin=False)
 
 
-def _copy(source: MysqlServer, replica: MysqlServer, schemas: Sequence[str]) -> None:
-    """Stream a dump of `schemas` from source straight into replica; not binlogged there."""
+def _dump(source: MysqlServer, schemas: Sequence[str], spool: IO[bytes]) -> None:
+    """mysqldump of `schemas` on source, into the local `spool` file, after a
+    first line that keeps the load out of the replica's own binlog."""
+    spool.write(b"SET SESSION sql_log_bin=0;\n")
     dump = source.t.start(dump_argv(source.server, schemas), sudo=True)
-    load = replica.t.start(CLIENT, sudo=True)
     try:
-        load.write(b"SET SESSION sql_log_bin=0;\n")
         while chunk := dump.read():
-            load.write(chunk)
-    except OSError:
-        pass  # the load ended early; its own error follows
-    dumped = dump.wait(timeout=60)
-    load.close_stdin()
-    loaded = load.wait(timeout=600)
-    if not dumped.ok:
-        raise SqlError(f"{source.name}: mysqldump failed: {dumped.stderr.strip()[-300:]}")
-    if not loaded.ok:
-        raise SqlError(f"{replica.name}: loading the dump failed: {loaded.stderr.strip()[-300:]}")
+            spool.write(chunk)
+    finally:
+        done = dump.wait(timeout=60)
+    if not done.ok:
+        raise SqlError(f"{source.name}: mysqldump failed: {done.stderr.strip()[-300:]}")
+
+
+def _load(replica: MysqlServer, spool: IO[bytes]) -> None:
+    """Feed the spooled dump to the replica's client."""
+    spool.seek(0)
+    result = replica.t.run(CLIENT, sudo=True, stdin=spool, timeout=3600)
+    if not result.ok:
+        raise SqlError(f"{replica.name}: loading the dump failed: {result.stderr.strip()[-300:]}")
 
 
 def seed(
@@ -133,11 +137,12 @@ def seed(
     """Start `replica` from a consistent snapshot of `source`.
 
     FLUSH TABLES WITH READ LOCK in one session; inside it the binlog position
-    (or GTID position) is read, the schemas are listed and dumped; then the
-    lock goes. The replica loads the dump and replicates from that position.
+    (or GTID position) is read, the schemas are listed and dumped (spooled to
+    a private temporary file here); then the lock goes, and the replica loads
+    the dump and replicates from that position while the primary writes on.
     """
     rs = replica.server
-    with _Writable(replica):
+    with _Writable(replica), tempfile.TemporaryFile(prefix="labctl-dump-") as spool:
         replica.execute(rs.stop_replica())
         replica.execute(rs.reset_replica())
         with source.read_lock() as snap:
@@ -147,10 +152,14 @@ def seed(
                 f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
                 f"{snap.log_file}:{snap.log_pos}"
                 + (f", GTID {snap.gtid or '(none yet)'}" if gtid else "")
-                + f"; copying {', '.join(schemas) or 'no schemas'}",
+                + f"; dumping {', '.join(schemas) or 'no schemas'}",
             )
             if schemas:
-                _copy(source, replica, schemas)
+                _dump(source, schemas, spool)
+        # the lock is gone: the primary writes again while the replica loads
+        if schemas:
+            say(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)")
+            _load(replica, spool)
         if gtid and rs.mysql:
             replica.execute(rs.reset_gtids(), f"SET GLOBAL gtid_purged = {mysql.quote(snap.gtid)}")
         elif gtid:
@@ -208,12 +217,10 @@ def setup(
 
 
 def topology_line(spec: LabSpec) -> str:
-    sources = _sources(spec)
+    names = mysql_machines(spec)
     if spec.settings.chain:
-        order = [n for n in mysql_machines(spec)]
-        return "replication (chain): " + " -> ".join(order)
-    primary = mysql_machines(spec)[0]
-    return f"replication (star): {primary} -> {', '.join(sources)}"
+        return "replication (chain): " + " -> ".join(names)
+    return f"replication (star): {names[0]} -> {', '.join(names[1:])}"
 
 
 # ---------------------------------------------------------------- looking inside
@@ -453,14 +460,21 @@ def check(
     return rows, problems
 
 
-def sql(home: LabHome, lab: str | None, machine: str, statement: str) -> list[dict[str, str]]:
-    """One statement as root in one guest; its result rows."""
-    text = statement.strip().rstrip(";").removesuffix("\\G").strip()
+def sql(
+    home: LabHome, lab: str | None, machine: str, statement: str
+) -> tuple[list[dict[str, str]], bool]:
+    """One statement as root in one guest: (rows, vertical). A statement ending
+    in \\G is read in the vertical layout, as the mysql client shows it."""
+    text = statement.strip().rstrip(";").strip()
+    vertical = text.endswith("\\G")
+    text = text.removesuffix("\\G").strip()
     if not text:
         raise SpecError("no statement given")
     with LabSession(home, lab) as session:
         session.spec.machine(machine)
-        return MysqlServer(session.transport(machine)).query(text + ";")
+        return MysqlServer(session.transport(machine)).query(
+            text + ";", vertical=vertical
+        ), vertical
 
 
 def add_replica(home: LabHome, lab: str | None, on_event: Callable[[Event], None]) -> Any:

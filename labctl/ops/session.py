@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from labctl import inventory
-from labctl.errors import ConnectError, LabctlError, SpecError
+from labctl.errors import ConnectError, GuestError, LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
 from labctl.spec import LabSpec
 from labctl.transport import Endpoint, HostKeys, SshTransport
@@ -36,18 +36,31 @@ class Outcome(Generic[T]):
 
 
 def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> list[Outcome[T]]:
-    """fn(name) for every name in parallel (bounded), in the order given."""
+    """fn(name) for every name in parallel (bounded), in the order given.
+
+    Any failure on one machine becomes that machine's outcome (an unexpected
+    exception too, as a GuestError naming it), so one machine never hides
+    the others' results. On Ctrl-C the pool is abandoned, not joined: the
+    caller closes the connections, which ends the workers' waits."""
 
     def one(name: str) -> Outcome[T]:
         try:
             return Outcome(name, value=fn(name))
         except LabctlError as exc:
             return Outcome(name, error=exc)
+        except Exception as exc:
+            return Outcome(name, error=GuestError(f"{name}: {type(exc).__name__}: {exc}"))
 
     if len(names) == 1:
         return [one(names[0])]
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(names)))) as pool:
-        return list(pool.map(one, names))
+    pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(names))))
+    try:
+        results = list(pool.map(one, names))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 class LabSession:

@@ -186,6 +186,8 @@ def test_stopped_sql_thread_fails_status(labctl, mysql, star) -> None:
         assert [(r["vm"], r["sql_running"]) for r in broken] == [("replica2", "No")]
         assert "replication broken on replica2" in mysql("status").stderr
         assert mysql("verify").code == 1
+        shown = labctl("mysql", "sql", "replica2", "SHOW SLAVE STATUS\\G", "--lab", star)
+        assert shown.code == 0 and "Slave_SQL_Running: No" in shown.stdout
     finally:
         sql(labctl, star, "replica2", "START SLAVE SQL_THREAD")
     assert mysql("status").code == 0

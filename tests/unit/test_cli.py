@@ -174,3 +174,45 @@ def test_help_is_fast_to_import() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+
+
+def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(cli, home: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    assert cli("render", "nodes", "--provider", "docker").code == 0
+    with (home / "nodes" / "Vagrantfile").open("a") as fh:
+        fh.write("\nthis is not ruby (\n")
+    ran = cli("status", "--json")
+    assert ran.code == 1
+    assert ran.stdout == ""
+    assert "Vagrantfile" in ran.stderr
+
+
+def test_doctor_reports_every_check_with_its_fix(cli) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    ran = cli("doctor", "--json")
+    import json
+
+    checks = {c["name"]: c for c in json.loads(ran.stdout)}
+    assert {
+        "vagrant",
+        "provider virtualbox",
+        "provider libvirt",
+        "provider docker",
+        "docker engine",
+        "kvm",
+        "default provider",
+    } <= set(checks)
+    assert checks["vagrant"]["ok"] and "Vagrant" in checks["vagrant"]["detail"]
+    assert all(c["ok"] or c["fix"] for c in checks.values())
+    assert ran.code == (0 if all(c["ok"] or not c["required"] for c in checks.values()) else 1)
+
+
+def test_shell_completion(home: Path) -> None:
+    env = {
+        **os.environ,
+        "_LABCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "labctl ct",
+        "COMP_CWORD": "1",
+    }
+    done = subprocess.run([sys.executable, "-m", "labctl"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["ctr"]

@@ -106,6 +106,7 @@ def test_hostile_values_stay_single_arguments() -> None:
         ("registry:5000/app", "registry:5000/app:latest"),
         ("docker.io/library/alpine:latest", "docker.io/library/alpine:latest"),
         ("alpine@sha256:abc", "docker.io/library/alpine@sha256:abc"),
+        ("docker.io/alpine", "docker.io/library/alpine:latest"),
     ],
 )
 def test_expand_ref(short: str, full: str) -> None:

@@ -100,8 +100,6 @@ def test_change_source_by_version() -> None:
 def test_other_statements() -> None:
     assert MYSQL_84.reset_gtids() == "RESET BINARY LOGS AND GTIDS"
     assert MYSQL_8036.reset_gtids() == "RESET MASTER"
-    assert MYSQL_8036.log_replica_updates_variable() == "log_replica_updates"
-    assert MARIADB.log_replica_updates_variable() == "log_slave_updates"
     assert MYSQL_8036.gtid_position_variable() == "gtid_executed"
     assert MARIADB.gtid_position_variable() == "gtid_binlog_pos"
     assert (

@@ -1,0 +1,63 @@
+"""Host key pinning (per lab, per machine) and command quoting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labctl.errors import ConnectError
+from labctl.transport import HostKeys, command_line
+
+
+def test_first_contact_pins_then_the_same_key_passes(tmp_path: Path) -> None:
+    keys = HostKeys(tmp_path / "host-keys.json")
+    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    pins = json.loads((tmp_path / "host-keys.json").read_text())
+    assert pins == {"node1": {"id": "id-1", "type": "ssh-ed25519", "key": "AAAA1"}}
+    assert oct((tmp_path / "host-keys.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_changed_key_of_the_same_machine_is_refused(tmp_path: Path) -> None:
+    keys = HostKeys(tmp_path / "host-keys.json")
+    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    with pytest.raises(ConnectError, match="host key of machine 'node1' changed") as exc:
+        keys.verify("node1", "id-1", "ssh-ed25519", "EVIL")
+    assert exc.value.pinned
+    assert json.loads((tmp_path / "host-keys.json").read_text())["node1"]["key"] == "AAAA1"
+
+
+def test_recreated_machine_is_pinned_again(tmp_path: Path) -> None:
+    keys = HostKeys(tmp_path / "host-keys.json")
+    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    keys.verify("node1", "id-2", "ssh-ed25519", "BBBB2")  # vagrant destroy + up: a new id
+    assert json.loads((tmp_path / "host-keys.json").read_text())["node1"] == {
+        "id": "id-2",
+        "type": "ssh-ed25519",
+        "key": "BBBB2",
+    }
+
+
+def test_pins_are_per_machine_not_per_port(tmp_path: Path) -> None:
+    keys = HostKeys(tmp_path / "host-keys.json")
+    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    keys.verify(
+        "node2", "id-9", "ssh-ed25519", "CCCC3"
+    )  # same 127.0.0.1:2222 in another lab is another file
+    assert set(json.loads((tmp_path / "host-keys.json").read_text())) == {"node1", "node2"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["echo", "a b"], "echo 'a b'"),
+        (["echo", "$(id)"], "echo '$(id)'"),
+        (["echo", "x; touch /tmp/pwned"], "echo 'x; touch /tmp/pwned'"),
+        (["echo", "it's"], "echo 'it'\"'\"'s'"),
+    ],
+)
+def test_every_word_is_quoted(argv: list[str], line: str) -> None:
+    assert command_line(argv) == line
+    assert command_line(argv, sudo=True) == "sudo -n -H -- " + line
