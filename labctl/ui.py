@@ -112,6 +112,16 @@ def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
     )
 
 
+def up_result(result: Any, json: bool) -> None:
+    """After `up` (and `mysql add-replica`): the machine table and the notes."""
+    if json:
+        print_json(result.rows)
+        return
+    machines(result.rows)
+    for note in result.notes:
+        info(note)
+
+
 def line(text: str) -> None:
     """One plain line on stdout (never wrapped)."""
     sys.stdout.write(text + "\n")

@@ -44,11 +44,7 @@ ExecStart=/usr/local/sbin/labctl-hosts
 [Install]
 WantedBy=multi-user.target
 UNIT
-if [ "$FILE_CHANGED" = 1 ]; then systemctl daemon-reload; fi
-if ! systemctl is-enabled --quiet labctl-hosts.service; then
-  systemctl enable --quiet labctl-hosts.service
-  changed "enabled labctl-hosts.service"
-fi
+ensure_enabled labctl-hosts.service
 if [ "$(/usr/local/sbin/labctl-hosts)" = updated ]; then
   changed "/etc/hosts: lab hosts block"
 fi

@@ -32,8 +32,4 @@ RestartSec=10
 [Install]
 WantedBy=multi-user.target
 UNIT
-if [ "$FILE_CHANGED" = 1 ]; then systemctl daemon-reload; fi
-if ! systemctl is-enabled --quiet jenkins-agent.service; then
-  systemctl enable --quiet jenkins-agent.service
-  changed "enabled jenkins-agent.service (it starts once its secret is there)"
-fi
+ensure_enabled jenkins-agent.service  # it starts once labctl delivers its secret

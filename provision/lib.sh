@@ -64,12 +64,19 @@ put_file() {
   changed "wrote $dest"
 }
 
-# ensure_service NAME: enabled and running.
-ensure_service() {
+# ensure_enabled UNIT: systemd knows the unit's current file, and it is enabled.
+# Call it right after the put_file that wrote the unit.
+ensure_enabled() {
+  if [ "$FILE_CHANGED" = 1 ]; then systemctl daemon-reload; fi
   if ! systemctl is-enabled --quiet "$1"; then
     systemctl enable --quiet "$1"
     changed "enabled $1"
   fi
+}
+
+# ensure_service NAME: enabled and running.
+ensure_service() {
+  FILE_CHANGED=0 ensure_enabled "$1"
   if ! systemctl is-active --quiet "$1"; then
     systemctl start "$1"
     changed "started $1"

@@ -150,12 +150,7 @@ def _up(
     from labctl.ops import lifecycle
 
     result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)
-    if json:
-        ui.print_json(result.rows)
-    else:
-        ui.machines(result.rows)
-        for note in result.notes:
-            ui.info(note)
+    ui.up_result(result, json)
 
 
 def mysql_pair(

@@ -165,12 +165,7 @@ def add_replica(
     from labctl.ops import mysql
 
     result = mysql.add_replica(home(ctx), lab, ui.Progress(verbose=not quiet))
-    if json:
-        ui.print_json(result.rows)
-    else:
-        ui.machines(result.rows)
-        for note in result.notes:
-            ui.info(note)
+    ui.up_result(result, json)
 
 
 @mysql_app.command("sql")

@@ -311,3 +311,50 @@ def test_changed_host_key_is_refused(labctl, lab, lab_home: Path) -> None:
         not (Path.home() / ".ssh" / "known_hosts").exists()
         or "labctl" not in (Path.home() / ".ssh" / "known_hosts").read_text()
     )
+
+
+def test_interactive_shell_gets_a_terminal_of_the_right_size(
+    ctr, lab, lab_home: Path, imported: str
+) -> None:
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    assert ctr("--vm", "node3", "run", imported, "tty", "sleep", "600").code == 0
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl", "ctr", "--lab", lab, "--vm", "node3", "shell", "tty"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "LABCTL_HOME": str(lab_home), "TERM": "xterm"},
+    )
+    os.close(slave)
+    seen = b""
+    os.write(master, b"echo pty-$((6*7)); stty size; exit\n")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=30)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert "pty-42" in text
+    assert "33 101" in text  # the window size reached the container's terminal
+    assert proc.returncode == 0
+    assert ctr("--vm", "node3", "rm", "tty").code == 0
