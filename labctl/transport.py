@@ -108,6 +108,7 @@ class Transport(Protocol):
         check: bool = False,
         timeout: float | None = None,
         stdin: bytes | IO[bytes] | None = None,
+        hold_stdin: bool = False,
     ) -> Result: ...
 
     def put(
@@ -290,9 +291,13 @@ class SshTransport:
         check: bool = False,
         timeout: float | None = None,
         stdin: bytes | IO[bytes] | None = None,
+        hold_stdin: bool = False,
     ) -> Result:
-        """Run `argv` (each word quoted) and collect its output. A time limit is
-        enforced in the guest too (timeout(1)), so nothing keeps running there."""
+        """Run `argv` (each word quoted) and collect its output. Without `stdin`
+        the command reads end-of-file at once, unless `hold_stdin` keeps it open
+        as a terminal would (ctr closes a detached process's stdin on EOF). A
+        time limit is enforced in the guest too (timeout(1)), so nothing keeps
+        running there."""
         cmd = command_line(argv, sudo, timeout)
         start = time.monotonic()
         chan = self._exec(cmd)
@@ -303,7 +308,7 @@ class SshTransport:
         ]
         if stdin is not None:
             readers.append(threading.Thread(target=_feed, args=(chan, stdin), daemon=True))
-        else:
+        elif not hold_stdin:
             chan.shutdown_write()  # a command that reads stdin gets EOF, not a wait
         for t in readers:
             t.start()

@@ -56,7 +56,9 @@ def _run_ctr(
     """One ctr command on every targeted machine; ctr's output parsed or raw."""
 
     def one(t: SshTransport) -> Any:
-        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout))
+        # stdin held open, as on a terminal: a process started with `t exec -d`
+        # lives on (ctr would pass an end-of-file on to it)
+        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout, hold_stdin=True))
         return parse(result.stdout) if parse else result.stdout
 
     return each(home, target, one)

@@ -336,21 +336,23 @@ def test_interactive_shell_gets_a_terminal_of_the_right_size(
         env={**os.environ, "LABCTL_HOME": str(lab_home), "TERM": "xterm"},
     )
     os.close(slave)
-    seen = b""
-    os.write(master, b"echo pty-$((6*7)); stty size; exit\n")
+    seen, typed = b"", False
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([master], [], [], 0.5)
         if ready:
             try:
                 chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
+            except OSError:  # the other side closed: labctl is exiting
                 break
             seen += chunk
-        elif proc.poll() is not None:
-            break
+            if (
+                b"\x1b[6n" in chunk
+            ):  # the shell asks where the cursor is: answer as a terminal would
+                os.write(master, b"\x1b[1;1R")
+        if not typed and b"# " in seen:
+            os.write(master, b"echo pty-$((6*7)); stty size; exit\r")
+            typed = True
     proc.wait(timeout=30)
     os.close(master)
     text = seen.decode(errors="replace")
