@@ -1,11 +1,59 @@
-"""The Typer app: the root options and every command group."""
+"""The Typer app: the root options, and every command group loaded on demand."""
 
-from typing import Annotated
+import importlib
+from functools import cache
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+# Commands by the module that defines them. A command's module is imported,
+# and its click command built, only when that command runs (or for --help):
+# `labctl ctr ps` pays for nothing of `mysql` or `up`.
+COMMANDS = {
+    "labctl.cli.lifecycle": (
+        "render",
+        "up",
+        "mysql-pair",
+        "status",
+        "ls",
+        "ssh",
+        "provision",
+        "reload",
+        "halt",
+        "suspend",
+        "resume",
+        "destroy",
+        "box",
+        "doctor",
+    ),
+    "labctl.cli.ctr": ("ctr", "exec"),
+    "labctl.cli.mysql": ("mysql",),
+    "labctl.cli.jenkins": ("jenkins",),
+}
+
+
+@cache
+def _commands(module: str) -> dict[str, Any]:
+    sub = typer.Typer()
+    importlib.import_module(module).register(sub)
+    return dict(typer.main.get_group(sub).commands)
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [name for names in COMMANDS.values() for name in names]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        for module, names in COMMANDS.items():
+            if cmd_name in names:
+                return _commands(module).get(cmd_name)
+        return None
+
 
 app = typer.Typer(
     name="labctl",
+    cls=LazyGroup,
     help="A lab of virtual machines in one command (Vagrant), and tools to look inside it.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # a password must never land in a traceback
@@ -23,15 +71,3 @@ def _root(
     ] = None,
 ) -> None:
     ctx.obj = {"home": home}
-
-
-def _register() -> None:
-    from labctl.cli import ctr, jenkins, lifecycle, mysql
-
-    lifecycle.register(app)
-    ctr.register(app)
-    mysql.register(app)
-    jenkins.register(app)
-
-
-_register()

@@ -216,3 +216,17 @@ def test_shell_completion(home: Path) -> None:
     }
     done = subprocess.run([sys.executable, "-m", "labctl"], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.split() == ["ctr"]
+
+
+def test_lazy_command_table_matches_the_modules() -> None:
+    """cli.app lists each module's commands so it can load them on demand;
+    the list must say exactly what each module registers."""
+    from labctl.cli.app import COMMANDS, _commands
+
+    for module, names in COMMANDS.items():
+        assert set(_commands(module)) == set(names), module
+
+
+def test_unknown_command_is_a_usage_error(cli, home: Path) -> None:
+    ran = cli("frobnicate")
+    assert ran.code == 2 and "No such command 'frobnicate'" in ran.stderr
