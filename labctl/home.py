@@ -96,9 +96,6 @@ class LabHome:
             raise SpecError(f"cannot read lab {name!r}: {exc}") from exc
         return spec_from_record(data)
 
-    def specs(self) -> list[LabSpec]:
-        return [self.load(n) for n in self.names()]
-
     def resolve(self, name: str | None) -> str:
         """The lab meant: the one named, else LABCTL_LAB, else the only lab there is."""
         chosen = name or os.environ.get("LABCTL_LAB")

@@ -135,10 +135,6 @@ def success(text: str) -> None:
     err().print(f"[green]{text}[/]")
 
 
-def warn(text: str) -> None:
-    err().print(f"[yellow]warning:[/] {text}")
-
-
 def error(text: str, hint: str | None = None) -> None:
     from rich.markup import escape
 

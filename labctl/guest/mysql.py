@@ -180,8 +180,6 @@ class ReplicaState:
     seconds_behind: int | None
     last_io_error: str
     last_sql_error: str
-    source_log_file: str
-    read_pos: int
 
     @property
     def configured(self) -> bool:
@@ -202,8 +200,6 @@ def replica_state(row: Mapping[str, str]) -> ReplicaState:
         seconds_behind=int(lag) if lag.isdigit() else None,
         last_io_error=first(row, "Last_IO_Error"),
         last_sql_error=first(row, "Last_SQL_Error"),
-        source_log_file=first(row, "Source_Log_File", "Master_Log_File"),
-        read_pos=int(first(row, "Read_Source_Log_Pos", "Read_Master_Log_Pos", default="0") or 0),
     )
 
 

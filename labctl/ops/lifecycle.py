@@ -79,7 +79,6 @@ class UpResult:
 class Rendered:
     spec: LabSpec
     path: str
-    changed: bool
 
 
 # ---------------------------------------------------------------- planning
@@ -123,9 +122,9 @@ def plan(
         from labctl.ops.jenkins import check_war
 
         given["jenkins_war"] = check_war(given["jenkins_war"])
+    created = set(inventory.machine_ids(home.paths(lab_name))) if existing else set()
     if existing:
         settings = replace(existing.settings, **given)
-        created = inventory.machine_ids(home.paths(lab_name))
         if created:
             for key in ("provider", "subnet", "box"):
                 if getattr(settings, key) != getattr(existing.settings, key):
@@ -151,8 +150,7 @@ def plan(
     spec = build_spec(settings, lab_id)
     home.check_subnet_free(spec.subnet, lab_name)
     if existing:
-        removed = set(existing.machine_names()) - set(spec.machine_names())
-        gone = removed & set(inventory.machine_ids(home.paths(lab_name)))
+        gone = (set(existing.machine_names()) - set(spec.machine_names())) & created
         if gone:
             raise SpecError(
                 f"machines {', '.join(sorted(gone))} of lab {lab_name!r} still exist",
@@ -202,10 +200,10 @@ def render_text(home: LabHome, lab: str, name: str | None, request: Request) -> 
 
 def render_lab(home: LabHome, lab: str, name: str | None, request: Request) -> Rendered:
     """Write (or rewrite) the lab folder and validate it with Vagrant."""
-    spec, existing = plan(home, lab, name, request)
+    spec, _ = plan(home, lab, name, request)
     with home.lock(spec.name, "render"):
         path = _write(home, spec)
-    return Rendered(spec, path, existing != spec)
+    return Rendered(spec, path)
 
 
 # ---------------------------------------------------------------- up and co
@@ -264,10 +262,11 @@ def up(
     timeout: float | None = None,
 ) -> UpResult:
     """Render if needed, then `vagrant up`, then the topology's own set-up."""
-    spec, existing = plan(home, lab, name, request)
+    spec, _ = plan(home, lab, name, request)
     with home.lock(spec.name, "up"):
         paths = home.paths(spec.name)
-        rerendered = existing != spec or _stale(paths.root, spec)
+        # lab.json is among the files, so a changed spec is stale too
+        rerendered = _stale(paths.root, spec)
         if rerendered:
             _write(home, spec)
         # Machines provisioned from older files are provisioned again (Vagrant

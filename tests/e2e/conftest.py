@@ -100,6 +100,23 @@ def labctl(real_parts: None, lab_home: Path) -> Labctl:
     return run
 
 
+def change_counts(labctl: Labctl, lab: str) -> dict[str, int]:
+    """machine -> changes recorded by its provision scripts (provision/lib.sh);
+    a second provision run of an unchanged lab must add none."""
+    done = labctl(
+        "exec",
+        "--lab",
+        lab,
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "cat /var/lib/labctl/changes.log 2>/dev/null | wc -l",
+    )
+    assert done.code == 0, done.stderr
+    return {row["vm"]: int(row["stdout"]) for row in done.json()}
+
+
 def fresh_subnet() -> str:
     """A /24 per lab, away from the defaults a developer's own labs use."""
     return f"192.168.{next(_SUBNETS)}"

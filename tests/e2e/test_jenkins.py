@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import fresh_subnet
+from .conftest import change_counts, fresh_subnet
 
 
 @pytest.fixture(scope="module")
@@ -155,26 +155,12 @@ def test_generated_secrets_are_0600(labctl, jenkins, lab_home: Path) -> None:
 def test_provisioning_is_idempotent(labctl, jenkins) -> None:
     name, _, _ = jenkins
 
-    def changes() -> dict[str, int]:
-        rows = labctl(
-            "exec",
-            "--lab",
-            name,
-            "--sudo",
-            "--json",
-            "--",
-            "sh",
-            "-c",
-            "wc -l < /var/lib/labctl/changes.log",
-        ).json()
-        return {r["vm"]: int(r["stdout"]) for r in rows}
-
     first = labctl("provision", name)
     assert first.code == 0, first.stderr[-2000:]
-    before = changes()
+    before = change_counts(labctl, name)
     again = labctl("provision", name)
     assert again.code == 0
-    assert changes() == before
+    assert change_counts(labctl, name) == before
     assert "labctl: changed:" not in again.stderr
     units = labctl(
         "exec",

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import containers_of, docker
+from .conftest import change_counts, containers_of, docker
 
 
 def machine_volumes(lab: str) -> list[str]:
@@ -21,12 +21,6 @@ def machine_volumes(lab: str) -> list[str]:
             if mount.get("Type") == "volume":
                 names.append(mount["Name"])
     return names
-
-
-def changes(labctl, lab: str, vm: str) -> int:
-    done = labctl("ssh", lab, vm, "-c", "cat /var/lib/labctl/changes.log 2>/dev/null | wc -l")
-    assert done.code == 0, done.stderr
-    return int(done.stdout.strip())
 
 
 def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
@@ -58,10 +52,10 @@ def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
 
     # Provisioning is idempotent: a second run records no change.
     assert labctl("provision", lab).code == 0
-    before = changes(labctl, lab, "node1")
+    before = change_counts(labctl, lab)
     again = labctl("provision", lab)
     assert again.code == 0, again.stderr[-2000:]
-    assert changes(labctl, lab, "node1") == before
+    assert change_counts(labctl, lab) == before
     assert "labctl: changed:" not in again.stderr
 
     volumes = machine_volumes(lab)
