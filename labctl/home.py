@@ -168,4 +168,9 @@ class LabHome:
             os.pwrite(fd, f"labctl {action} (pid {os.getpid()})".encode(), 0)
             yield
         finally:
+            # no lab (destroyed, or never made): no lock file either; removed
+            # while still held, so a later labctl makes a fresh one
+            if not (self.root / name).exists():
+                with contextlib.suppress(OSError):
+                    path.unlink()
             os.close(fd)

@@ -62,6 +62,18 @@ def docker_engine_answers(timeout: float = 10.0) -> bool:
         return False
 
 
+def docker_containers(label: str) -> dict[str, str]:
+    """Every container's name and its value of `label` ("" when unset)."""
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    rows = (line.split("\t", 1) for line in listed.stdout.splitlines() if "\t" in line)
+    return {name: value for name, value in rows}
+
+
 def kvm_usable() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK)
 

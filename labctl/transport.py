@@ -128,8 +128,9 @@ class Transport(Protocol):
 class HostKeys:
     """Host keys pinned per lab and per machine, in the lab's own file.
 
-    Every lab reuses 127.0.0.1:2222, so a key is pinned to a machine (and the
-    Vagrant id of its current incarnation), never to host:port. A changed key
+    Labs reuse addresses (127.0.0.1:2222, a freed container IP), so a key is
+    pinned to a machine (and the Vagrant id of its current incarnation),
+    never to host:port. A changed key
     is accepted only when the machine was recreated (its id changed).
     """
 

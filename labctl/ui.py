@@ -138,9 +138,10 @@ def success(text: str) -> None:
 def error(text: str, hint: str | None = None) -> None:
     from rich.markup import escape
 
-    err().print(f"[bold red]labctl: error:[/] {escape(text)}")
+    # never wrapped by labctl: a script reads the error as one line
+    err().print(f"[bold red]labctl: error:[/] {escape(text)}", soft_wrap=True)
     if hint:
-        err().print(f"  [dim]hint:[/] {escape(hint)}")
+        err().print(f"  [dim]hint:[/] {escape(hint)}", soft_wrap=True)
 
 
 class Progress:

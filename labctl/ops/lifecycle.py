@@ -6,7 +6,6 @@ Vagrant's progress goes to the `on_event` callback the caller passes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -251,6 +250,25 @@ def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> Non
             )
         on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
         box.build(on_line=on_line)
+    _refuse_foreign_containers(spec)
+
+
+def _refuse_foreign_containers(spec: LabSpec) -> None:
+    """Vagrant names each container after its lab and machine; one of another
+    lab by that name (a lab whose folder was deleted) would stop `docker run`
+    half-way through bringing the lab up."""
+    from labctl import render
+
+    owners = providers.docker_containers("io.labctl.lab-id")
+    names = [render.container_prefix(spec) + m.name for m in spec.machines]
+    foreign = [n for n in names if n in owners and owners[n] != spec.id]
+    if foreign:
+        raise LabctlError(
+            f"docker container{'s' if len(foreign) > 1 else ''} {', '.join(foreign)} "
+            f"of another lab named {spec.name!r} already exist{'' if len(foreign) > 1 else 's'}",
+            hint=f"remove {'them' if len(foreign) > 1 else 'it'} (docker rm -f -v "
+            f"{' '.join(foreign)}) or use --name for a new lab",
+        )
 
 
 def up(
@@ -265,6 +283,8 @@ def up(
     spec, _ = plan(home, lab, name, request)
     with home.lock(spec.name, "up"):
         paths = home.paths(spec.name)
+        # before anything is written: a refusal leaves no lab folder behind
+        _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
         # lab.json is among the files, so a changed spec is stale too
         rerendered = _stale(paths.root, spec)
         if rerendered:
@@ -272,7 +292,6 @@ def up(
         # Machines provisioned from older files are provisioned again (Vagrant
         # would not): a new machine's hostname, a chain's new middle, a fix.
         reprovision = rerendered and bool(inventory.machine_ids(paths))
-        _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
         driver = VagrantDriver(
             paths.root,
             on_event=on_event,
@@ -428,7 +447,4 @@ def destroy(
             shutil.rmtree(paths.root)
         except OSError as exc:
             raise LabctlError(f"the machines are gone, but not the lab folder: {exc}") from exc
-        # removed while still held: a later labctl makes a fresh lock file
-        with contextlib.suppress(OSError):
-            (home.root / ".locks" / f"{name}.lock").unlink()
     return name

@@ -108,12 +108,16 @@ class LabSession:
     def _open(self, name: str) -> SshTransport:
         if name in self.transports:
             return self.transports[name]
+        cached = self._endpoints()
         try:
-            t = self._connect_one(name, self._endpoints())
+            t = self._connect_one(name, cached)
         except ConnectError as exc:
-            if exc.pinned:
+            fresh = self._endpoints(refresh=True)
+            # A refused host key is final unless the machine has moved: a
+            # container restarted by plain vagrant can get another's old IP.
+            if exc.pinned and fresh.get(name) == cached.get(name):
                 raise
-            t = self._connect_one(name, self._endpoints(refresh=True))
+            t = self._connect_one(name, fresh)
         with self._lock:
             self.transports[name] = t
         return t

@@ -62,6 +62,23 @@ def real_parts() -> None:
         == 0
     )
     require(has_box, "the box image is missing: labctl box build")
+    _sweep_killed_runs()
+
+
+def _sweep_killed_runs() -> None:
+    """Guests and networks of an earlier run that was killed before its
+    teardown (each run has its own LABCTL_HOME, so none of them is ours)."""
+    listed = docker("ps", "-a", "--format", '{{.ID}}\t{{.Label "io.labctl.lab"}}')
+    stale = [
+        cid
+        for cid, _, lab in (r.partition("\t") for r in listed.splitlines())
+        if lab.startswith("e2e-")
+    ]
+    if stale:
+        subprocess.run(["docker", "rm", "-f", "-v", *stale], capture_output=True)
+    for net in docker("network", "ls", "--format", "{{.Name}}").split():
+        if net.startswith("vagrant_network_192.168.") and int(net.split(".")[2]) >= 100:
+            subprocess.run(["docker", "network", "rm", net], capture_output=True)
 
 
 @pytest.fixture(scope="session")

@@ -336,7 +336,7 @@ def test_interactive_shell_gets_a_terminal_of_the_right_size(
         env={**os.environ, "LABCTL_HOME": str(lab_home), "TERM": "xterm"},
     )
     os.close(slave)
-    seen, typed = b"", False
+    seen, typed, prompt_at = b"", False, None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         ready, _, _ = select.select([master], [], [], 0.5)
@@ -350,7 +350,11 @@ def test_interactive_shell_gets_a_terminal_of_the_right_size(
                 b"\x1b[6n" in chunk
             ):  # the shell asks where the cursor is: answer as a terminal would
                 os.write(master, b"\x1b[1;1R")
-        if not typed and b"# " in seen:
+        if prompt_at is None and b"# " in seen:
+            prompt_at = time.monotonic()
+        # type like a person, a moment after the prompt: ctr sizes the
+        # container's terminal just after it starts the shell
+        if not typed and prompt_at is not None and time.monotonic() - prompt_at > 1.5:
             os.write(master, b"echo pty-$((6*7)); stty size; exit\r")
             typed = True
     proc.wait(timeout=30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -21,6 +22,23 @@ def machine_volumes(lab: str) -> list[str]:
             if mount.get("Type") == "volume":
                 names.append(mount["Name"])
     return names
+
+
+def bridge_ips(lab: str) -> dict[str, str]:
+    return {
+        m: docker("inspect", "-f", "{{.NetworkSettings.IPAddress}}", f"labctl-{lab}-{m}").strip()
+        for m in ("node1", "node2")
+    }
+
+
+def move_bridge_addresses(lab: str, ips: dict[str, str]) -> None:
+    """Reconnect both machines, the higher address first: docker hands out the
+    lowest free address, so that one moves (to the other's, when no lower one
+    is free)."""
+    for m in ips:
+        docker("network", "disconnect", "bridge", f"labctl-{lab}-{m}")
+    for m in sorted(ips, key=lambda m: ipaddress.ip_address(ips[m]), reverse=True):
+        docker("network", "connect", "bridge", f"labctl-{lab}-{m}")
 
 
 def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
@@ -57,6 +75,25 @@ def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
     assert again.code == 0, again.stderr[-2000:]
     assert change_counts(labctl, lab) == before
     assert "labctl: changed:" not in again.stderr
+
+    # SSH reaches each container on its own address: no host port is
+    # published, so machines started together cannot pick the same one.
+    for cid in containers_of(lab):
+        assert docker("port", cid) == ""
+    # Those addresses are docker's to hand out again. Moved behind labctl's
+    # back (as a restart with plain vagrant may do), a cached address leads
+    # nowhere or to the other machine, whose host key labctl refuses: either
+    # way it asks Vagrant again and reaches the right machines.
+    assert labctl("exec", "--lab", lab, "--", "true").code == 0  # cached, keys pinned
+    before = bridge_ips(lab)
+    move_bridge_addresses(lab, before)
+    assert bridge_ips(lab) != before
+    ran = labctl("exec", "--lab", lab, "--json", "--", "hostname")
+    assert ran.code == 0, ran.stderr
+    assert {r["vm"]: r["stdout"].strip() for r in ran.json()} == {
+        "node1": "node1",
+        "node2": "node2",
+    }
 
     volumes = machine_volumes(lab)
     assert len(volumes) == 2  # one /var/lib/containerd volume per machine
@@ -161,3 +198,28 @@ def test_interrupt_busy_and_recover(labctl, make_lab, lab_home: Path) -> None:
     assert "kill" not in busy.stderr
     assert labctl("status", lab, "--json").json()[0]["state"] == "running"
     assert labctl("ssh", lab, "node1", "-c", "hostname").stdout.strip() == "node1"
+
+
+def test_a_container_of_another_lab_by_the_same_name_is_refused(
+    labctl, make_lab, lab_home: Path
+) -> None:
+    """A lab whose folder was deleted leaves containers named after it; a new
+    lab by that name stops before writing anything, and leaves them alone."""
+    lab, subnet = make_lab("e2e-taken")
+    taken = f"labctl-{lab}-node2"
+    docker("create", "--name", taken, "--label", f"io.labctl.lab={lab}", "labctl/debian:bookworm")
+    try:
+        up = labctl(
+            "up", "nodes", "--name", lab, "--count", "2", "--subnet", subnet, "--provider", "docker"
+        )
+        assert up.code == 1
+        first, *rest = up.stderr.splitlines()
+        assert first == (
+            f"labctl: error: docker container {taken} of another lab named {lab!r} already exists"
+        ), up.stderr
+        assert rest == [f"  hint: remove it (docker rm -f -v {taken}) or use --name for a new lab"]
+        assert not (lab_home / lab).exists()
+        assert not (lab_home / ".locks" / f"{lab}.lock").exists()
+        assert docker("ps", "-aq", "--filter", f"name=^{taken}$").strip()
+    finally:
+        docker("rm", "-f", "-v", taken)
