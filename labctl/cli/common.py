@@ -8,10 +8,65 @@ import typer
 if TYPE_CHECKING:
     from labctl.home import LabHome
 
+
+def _completion_home(ctx: typer.Context) -> "LabHome":
+    # the root callback does not run while the shell completes: read --home here
+    from labctl.home import LabHome
+
+    return LabHome.locate(ctx.find_root().params.get("home"))
+
+
+def _matching(words: Sequence[str], incomplete: str) -> list[str]:
+    return [w for w in words if w.startswith(incomplete)]
+
+
+def complete_lab(ctx: typer.Context, incomplete: str) -> list[str]:
+    from labctl.ops import complete
+
+    return _matching(complete.labs(_completion_home(ctx)), incomplete)
+
+
+def complete_lab_or_topology(ctx: typer.Context, incomplete: str) -> list[str]:
+    from labctl.ops import complete
+
+    return _matching(complete.labs_and_topologies(_completion_home(ctx)), incomplete)
+
+
+def complete_machine(ctx: typer.Context, incomplete: str) -> list[str]:
+    from labctl.ops import complete
+
+    return _matching(complete.machines(_completion_home(ctx), _typed_lab(ctx)), incomplete)
+
+
+def _typed_lab(ctx: typer.Context) -> str | None:
+    """--lab of this command or of a group above it (`ctr --lab L ps --vm`)."""
+    at: Any = ctx
+    while at is not None:
+        lab = at.params.get("lab") or at.params.get("lab_opt")
+        if lab:
+            return str(lab)
+        at = at.parent
+    return None
+
+
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    from labctl.ops import complete
+
+    typed = ctx.params.get("args") or []
+    words = complete.target(_completion_home(ctx), typed, ctx.params.get("lab_opt"))
+    return _matching(words, incomplete)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LabOpt = Annotated[
     str | None,
-    typer.Option("--lab", "-l", envvar="LABCTL_LAB", help="The lab (default: the only one)."),
+    typer.Option(
+        "--lab",
+        "-l",
+        envvar="LABCTL_LAB",
+        help="The lab (default: the only one).",
+        autocompletion=complete_lab,
+    ),
 ]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 TimeoutOpt = Annotated[

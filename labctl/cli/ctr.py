@@ -6,12 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, home, report
+from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, complete_machine, home, report
 from labctl.errors import ExitCode
 
 VmOpt = Annotated[
     list[str] | None,
-    typer.Option("--vm", help="A machine (repeat for more; default: every running one)."),
+    typer.Option(
+        "--vm",
+        help="A machine (repeat for more; default: every running one).",
+        autocompletion=complete_machine,
+    ),
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every running machine (the default).")]
 NsOpt = Annotated[

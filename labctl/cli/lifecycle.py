@@ -7,11 +7,24 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, YesOpt, home
+from labctl.cli.common import (
+    JsonOpt,
+    LabOpt,
+    TimeoutOpt,
+    YesOpt,
+    complete_lab,
+    complete_lab_or_topology,
+    complete_target,
+    home,
+)
 from labctl.errors import ExitCode, SpecError
 
 LabArg = Annotated[
-    str, typer.Argument(help="A topology (nodes, jenkins, mysql-pair) or a lab's name.")
+    str,
+    typer.Argument(
+        help="A topology (nodes, jenkins, mysql-pair) or a lab's name.",
+        autocompletion=complete_lab_or_topology,
+    ),
 ]
 NameOpt = Annotated[
     str | None, typer.Option("--name", "-n", help="Name of a new lab of this topology.")
@@ -53,7 +66,10 @@ GtidOpt = Annotated[
     bool | None, typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
 ]
 TargetArgs = Annotated[
-    list[str] | None, typer.Argument(help="[LAB] [MACHINE...] (default: every machine).")
+    list[str] | None,
+    typer.Argument(
+        help="[LAB] [MACHINE...] (default: every machine).", autocompletion=complete_target
+    ),
 ]
 
 
@@ -177,7 +193,7 @@ def mysql_pair(
 
 def status(
     ctx: typer.Context,
-    lab: Annotated[str | None, typer.Argument()] = None,
+    lab: Annotated[str | None, typer.Argument(autocompletion=complete_lab)] = None,
     lab_opt: LabOpt = None,
     json: JsonOpt = False,
 ) -> None:
@@ -205,7 +221,9 @@ def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
 
 def ssh(
     ctx: typer.Context,
-    args: Annotated[list[str], typer.Argument(help="[LAB] MACHINE")],
+    args: Annotated[
+        list[str], typer.Argument(help="[LAB] MACHINE", autocompletion=complete_target)
+    ],
     command: Annotated[
         str | None, typer.Option("--command", "-c", help="Run this and exit.")
     ] = None,

@@ -4,14 +4,17 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, home, report
+from labctl.cli.common import JsonOpt, LabOpt, complete_machine, home, report
 from labctl.errors import ExitCode
 
 mysql_app = typer.Typer(
     help="Look inside MySQL/MariaDB replication in a lab.", no_args_is_help=True
 )
 VmArgs = Annotated[
-    list[str] | None, typer.Argument(help="Machines (default: the lab's MySQL servers).")
+    list[str] | None,
+    typer.Argument(
+        help="Machines (default: the lab's MySQL servers).", autocompletion=complete_machine
+    ),
 ]
 
 
@@ -171,7 +174,7 @@ def add_replica(
 @mysql_app.command("sql")
 def sql(
     ctx: typer.Context,
-    machine: Annotated[str, typer.Argument(help="The machine.")],
+    machine: Annotated[str, typer.Argument(help="The machine.", autocompletion=complete_machine)],
     statement: Annotated[str, typer.Argument(help="One SQL statement.")],
     lab: LabOpt = None,
     json: JsonOpt = False,

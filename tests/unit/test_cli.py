@@ -210,15 +210,56 @@ def test_doctor_reports_every_check_with_its_fix(cli) -> None:
     assert ran.code == (0 if all(c["ok"] or not c["required"] for c in checks.values()) else 1)
 
 
-def test_shell_completion(home: Path) -> None:
+def complete(line: str) -> list[str]:
+    """What bash completion offers for the last word of `line`."""
+    words = line.split(" ")
     env = {
         **os.environ,
         "_LABCTL_COMPLETE": "complete_bash",
-        "COMP_WORDS": "labctl ct",
-        "COMP_CWORD": "1",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1),
     }
     done = subprocess.run([sys.executable, "-m", "labctl"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.split() == ["ctr"]
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout.split()
+
+
+COMPLETIONS = [
+    ("labctl ct", ["ctr"]),
+    ("labctl up ", ["nodes", "jenkins", "mysql-pair", "web"]),
+    ("labctl up w", ["web"]),
+    ("labctl status ", ["mysql-pair", "web"]),
+    ("labctl halt ", ["mysql-pair", "web"]),  # several labs: no default lab's machines
+    ("labctl halt web ", ["node1", "node2"]),
+    ("labctl destroy web node1 ", ["node2"]),
+    ("labctl provision --lab web n", ["node1", "node2"]),
+    ("labctl ssh mysql-pair ", ["primary", "replica1"]),
+    ("labctl ctr --lab web ps --vm ", ["node1", "node2"]),
+    ("labctl mysql role --lab mysql-pair ", ["primary", "replica1"]),
+    ("labctl exec --lab ", ["mysql-pair", "web"]),
+    ("labctl halt nosuchlab ", []),
+    ("labctl --home /nonexistent halt ", []),
+]
+
+
+@pytest.fixture
+def two_labs(cli, home: Path) -> Path:
+    for args in (["nodes", "--name", "web", "--count", "2"], ["mysql-pair"]):
+        ran = cli("render", *args, "--provider", "docker")
+        assert ran.code == 0, ran.stderr
+    return home
+
+
+def test_shell_completion_names_labs_and_machines(two_labs: Path) -> None:
+    got = {line: complete(line) for line, _ in COMPLETIONS}
+    assert got == dict(COMPLETIONS)
+
+
+def test_completion_of_the_only_lab_offers_its_machines_too(cli, home: Path) -> None:
+    assert cli("render", "nodes", "--count", "2", "--provider", "docker").code == 0
+    assert complete("labctl halt ") == ["nodes", "node1", "node2"]
+    (home / "nodes" / "lab.json").write_text("{broken")
+    assert complete("labctl halt ") == ["nodes"]  # a broken lab.json: no error, no machines
 
 
 def test_lazy_command_table_matches_the_modules() -> None:
