@@ -64,9 +64,15 @@ def run_all() -> list[Check]:
         ),
         Check(
             "provider docker",
-            docker_cli,
-            "docker CLI found" if docker_cli else "not installed",
-            providers.INSTALL_HINTS["docker"],
+            docker_cli and providers.docker_guests_reachable(),
+            (
+                ("docker CLI found" if docker_cli else "not installed")
+                if providers.docker_guests_reachable()
+                else "not a Linux host: its guests' addresses are out of reach"
+            ),
+            providers.INSTALL_HINTS["docker"]
+            if providers.docker_guests_reachable()
+            else "use virtualbox or libvirt on this host",
         ),
         Check(
             "docker engine",

@@ -149,28 +149,42 @@ class LabHome:
         """Hold the lab's lock for one labctl action; LabBusy if another holds it.
 
         The lock file lives beside the lab folder, not in it, so that creating
-        and deleting the folder happen under the lock too.
+        and deleting the folder happen under the lock too. With no lab left
+        after the action, the lock file goes too (while still held).
         """
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         path = locks / f"{check_name(name)}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._take(path, name)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another labctl"
-                raise LabBusy(
-                    f"lab {name!r} is busy: {holder} is working on it",
-                    hint="wait for it to finish, then try again",
-                ) from None
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"labctl {action} (pid {os.getpid()})".encode(), 0)
             yield
         finally:
-            # no lab (destroyed, or never made): no lock file either; removed
-            # while still held, so a later labctl makes a fresh one
             if not (self.root / name).exists():
                 with contextlib.suppress(OSError):
                     path.unlink()
+            os.close(fd)
+
+    @staticmethod
+    def _take(path: Path, name: str) -> int:
+        """An fd holding the flock of the file now at `path`."""
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another labctl"
+                os.close(fd)
+                raise LabBusy(
+                    f"lab {name!r} is busy: {holder} is working on it",
+                    hint="wait for it to finish, then try again",
+                ) from None
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                return fd
+            # its holder removed the file as we opened it: lock the new one
             os.close(fd)

@@ -7,9 +7,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
-from labctl.errors import SpecError
+from labctl.errors import LabctlError, SpecError
 
 INSTALL_HINTS = {
     "virtualbox": "install VirtualBox (Debian/Ubuntu: the virtualbox package from "
@@ -46,6 +47,12 @@ def docker_installed() -> bool:
     return shutil.which("docker") is not None
 
 
+def docker_guests_reachable() -> bool:
+    """labctl reaches docker guests at their own addresses on the docker
+    bridge, which only a Linux host routes to (Docker Desktop keeps it in a VM)."""
+    return sys.platform.startswith("linux")
+
+
 def docker_engine_answers(timeout: float = 10.0) -> bool:
     if not docker_installed():
         return False
@@ -64,12 +71,18 @@ def docker_engine_answers(timeout: float = 10.0) -> bool:
 
 def docker_containers(label: str) -> dict[str, str]:
     """Every container's name and its value of `label` ("" when unset)."""
-    listed = subprocess.run(
-        ["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        listed = subprocess.run(
+            ["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        raise LabctlError("the Docker engine did not list its containers within 60 s") from None
+    if listed.returncode != 0:
+        raise LabctlError(f"docker ps failed: {listed.stderr.strip() or listed.returncode}")
     rows = (line.split("\t", 1) for line in listed.stdout.splitlines() if "\t" in line)
     return {name: value for name, value in rows}
 
@@ -85,7 +98,7 @@ def detect() -> str:
         return "virtualbox"
     if libvirt_plugin_installed() and libvirt_daemon_present():
         return "libvirt"
-    if docker_engine_answers():
+    if docker_guests_reachable() and docker_engine_answers():
         return "docker"
     raise SpecError(
         "no usable Vagrant provider found (VirtualBox, libvirt or a Docker engine)",
@@ -102,6 +115,12 @@ def require(provider: str) -> None:
     }[provider]()
     if not installed:
         raise SpecError(f"provider {provider} is not installed", hint=INSTALL_HINTS[provider])
+    if provider == "docker" and not docker_guests_reachable():
+        raise SpecError(
+            "the docker provider needs a Linux host: labctl connects to the containers' "
+            "own addresses",
+            hint="use virtualbox or libvirt on this host",
+        )
 
 
 def host_timezone() -> str:

@@ -130,8 +130,9 @@ class HostKeys:
 
     Labs reuse addresses (127.0.0.1:2222, a freed container IP), so a key is
     pinned to a machine (and the Vagrant id of its current incarnation),
-    never to host:port. A changed key
-    is accepted only when the machine was recreated (its id changed).
+    never to host:port. A changed key is accepted only when the machine was
+    recreated (its id changed), and pinned only once the machine has taken
+    its own private key: a stale address must not pin another machine's key.
     """
 
     def __init__(self, path: Path) -> None:
@@ -144,22 +145,30 @@ class HostKeys:
         except (OSError, ValueError):
             return {}
 
-    def verify(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> None:
+    def check(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> bool:
+        """ConnectError (pinned) for a changed key of the same incarnation;
+        else whether the key is still to be pinned (with `pin`)."""
+        with self._lock:
+            pin = self._load().get(machine)
+        wanted = {"id": machine_id, "type": key_type, "key": key_b64}
+        if pin is None:
+            return True
+        if pin == wanted:
+            return False
+        same_key = (pin["type"], pin["key"]) == (key_type, key_b64)
+        # no id (Vagrant's record of the machine is missing): not a recreation
+        if not same_key and (pin.get("id") == machine_id or not machine_id):
+            raise ConnectError(
+                f"host key of machine {machine!r} changed ({pin['type']} -> {key_type}) "
+                "though the machine was not recreated: refusing to connect",
+                hint=f"if you rebuilt it on purpose, delete its entry in {self.path}",
+                pinned=True,
+            )
+        return True
+
+    def pin(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> None:
         with self._lock:
             pins = self._load()
-            pin = pins.get(machine)
-            if pin and pin["key"] == key_b64 and pin["type"] == key_type:
-                if pin.get("id") != machine_id:
-                    pins[machine]["id"] = machine_id
-                    self._save(pins)
-                return
-            if pin and pin.get("id") == machine_id:
-                raise ConnectError(
-                    f"host key of machine {machine!r} changed ({pin['type']} -> {key_type}) "
-                    "though the machine was not recreated: refusing to connect",
-                    hint=f"if you rebuilt it on purpose, delete its entry in {self.path}",
-                    pinned=True,
-                )
             pins[machine] = {"id": machine_id, "type": key_type, "key": key_b64}
             self._save(pins)
 
@@ -213,6 +222,14 @@ class SshTransport:
                 return self
             except ConnectError:
                 raise
+            except paramiko.AuthenticationException as exc:
+                # not a guest still booting: the address leads to another
+                # machine (a stale one) or the key is wrong; no point waiting
+                raise ConnectError(
+                    f"machine {self.endpoint.name!r} at {self.endpoint.host}:{self.endpoint.port} "
+                    f"refused its SSH key: {exc}",
+                    hint="is it running? see `labctl status`",
+                ) from exc
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 if time.monotonic() + delay > deadline:
                     ep = self.endpoint
@@ -233,13 +250,16 @@ class SshTransport:
         try:
             t.start_client(timeout=10)
             key = t.get_remote_server_key()
-            if self.host_keys is not None:
-                self.host_keys.verify(ep.name, ep.machine_id, key.get_name(), key.get_base64())
+            seen = (ep.name, ep.machine_id, key.get_name(), key.get_base64())
+            keys = self.host_keys
+            to_pin = keys is not None and keys.check(*seen)
             try:
                 pkey = load_key(ep.key_file)
             except (OSError, ValueError, paramiko.SSHException) as exc:
                 raise ConnectError(f"cannot read the SSH key of {ep.name!r}: {exc}") from exc
             t.auth_publickey(ep.user, pkey)
+            if to_pin and keys is not None:
+                keys.pin(*seen)
             t.set_keepalive(15)
             return t
         except BaseException:

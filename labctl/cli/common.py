@@ -57,6 +57,14 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
     return _matching(words, incomplete)
 
 
+def complete_ssh_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    from labctl.ops import complete
+
+    typed = ctx.params.get("args") or []
+    words = complete.ssh_target(_completion_home(ctx), typed, ctx.params.get("lab_opt"))
+    return _matching(words, incomplete)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LabOpt = Annotated[
     str | None,

@@ -14,6 +14,7 @@ from labctl.cli.common import (
     YesOpt,
     complete_lab,
     complete_lab_or_topology,
+    complete_ssh_target,
     complete_target,
     home,
 )
@@ -222,7 +223,7 @@ def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
 def ssh(
     ctx: typer.Context,
     args: Annotated[
-        list[str], typer.Argument(help="[LAB] MACHINE", autocompletion=complete_target)
+        list[str], typer.Argument(help="[LAB] MACHINE", autocompletion=complete_ssh_target)
     ],
     command: Annotated[
         str | None, typer.Option("--command", "-c", help="Run this and exit.")

@@ -40,3 +40,11 @@ def target(home: LabHome, typed: Sequence[str], lab: str | None) -> list[str]:
     if lab is None and not typed:
         words = [*labs(home), *words]
     return [w for w in words if w not in typed]
+
+
+def ssh_target(home: LabHome, typed: Sequence[str], lab: str | None) -> list[str]:
+    """What may come next in `ssh [LAB] MACHINE`: nothing after the machine."""
+    named_lab = lab is None and len(typed) == 1 and typed[0] in labs(home)
+    if typed and not named_lab:
+        return []
+    return target(home, typed, lab)

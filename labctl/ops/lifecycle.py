@@ -254,8 +254,8 @@ def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> Non
 
 
 def _refuse_foreign_containers(spec: LabSpec) -> None:
-    """Vagrant names each container after its lab and machine; one of another
-    lab by that name (a lab whose folder was deleted) would stop `docker run`
+    """Vagrant names each container after its lab and machine; another by that
+    name (left by a lab whose folder was deleted) would stop `docker run`
     half-way through bringing the lab up."""
     from labctl import render
 
@@ -263,11 +263,13 @@ def _refuse_foreign_containers(spec: LabSpec) -> None:
     names = [render.container_prefix(spec) + m.name for m in spec.machines]
     foreign = [n for n in names if n in owners and owners[n] != spec.id]
     if foreign:
+        many = len(foreign) > 1
         raise LabctlError(
-            f"docker container{'s' if len(foreign) > 1 else ''} {', '.join(foreign)} "
-            f"of another lab named {spec.name!r} already exist{'' if len(foreign) > 1 else 's'}",
-            hint=f"remove {'them' if len(foreign) > 1 else 'it'} (docker rm -f -v "
-            f"{' '.join(foreign)}) or use --name for a new lab",
+            f"docker container{'s' if many else ''} {', '.join(foreign)} "
+            f"already exist{'' if many else 's'} and {'are' if many else 'is'} not of lab "
+            f"{spec.name!r}",
+            hint=f"remove {'them' if many else 'it'} (docker rm -f -v {' '.join(foreign)}) "
+            "or use --name for a new lab",
         )
 
 

@@ -66,19 +66,15 @@ def real_parts() -> None:
 
 
 def _sweep_killed_runs() -> None:
-    """Guests and networks of an earlier run that was killed before its
-    teardown (each run has its own LABCTL_HOME, so none of them is ours)."""
+    """Guests of an earlier run killed before its teardown. Each run has its
+    own LABCTL_HOME, so none of them is this run's: lab names starting with
+    e2e- (like the subnets from 192.168.100) are the tests' own, and two runs
+    on one host at once are not supported."""
     listed = docker("ps", "-a", "--format", '{{.ID}}\t{{.Label "io.labctl.lab"}}')
-    stale = [
-        cid
-        for cid, _, lab in (r.partition("\t") for r in listed.splitlines())
-        if lab.startswith("e2e-")
-    ]
+    rows = (line.partition("\t") for line in listed.splitlines())
+    stale = [cid for cid, _, lab in rows if lab.startswith("e2e-")]
     if stale:
         subprocess.run(["docker", "rm", "-f", "-v", *stale], capture_output=True)
-    for net in docker("network", "ls", "--format", "{{.Name}}").split():
-        if net.startswith("vagrant_network_192.168.") and int(net.split(".")[2]) >= 100:
-            subprocess.run(["docker", "network", "rm", net], capture_output=True)
 
 
 @pytest.fixture(scope="session")

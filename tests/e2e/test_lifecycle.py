@@ -215,7 +215,7 @@ def test_a_container_of_another_lab_by_the_same_name_is_refused(
         assert up.code == 1
         first, *rest = up.stderr.splitlines()
         assert first == (
-            f"labctl: error: docker container {taken} of another lab named {lab!r} already exists"
+            f"labctl: error: docker container {taken} already exists and is not of lab {lab!r}"
         ), up.stderr
         assert rest == [f"  hint: remove it (docker rm -f -v {taken}) or use --name for a new lab"]
         assert not (lab_home / lab).exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,6 +62,21 @@ def test_provider_not_installed_names_the_package(cli, home: Path) -> None:
     assert "provider virtualbox is not installed" in text
     assert "virtualbox package" in text
     assert tree(home) == []
+
+
+def test_docker_provider_needs_a_linux_host(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker Desktop keeps the containers' addresses inside its VM."""
+    monkeypatch.setattr("labctl.providers.sys.platform", "darwin")
+    ran = cli("render", "nodes", "--provider", "docker")
+    assert ran.code == 2
+    assert ran.stderr.splitlines()[0].endswith(
+        "the docker provider needs a Linux host: labctl connects to the containers' own addresses"
+    )
+    assert tree(home) == []
+    doctor = {c["name"]: c for c in json.loads(cli("doctor", "--json").stdout)}
+    assert not doctor["provider docker"]["ok"]
 
 
 def test_vagrant_missing(cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,6 +250,8 @@ COMPLETIONS = [
     ("labctl destroy web node1 ", ["node2"]),
     ("labctl provision --lab web n", ["node1", "node2"]),
     ("labctl ssh mysql-pair ", ["primary", "replica1"]),
+    ("labctl ssh mysql-pair primary ", []),  # one machine
+    ("labctl ssh --lab web node1 ", []),
     ("labctl ctr --lab web ps --vm ", ["node1", "node2"]),
     ("labctl mysql role --lab mysql-pair ", ["primary", "replica1"]),
     ("labctl exec --lab ", ["mysql-pair", "web"]),

@@ -65,7 +65,12 @@ def test_lock_is_exclusive_and_says_who(tmp_path: Path) -> None:
     with pytest.raises(LabBusy, match=r"labctl up \(pid \d+\)") as exc, home.lock("lab", "halt"):
         pass
     assert exc.value.exit_code == 75
+    # a refused labctl leaves the holder's lock alone, so the next is refused too
+    assert (tmp_path / ".locks" / "lab.lock").exists()
+    with pytest.raises(LabBusy), home.lock("lab", "destroy"):
+        pass
     release.set()
     t.join()
+    assert not (tmp_path / ".locks" / "lab.lock").exists()  # no lab folder: no lock file
     with home.lock("lab", "halt"):
         pass

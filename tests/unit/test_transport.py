@@ -11,28 +11,38 @@ from labctl.errors import ConnectError
 from labctl.transport import HostKeys, command_line
 
 
+def see(keys: HostKeys, *seen: str) -> None:
+    """What a connection does: check the key, then pin it once logged in."""
+    if keys.check(*seen):
+        keys.pin(*seen)
+
+
 def test_first_contact_pins_then_the_same_key_passes(tmp_path: Path) -> None:
     keys = HostKeys(tmp_path / "host-keys.json")
-    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
-    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    assert keys.check("node1", "id-1", "ssh-ed25519", "AAAA1")
+    assert not (tmp_path / "host-keys.json").exists()  # nothing pinned before the login
+    keys.pin("node1", "id-1", "ssh-ed25519", "AAAA1")
+    assert not keys.check("node1", "id-1", "ssh-ed25519", "AAAA1")
     pins = json.loads((tmp_path / "host-keys.json").read_text())
     assert pins == {"node1": {"id": "id-1", "type": "ssh-ed25519", "key": "AAAA1"}}
     assert oct((tmp_path / "host-keys.json").stat().st_mode & 0o777) == "0o600"
 
 
-def test_changed_key_of_the_same_machine_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("machine_id", ["id-1", ""])
+def test_changed_key_of_the_same_machine_is_refused(tmp_path: Path, machine_id: str) -> None:
+    """The same incarnation, or one Vagrant has no record of."""
     keys = HostKeys(tmp_path / "host-keys.json")
-    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
+    see(keys, "node1", "id-1", "ssh-ed25519", "AAAA1")
     with pytest.raises(ConnectError, match="host key of machine 'node1' changed") as exc:
-        keys.verify("node1", "id-1", "ssh-ed25519", "EVIL")
+        keys.check("node1", machine_id, "ssh-ed25519", "EVIL")
     assert exc.value.pinned
     assert json.loads((tmp_path / "host-keys.json").read_text())["node1"]["key"] == "AAAA1"
 
 
 def test_recreated_machine_is_pinned_again(tmp_path: Path) -> None:
     keys = HostKeys(tmp_path / "host-keys.json")
-    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
-    keys.verify("node1", "id-2", "ssh-ed25519", "BBBB2")  # vagrant destroy + up: a new id
+    see(keys, "node1", "id-1", "ssh-ed25519", "AAAA1")
+    see(keys, "node1", "id-2", "ssh-ed25519", "BBBB2")  # vagrant destroy + up: a new id
     assert json.loads((tmp_path / "host-keys.json").read_text())["node1"] == {
         "id": "id-2",
         "type": "ssh-ed25519",
@@ -42,10 +52,8 @@ def test_recreated_machine_is_pinned_again(tmp_path: Path) -> None:
 
 def test_pins_are_per_machine_not_per_port(tmp_path: Path) -> None:
     keys = HostKeys(tmp_path / "host-keys.json")
-    keys.verify("node1", "id-1", "ssh-ed25519", "AAAA1")
-    keys.verify(
-        "node2", "id-9", "ssh-ed25519", "CCCC3"
-    )  # same 127.0.0.1:2222 in another lab is another file
+    see(keys, "node1", "id-1", "ssh-ed25519", "AAAA1")
+    see(keys, "node2", "id-9", "ssh-ed25519", "CCCC3")  # node1's old address, another machine
     assert set(json.loads((tmp_path / "host-keys.json").read_text())) == {"node1", "node2"}
 
 
