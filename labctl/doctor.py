@@ -43,6 +43,7 @@ def run_all() -> list[Check]:
     """Every check, in the order a user would fix them."""
     docker_cli = providers.docker_installed()
     engine = providers.docker_engine_answers() if docker_cli else False
+    linux = providers.docker_guests_reachable()
     checks = [
         _vagrant(),
         Check(
@@ -64,15 +65,16 @@ def run_all() -> list[Check]:
         ),
         Check(
             "provider docker",
-            docker_cli and providers.docker_guests_reachable(),
-            (
-                ("docker CLI found" if docker_cli else "not installed")
-                if providers.docker_guests_reachable()
-                else "not a Linux host: its guests' addresses are out of reach"
-            ),
-            providers.INSTALL_HINTS["docker"]
-            if providers.docker_guests_reachable()
-            else "use virtualbox or libvirt on this host",
+            docker_cli,
+            "docker CLI found" if docker_cli else "not installed",
+            providers.INSTALL_HINTS["docker"],
+        )
+        if linux
+        else Check(
+            "provider docker",
+            False,
+            "not a Linux host: its guests' addresses are out of reach",
+            "use virtualbox or libvirt on this host",
         ),
         Check(
             "docker engine",

@@ -11,8 +11,8 @@ from labctl.spec import ForwardedPort, LabSpec, Machine, Provisioner, Settings, 
 DEFAULT_CPUS = 2
 DEFAULT_MEMORY = 1024
 
-# Agents reach the controller by its hostname on the private network.
-JENKINS_URL = "http://jenkins-server:8080/"
+# The roles of a mysql-pair's servers.
+MYSQL_ROLES = ("mysql-primary", "mysql-replica")
 
 # Where each topology puts its machines on the lab's /24.
 NODES_FIRST_IP = 101
@@ -91,7 +91,7 @@ def replication_sources(
 ) -> dict[str, str]:
     """replica -> the machine it replicates from: all from the primary (star),
     or each from the one before it (--chain)."""
-    names = [m.name for m in machines if m.role in ("mysql-primary", "mysql-replica")]
+    names = [m.name for m in machines if m.role in MYSQL_ROLES]
     if not names:
         return {}
     if s.chain:
@@ -118,15 +118,19 @@ def _mysql_env(s: Settings, m: Machine, machines: list[Machine]) -> dict[str, st
 def _provisioners(s: Settings, m: Machine, machines: list[Machine]) -> tuple[Provisioner, ...]:
     """The provision scripts of one machine, in the order they run."""
     hosts = " ".join(f"{x.ip}={x.hostname}" for x in machines)
+    # agents reach the controller by its hostname on the private network
+    server = next((x for x in machines if x.role == "jenkins-server"), None)
+    jenkins_url = f"http://{server.hostname}:8080/" if server else ""
     steps = [Provisioner("common", "common.sh", {"LAB_HOSTS": hosts, "LAB_TIMEZONE": s.timezone})]
     if s.containerd:
         steps.append(Provisioner("containerd", "containerd.sh"))
-    if m.role in ("mysql-primary", "mysql-replica"):
+    if m.role in MYSQL_ROLES:
         steps.append(Provisioner("mysql", "mysql.sh", _mysql_env(s, m, machines)))
+    if m.role in ("jenkins-server", "jenkins-agent"):
+        steps.append(Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(s.jdk)}))
     if m.role == "jenkins-server":
         agents = " ".join(x.name for x in machines if x.role == "jenkins-agent")
         steps += [
-            Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(s.jdk)}),
             Provisioner("jenkins-user", "jenkins-user.sh"),
             # labctl runs this one itself, once the lab's SSH keys are in place
             Provisioner(
@@ -134,7 +138,7 @@ def _provisioners(s: Settings, m: Machine, machines: list[Machine]) -> tuple[Pro
                 "jenkins-server.sh",
                 {
                     "JENKINS_SOURCE": "war" if s.jenkins_war else "apt",
-                    "JENKINS_URL": JENKINS_URL,
+                    "JENKINS_URL": jenkins_url,
                     "JENKINS_AGENTS": agents,
                 },
                 run="never",
@@ -142,11 +146,10 @@ def _provisioners(s: Settings, m: Machine, machines: list[Machine]) -> tuple[Pro
         ]
     if m.role == "jenkins-agent":
         steps += [
-            Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(s.jdk)}),
             Provisioner(
                 "jenkins-agent",
                 "jenkins-agent.sh",
-                {"JENKINS_URL": JENKINS_URL, "AGENT_NAME": m.name},
+                {"JENKINS_URL": jenkins_url, "AGENT_NAME": m.name},
             ),
         ]
     return tuple(steps)

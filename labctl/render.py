@@ -47,6 +47,10 @@ def ruby(value: Any) -> str:
     raise TypeError(f"no Ruby literal for {type(value).__name__}")
 
 
+# on every docker guest: the id of the lab it belongs to
+LAB_ID_LABEL = "io.labctl.lab-id"
+
+
 def container_prefix(spec: LabSpec) -> str:
     """Names of a lab's containers/domains: labctl-<lab>-<machine>."""
     return f"labctl-{spec.name}-"
@@ -72,7 +76,7 @@ def docker_args(spec: LabSpec, m: Machine) -> list[str]:
         f"--cpus={m.cpus}",
         f"--memory={m.memory}m",
         f"--label=io.labctl.lab={spec.name}",
-        f"--label=io.labctl.lab-id={spec.id}",
+        f"--label={LAB_ID_LABEL}={spec.id}",
     ]
 
 
@@ -129,12 +133,13 @@ def write_tree(files: Mapping[str, str], root: Path) -> None:
             path.chmod(0o755)
 
 
-def stage(spec: LabSpec, home: Path) -> Path:
-    """Render into a fresh temporary folder beside the labs; the caller installs it."""
+def stage(name: str, files: Mapping[str, str], home: Path) -> Path:
+    """A lab's rendered files in a fresh temporary folder beside the labs; the
+    caller installs it."""
     home.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".render-{spec.name}-", dir=home))
+    staging = Path(tempfile.mkdtemp(prefix=f".render-{name}-", dir=home))
     staging.rmdir()  # write_tree creates it with the right mode
-    write_tree(lab_files(spec), staging)
+    write_tree(files, staging)
     return staging
 
 

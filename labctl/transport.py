@@ -200,7 +200,7 @@ class SshTransport:
     """One paramiko connection to one guest."""
 
     def __init__(
-        self, endpoint: Endpoint, host_keys: HostKeys | None, connect_timeout: float = 20.0
+        self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float = 20.0
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
@@ -251,15 +251,14 @@ class SshTransport:
             t.start_client(timeout=10)
             key = t.get_remote_server_key()
             seen = (ep.name, ep.machine_id, key.get_name(), key.get_base64())
-            keys = self.host_keys
-            to_pin = keys is not None and keys.check(*seen)
+            to_pin = self.host_keys.check(*seen)
             try:
                 pkey = load_key(ep.key_file)
             except (OSError, ValueError, paramiko.SSHException) as exc:
                 raise ConnectError(f"cannot read the SSH key of {ep.name!r}: {exc}") from exc
             t.auth_publickey(ep.user, pkey)
-            if to_pin and keys is not None:
-                keys.pin(*seen)
+            if to_pin:
+                self.host_keys.pin(*seen)
             t.set_keepalive(15)
             return t
         except BaseException:

@@ -18,11 +18,6 @@ WAR=/usr/share/java/jenkins.war
 HOME_DIR=/var/lib/jenkins
 STATE=$HOME_DIR/.labctl
 JAVA_OPTS="-Djava.awt.headless=true -Djenkins.install.runSetupWizard=false"
-# Jenkins reads its unit, war, init script, agents and URL only when it starts:
-# any of them changed means a restart (a Jenkins the package started before
-# they were written, too).
-RESTART=0
-note_change() { if [ "$FILE_CHANGED" = 1 ]; then RESTART=1; fi; }
 
 install_from_apt() {
   if [ ! -s "$KEY" ]; then
@@ -35,12 +30,12 @@ install_from_apt() {
   fi
   put_file /etc/apt/sources.list.d/jenkins.list 644 <<<"deb [signed-by=$KEY] $REPO binary/"
   ensure_packages fontconfig jenkins
-  put_file /etc/systemd/system/jenkins.service.d/labctl.conf 644 <<DROPIN
+  UNIT=/etc/systemd/system/jenkins.service.d/labctl.conf
+  put_file "$UNIT" 644 <<DROPIN
 [Service]
 Environment="JAVA_OPTS=$JAVA_OPTS"
 Environment="JENKINS_PORT=8080"
 DROPIN
-  note_change
 }
 
 install_from_war() {
@@ -49,13 +44,13 @@ install_from_war() {
     if ! cmp -s "$upload" "$WAR"; then
       install -D -m 644 "$upload" "$WAR"
       changed "jenkins.war from the lab's --jenkins-war"
-      RESTART=1
     fi
     rm -f "$upload"
   fi
   [ -f "$WAR" ] || fail "no jenkins.war on the controller: pass --jenkins-war FILE"
   ensure_packages fontconfig
-  put_file /etc/systemd/system/jenkins.service 644 <<UNIT
+  UNIT=/etc/systemd/system/jenkins.service
+  put_file "$UNIT" 644 <<UNIT
 [Unit]
 Description=Jenkins (from jenkins.war, labctl)
 After=network.target
@@ -69,11 +64,9 @@ Restart=on-failure
 [Install]
 WantedBy=multi-user.target
 UNIT
-  note_change
 }
 
-ensure_user jenkins "$HOME_DIR"
-ensure_dir "$STATE" 700 jenkins
+# jenkins-user.sh, which runs first, made the user and $STATE.
 case "$JENKINS_SOURCE" in
   apt) install_from_apt ;;
   war) install_from_war ;;
@@ -82,10 +75,8 @@ esac
 [ -s "$STATE/admin-password" ] || fail "the admin password file is missing: run labctl up jenkins"
 
 put_file "$STATE/url" 644 <<<"$JENKINS_URL"
-note_change
 agents=$(for agent in $JENKINS_AGENTS; do echo "$agent"; done)
 put_file "$STATE/agents" 644 <<<"$agents"
-note_change
 ensure_dir "$HOME_DIR/init.groovy.d" 755 jenkins
 put_file "$HOME_DIR/init.groovy.d/labctl.groovy" 644 <<'GROOVY'
 // Written by labctl; runs at every start of Jenkins, changes only what differs.
@@ -136,22 +127,9 @@ new File(state, "agents").readLines().collect { it.trim() }.findAll { it }.each 
 }
 jenkins.save()
 GROOVY
-note_change
-if [ "$RESTART" = 1 ]; then
-  chown -R jenkins:jenkins "$HOME_DIR/init.groovy.d" "$STATE"
-  systemctl daemon-reload
-fi
-if ! systemctl is-enabled --quiet jenkins; then
-  systemctl enable --quiet jenkins
-  changed "enabled jenkins"
-fi
-if ! systemctl is-active --quiet jenkins; then
-  systemctl start jenkins
-  changed "started jenkins"
-elif [ "$RESTART" = 1 ]; then
-  systemctl restart jenkins
-  changed "restarted jenkins for its new configuration"
-fi
+chown -R jenkins:jenkins "$HOME_DIR/init.groovy.d" "$STATE"
+# Jenkins reads all of these only when it starts.
+run_current jenkins "$UNIT" "$WAR" "$STATE/url" "$STATE/agents" "$HOME_DIR/init.groovy.d/labctl.groovy"
 
 for _ in $(seq 1 150); do
   code=$(curl -s -o /dev/null -w '%{http_code}' http://localhost:8080/login || true)

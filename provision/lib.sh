@@ -83,6 +83,28 @@ ensure_service() {
   fi
 }
 
+# run_current SERVICE FILE...: SERVICE enabled and running on FILE... as they
+# are now. A marker keeps the hash of the files it last (re)started on, so it
+# restarts even when an earlier run wrote them but stopped before the restart,
+# and when a package started it before they were written.
+run_current() {
+  local service=$1 marker="$LABCTL_STATE/$1.applied" want
+  shift
+  want=$(cat -- "$@" | sha256sum | cut -d' ' -f1)
+  local stale=0
+  if [ "$(cat "$marker" 2>/dev/null)" != "$want" ]; then stale=1; fi
+  if [ "$stale" = 1 ]; then systemctl daemon-reload; fi
+  FILE_CHANGED=0 ensure_enabled "$service"
+  if ! systemctl is-active --quiet "$service"; then
+    systemctl start "$service"
+    changed "started $service"
+  elif [ "$stale" = 1 ]; then
+    systemctl restart "$service"
+    changed "restarted $service on its new configuration"
+  fi
+  echo "$want" >"$marker"
+}
+
 # fail MESSAGE: one line labctl shows as the reason, then exit 3.
 fail() {
   printf 'labctl: error: %s\n' "$*" >&2

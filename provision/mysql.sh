@@ -56,14 +56,4 @@ config=$({
   fi
 })
 put_file "$conf" 644 <<<"$config"
-ensure_service "$service"
-
-# Restart when the running server has not loaded this configuration yet,
-# also when an earlier run wrote it but stopped before the restart.
-applied="$LABCTL_STATE/mysql-config.applied"
-want=$(sha256sum "$conf" | cut -d' ' -f1)
-if [ "$(cat "$applied" 2>/dev/null)" != "$want" ]; then
-  systemctl restart "$service"
-  echo "$want" >"$applied"
-  changed "restarted $service with its configuration"
-fi
+run_current "$service" "$conf"

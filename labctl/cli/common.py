@@ -1,6 +1,6 @@
 """Options and helpers shared by the command modules."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -9,33 +9,20 @@ if TYPE_CHECKING:
     from labctl.home import LabHome
 
 
-def _completion_home(ctx: typer.Context) -> "LabHome":
-    # the root callback does not run while the shell completes: read --home here
-    from labctl.home import LabHome
+def _completer(kind: str) -> Callable[[typer.Context, str], list[str]]:
+    """A shell completer of `kind` (see ops.complete.words)."""
 
-    return LabHome.locate(ctx.find_root().params.get("home"))
+    def complete_words(ctx: typer.Context, incomplete: str) -> list[str]:
+        from labctl.home import LabHome
+        from labctl.ops import complete
 
+        # the root callback does not run while the shell completes: read --home here
+        home = LabHome.locate(ctx.find_root().params.get("home"))
+        typed = ctx.params.get("args") or []
+        words = complete.words(kind, home, typed, _typed_lab(ctx))
+        return [w for w in words if w.startswith(incomplete)]
 
-def _matching(words: Sequence[str], incomplete: str) -> list[str]:
-    return [w for w in words if w.startswith(incomplete)]
-
-
-def complete_lab(ctx: typer.Context, incomplete: str) -> list[str]:
-    from labctl.ops import complete
-
-    return _matching(complete.labs(_completion_home(ctx)), incomplete)
-
-
-def complete_lab_or_topology(ctx: typer.Context, incomplete: str) -> list[str]:
-    from labctl.ops import complete
-
-    return _matching(complete.labs_and_topologies(_completion_home(ctx)), incomplete)
-
-
-def complete_machine(ctx: typer.Context, incomplete: str) -> list[str]:
-    from labctl.ops import complete
-
-    return _matching(complete.machines(_completion_home(ctx), _typed_lab(ctx)), incomplete)
+    return complete_words
 
 
 def _typed_lab(ctx: typer.Context) -> str | None:
@@ -49,21 +36,11 @@ def _typed_lab(ctx: typer.Context) -> str | None:
     return None
 
 
-def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
-    from labctl.ops import complete
-
-    typed = ctx.params.get("args") or []
-    words = complete.target(_completion_home(ctx), typed, ctx.params.get("lab_opt"))
-    return _matching(words, incomplete)
-
-
-def complete_ssh_target(ctx: typer.Context, incomplete: str) -> list[str]:
-    from labctl.ops import complete
-
-    typed = ctx.params.get("args") or []
-    words = complete.ssh_target(_completion_home(ctx), typed, ctx.params.get("lab_opt"))
-    return _matching(words, incomplete)
-
+complete_lab = _completer("lab")
+complete_lab_or_topology = _completer("lab-or-topology")
+complete_machine = _completer("machine")
+complete_target = _completer("target")
+complete_ssh_target = _completer("ssh-target")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LabOpt = Annotated[
@@ -88,6 +65,15 @@ def home(ctx: typer.Context) -> "LabHome":
 
     root = ctx.find_root()
     return LabHome.locate((root.obj or {}).get("home"))
+
+
+def machines_chosen(vm: Sequence[str] | None, all_: bool) -> list[str]:
+    """`--vm V ...` or `--all` (the default: every running machine)."""
+    from labctl.errors import SpecError
+
+    if vm and all_:
+        raise SpecError("--vm and --all exclude each other")
+    return list(vm or [])
 
 
 def report(outcomes: Sequence[Any]) -> None:

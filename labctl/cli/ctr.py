@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, TimeoutOpt, complete_machine, home, report
+from labctl.cli.common import (
+    JsonOpt,
+    LabOpt,
+    TimeoutOpt,
+    complete_machine,
+    home,
+    machines_chosen,
+    report,
+)
 from labctl.errors import ExitCode
 
 VmOpt = Annotated[
@@ -47,7 +55,8 @@ def _ctr_root(
     namespace: NsOpt = None,
     timeout: TimeoutOpt = None,
 ) -> None:
-    ctx.obj = {"lab": lab, "vm": vm or [], "namespace": namespace, "timeout": timeout}
+    chosen = machines_chosen(vm, all_)
+    ctx.obj = {"lab": lab, "vm": chosen, "namespace": namespace, "timeout": timeout}
 
 
 def _target(
@@ -56,17 +65,19 @@ def _target(
     namespace: str | None = None,
     lab: str | None = None,
 ) -> Any:
-    from labctl.guest.ctr import DEFAULT_NAMESPACE
+    from dataclasses import replace
+
     from labctl.ops.ctr import Target
 
     # ctx.obj is the ctr group's (inherited); options given on the subcommand win
     base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
-    return Target(
+    target = Target(
         lab=lab or base.get("lab"),
         machines=tuple(vm or base.get("vm") or ()),
-        namespace=namespace or base.get("namespace") or DEFAULT_NAMESPACE,
         timeout=base.get("timeout"),
     )
+    chosen_ns = namespace or base.get("namespace")
+    return replace(target, namespace=chosen_ns) if chosen_ns else target
 
 
 def _listing(
@@ -504,7 +515,8 @@ def exec_(
     from labctl import ui
     from labctl.ops.guestcmd import exec_many
 
-    outcomes = exec_many(home(ctx), lab, vm or [], command, sudo=sudo, timeout=timeout)
+    chosen = machines_chosen(vm, all_)
+    outcomes = exec_many(home(ctx), lab, chosen, command, sudo=sudo, timeout=timeout)
     rows = [o.value for o in outcomes if o.value is not None]
     if json:
         ui.print_json(rows)

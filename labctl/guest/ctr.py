@@ -52,8 +52,8 @@ def ns_rm(name: str) -> list[str]:
     return [CTR, "namespaces", "remove", "--", name]
 
 
-def images_ls(ns: str, quiet: bool = False) -> list[str]:
-    return ctr(ns, "images", "ls", flags=["-q"] if quiet else [])
+def images_ls(ns: str) -> list[str]:
+    return ctr(ns, "images", "ls")
 
 
 def images_pull(ns: str, ref: str) -> list[str]:
@@ -97,7 +97,7 @@ def tasks_ls(ns: str) -> list[str]:
     return ctr(ns, "tasks", "ls")
 
 
-def tasks_start(ns: str, cid: str, detach: bool = True) -> list[str]:
+def tasks_start(ns: str, cid: str, detach: bool) -> list[str]:
     return ctr(ns, "tasks", "start", flags=["-d"] if detach else [], args=[cid])
 
 
@@ -251,7 +251,21 @@ def error_text(stderr: str) -> str:
     return (own[-1] if own else (lines[-1] if lines else "")).strip()
 
 
+UNIT_DIR = "/etc/systemd/system"
+
+
+def can_have_unit(namespace: str, cid: str) -> bool:
+    """Only identifiers go into a unit's name and its ExecStart lines."""
+    return is_identifier(cid) and is_identifier(namespace)
+
+
+def _unit_words(namespace: str, cid: str) -> None:
+    if not can_have_unit(namespace, cid):
+        raise ValueError(f"invalid container id or namespace: {cid!r} / {namespace!r}")
+
+
 def unit_name(namespace: str, cid: str) -> str:
+    _unit_words(namespace, cid)
     return f"labctl-ctr-{namespace}-{cid}.service"
 
 
@@ -261,6 +275,7 @@ def service_unit(namespace: str, cid: str) -> str:
     so systemd sees the exit and restarts it; stale tasks are cleared first.
     Stopping works like `docker stop`: SIGTERM, and after 10 s the task is
     deleted by force (a container's PID 1 ignores SIGTERM unless it traps it)."""
+    _unit_words(namespace, cid)
     ctr_bin = "/usr/bin/ctr"
     return f"""[Unit]
 Description=containerd container {cid} in namespace {namespace} (labctl)

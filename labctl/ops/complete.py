@@ -48,3 +48,15 @@ def ssh_target(home: LabHome, typed: Sequence[str], lab: str | None) -> list[str
     if typed and not named_lab:
         return []
     return target(home, typed, lab)
+
+
+def words(kind: str, home: LabHome, typed: Sequence[str], lab: str | None) -> list[str]:
+    """Words of `kind` that may come after the words `typed`; `lab` is --lab."""
+    by_kind = {
+        "lab": lambda: labs(home),
+        "lab-or-topology": lambda: labs_and_topologies(home),
+        "machine": lambda: machines(home, lab),
+        "target": lambda: target(home, typed, lab),
+        "ssh-target": lambda: ssh_target(home, typed, lab),
+    }
+    return by_kind[kind]()

@@ -29,11 +29,11 @@ class CtrFailed(GuestError):
     """ctr failed on a machine; the message is ctr's own, with the machine's name."""
 
 
-def _check(vm: str, result: Result, what: str = "") -> Result:
+def _check(vm: str, result: Result) -> Result:
     if result.timed_out:
         from labctl.errors import TimedOut
 
-        raise TimedOut(f"{vm}: {what or 'ctr'} did not finish in time (channel closed)")
+        raise TimedOut(f"{vm}: ctr did not finish in time (channel closed)")
     if not result.ok:
         text = (
             ctr.error_text(result.stderr)
@@ -51,14 +51,19 @@ def each(home: LabHome, target: Target, fn: Callable[[SshTransport], Any]) -> li
 
 
 def _run_ctr(
-    home: LabHome, target: Target, argv: Sequence[str], parse: Callable[[str], Any] | None = None
+    home: LabHome,
+    target: Target,
+    argv: Sequence[str],
+    parse: Callable[[str], Any] | None = None,
+    detached: bool = False,
 ) -> list[Outcome[Any]]:
     """One ctr command on every targeted machine; ctr's output parsed or raw."""
 
     def one(t: SshTransport) -> Any:
-        # stdin held open, as on a terminal: a process started with `t exec -d`
-        # lives on (ctr would pass an end-of-file on to it)
-        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout, hold_stdin=True))
+        # A detached process gets ctr's stdin: held open, as on a terminal, it
+        # lives on (an end-of-file would end a shell). In the foreground, the
+        # end-of-file lets a process that reads stdin finish.
+        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout, hold_stdin=detached))
         return parse(result.stdout) if parse else result.stdout
 
     return each(home, target, one)
@@ -131,7 +136,7 @@ def remove_container(home: LabHome, target: Target, cid: str) -> list[Outcome[st
 
 
 def start(home: LabHome, target: Target, cid: str, detach: bool) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.tasks_start(target.namespace, cid, detach))
+    return _run_ctr(home, target, ctr.tasks_start(target.namespace, cid, detach), detached=detach)
 
 
 def kill(home: LabHome, target: Target, cid: str, signal: str) -> list[Outcome[str]]:
@@ -146,7 +151,7 @@ def run(
     home: LabHome, target: Target, ref: str, cid: str, command: Sequence[str], rm: bool
 ) -> list[Outcome[str]]:
     """create + start -d in one step (ctr run); with rm, in the foreground, removed after."""
-    return _run_ctr(home, target, ctr.run(target.namespace, ref, cid, command, rm))
+    return _run_ctr(home, target, ctr.run(target.namespace, ref, cid, command, rm), detached=not rm)
 
 
 def _exec_id(given: str | None) -> str:
@@ -227,22 +232,20 @@ def exec_in_task(
 ) -> tuple[str, list[Outcome[str]]]:
     """`t exec`: ctr requires an exec id; one is made up when not given."""
     chosen = _exec_id(exec_id)
-    return chosen, _run_ctr(
-        home, target, ctr.tasks_exec(target.namespace, cid, chosen, command, detach=detach)
-    )
+    argv = ctr.tasks_exec(target.namespace, cid, chosen, command, detach=detach)
+    return chosen, _run_ctr(home, target, argv, detached=detach)
 
 
 def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
     """Kill the task if there is one, then remove task and container (and the
     systemd unit `ctr service` made for it, which would restart it)."""
-    unit_file = f"/etc/systemd/system/{ctr.unit_name(target.namespace, cid)}"
+    ns = target.namespace
+    unit = ctr.unit_name(ns, cid) if ctr.can_have_unit(ns, cid) else None
 
     def one(t: SshTransport) -> str:
-        ns = target.namespace
-        if ctr.is_identifier(cid) and t.run(["test", "-e", unit_file]).ok:
-            unit = ctr.unit_name(ns, cid)
+        if unit and t.run(["test", "-e", f"{ctr.UNIT_DIR}/{unit}"]).ok:
             _check(t.name, t.run(["systemctl", "disable", "--now", unit], sudo=True))
-            _check(t.name, t.run(["rm", "-f", unit_file], sudo=True))
+            _check(t.name, t.run(["rm", "-f", f"{ctr.UNIT_DIR}/{unit}"], sudo=True))
             _check(t.name, t.run(["systemctl", "daemon-reload"], sudo=True))
         running = {
             x.container for x in ctr.parse_tasks(t.run(ctr.tasks_ls(ns), sudo=True).stdout, ns)
@@ -258,7 +261,7 @@ def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
 
 def service(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
     """A systemd unit that runs container `cid` and restarts it on failure."""
-    if not ctr.is_identifier(cid) or not ctr.is_identifier(target.namespace):
+    if not ctr.can_have_unit(target.namespace, cid):
         raise SpecError(f"invalid container id or namespace: {cid!r} / {target.namespace!r}")
     unit = ctr.unit_name(target.namespace, cid)
 
@@ -266,7 +269,7 @@ def service(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
         _check(t.name, t.run(ctr.containers_info(target.namespace, cid), sudo=True))
         t.put(
             ctr.service_unit(target.namespace, cid).encode(),
-            f"/etc/systemd/system/{unit}",
+            f"{ctr.UNIT_DIR}/{unit}",
             mode=0o644,
             sudo=True,
         )

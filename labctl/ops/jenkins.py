@@ -36,6 +36,11 @@ INSTALLED_WAR = "/usr/share/java/jenkins.war"
 ONLINE_TIMEOUT = 180.0
 
 
+def _require_jenkins(spec: LabSpec) -> None:
+    if spec.topology != "jenkins":
+        raise SpecError(f"lab {spec.name!r} is a {spec.topology} lab, not jenkins")
+
+
 def _agents(spec: LabSpec) -> list[str]:
     return [m.name for m in spec.machines if m.role == "jenkins-agent"]
 
@@ -215,7 +220,7 @@ def parse_computers(data: dict[str, Any]) -> list[AgentState]:
 def _status(session: LabSession, spec: LabSpec, password: str) -> JenkinsStatus:
     server = session.transport(SERVER)
     installed = server.run(
-        ["sh", "-c", "test -e /usr/share/java/jenkins.war || dpkg -s jenkins >/dev/null 2>&1"]
+        ["sh", "-c", f"test -e {INSTALLED_WAR} || dpkg -s jenkins >/dev/null 2>&1"]
     ).ok
     url = f"http://{_server_ip(spec)}:8080/"
     if not installed:
@@ -248,8 +253,7 @@ def status(home: LabHome, lab: str | None) -> JenkinsStatus:
     """The controller's health and each agent, from Jenkins' REST API."""
     with LabSession(home, lab) as session:
         spec = session.spec
-        if spec.topology != "jenkins":
-            raise SpecError(f"lab {spec.name!r} is a {spec.topology} lab, not jenkins")
+        _require_jenkins(spec)
         password = vault.password(session.paths, ADMIN_SECRET)
         return _status(session, spec, password)
 
@@ -276,9 +280,7 @@ def wait_online(
 def admin_password(home: LabHome, lab: str | None) -> str:
     """The admin password (the one command that shows it)."""
     name = home.resolve(lab)
-    spec = home.load(name)
-    if spec.topology != "jenkins":
-        raise SpecError(f"lab {name!r} is a {spec.topology} lab, not jenkins")
+    _require_jenkins(home.load(name))
     path = vault.secret_path(home.paths(name), ADMIN_SECRET)
     if not path.exists():
         raise SpecError(f"lab {name!r} has no Jenkins admin password yet", hint=f"labctl up {name}")

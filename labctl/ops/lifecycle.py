@@ -11,13 +11,13 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from labctl import inventory, providers
+from labctl import inventory, providers, render
 from labctl.errors import LabctlError, SpecError
 from labctl.home import LabHome
 from labctl.labs import build_spec
@@ -160,12 +160,10 @@ def plan(
     return spec, existing
 
 
-def _write(home: LabHome, spec: LabSpec) -> str:
-    """Render into a staging folder, let Vagrant validate it, then move it in."""
-    from labctl import render
-
+def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str]) -> str:
+    """Stage the rendered files, let Vagrant validate them, then move them in."""
     paths = home.paths(spec.name)
-    staging = render.stage(spec, home.root)
+    staging = render.stage(spec.name, files, home.root)
     try:
         VagrantDriver(staging).validate()
         render.install(staging, paths.root)
@@ -175,12 +173,10 @@ def _write(home: LabHome, spec: LabSpec) -> str:
     return str(paths.root)
 
 
-def _stale(root: Path, spec: LabSpec) -> bool:
-    """Whether the lab folder differs from what this labctl renders for `spec`
-    (a newer labctl, or a file edited by hand)."""
-    from labctl import render
-
-    for rel, content in render.lab_files(spec).items():
+def _stale(root: Path, files: Mapping[str, str]) -> bool:
+    """Whether the lab folder differs from the files rendered for it (by a
+    newer labctl, or edited by hand)."""
+    for rel, content in files.items():
         try:
             if (root / rel).read_text() != content:
                 return True
@@ -191,8 +187,6 @@ def _stale(root: Path, spec: LabSpec) -> bool:
 
 def render_text(home: LabHome, lab: str, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
-    from labctl import render
-
     spec, _ = plan(home, lab, name, request)
     return render.render_vagrantfile(spec)
 
@@ -201,7 +195,7 @@ def render_lab(home: LabHome, lab: str, name: str | None, request: Request) -> R
     """Write (or rewrite) the lab folder and validate it with Vagrant."""
     spec, _ = plan(home, lab, name, request)
     with home.lock(spec.name, "render"):
-        path = _write(home, spec)
+        path = _write(home, spec, render.lab_files(spec))
     return Rendered(spec, path)
 
 
@@ -257,9 +251,7 @@ def _refuse_foreign_containers(spec: LabSpec) -> None:
     """Vagrant names each container after its lab and machine; another by that
     name (left by a lab whose folder was deleted) would stop `docker run`
     half-way through bringing the lab up."""
-    from labctl import render
-
-    owners = providers.docker_containers("io.labctl.lab-id")
+    owners = providers.docker_containers(render.LAB_ID_LABEL)
     names = [render.container_prefix(spec) + m.name for m in spec.machines]
     foreign = [n for n in names if n in owners and owners[n] != spec.id]
     if foreign:
@@ -288,9 +280,10 @@ def up(
         # before anything is written: a refusal leaves no lab folder behind
         _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
         # lab.json is among the files, so a changed spec is stale too
-        rerendered = _stale(paths.root, spec)
+        files = render.lab_files(spec)
+        rerendered = _stale(paths.root, files)
         if rerendered:
-            _write(home, spec)
+            _write(home, spec, files)
         # Machines provisioned from older files are provisioned again (Vagrant
         # would not): a new machine's hostname, a chain's new middle, a fix.
         reprovision = rerendered and bool(inventory.machine_ids(paths))
@@ -406,12 +399,11 @@ def _docker_leftovers(spec: LabSpec) -> None:
     before Vagrant recorded them), and then their network if it is empty."""
     if not providers.docker_installed():
         return
-    found = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=io.labctl.lab-id={spec.id}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
+    try:
+        owners = providers.docker_containers(render.LAB_ID_LABEL)
+    except LabctlError:
+        return  # best effort: Vagrant has destroyed what it knew of
+    found = [name for name, lab_id in owners.items() if lab_id == spec.id]
     if found:
         subprocess.run(["docker", "rm", "-f", "-v", *found], capture_output=True, check=False)
         # Vagrant's network for the subnet; docker refuses while others use it.

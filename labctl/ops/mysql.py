@@ -15,13 +15,12 @@ from labctl.errors import GuestError, SpecError
 from labctl.guest import mysql
 from labctl.guest.mysql_session import CLIENT, MysqlServer, SqlError, dump_argv
 from labctl.home import LabHome
-from labctl.labs import replication_sources
+from labctl.labs import MYSQL_ROLES, replication_sources
 from labctl.ops.session import LabSession, Outcome, fan_out
 from labctl.spec import LabSpec
 from labctl.vagrant import Event
 
 REPL_SECRET = "mysql-repl-password"
-MYSQL_ROLES = ("mysql-primary", "mysql-replica")
 HEALTHY_TIMEOUT = 90.0
 CATCH_UP_TIMEOUT = 120.0
 CHECK_SCHEMA = "labctl_check"

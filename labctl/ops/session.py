@@ -111,11 +111,12 @@ class LabSession:
         cached = self._endpoints()
         try:
             t = self._connect_one(name, cached)
-        except ConnectError as exc:
+        except ConnectError:
+            # Worth a second try only when the machine has moved (halted, or
+            # restarted by plain vagrant onto another address, maybe one that
+            # leads to another machine whose host key was refused).
             fresh = self._endpoints(refresh=True)
-            # A refused host key is final unless the machine has moved: a
-            # container restarted by plain vagrant can get another's old IP.
-            if exc.pinned and fresh.get(name) == cached.get(name):
+            if fresh.get(name) == cached.get(name):
                 raise
             t = self._connect_one(name, fresh)
         with self._lock:

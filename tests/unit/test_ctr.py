@@ -205,3 +205,11 @@ def test_service_unit() -> None:
     assert "ExecStart=/usr/bin/ctr -n default tasks start svc\n" in unit
     assert "Restart=always" in unit
     assert ctr.unit_name("default", "svc") == "labctl-ctr-default-svc.service"
+
+
+@pytest.mark.parametrize(("ns", "cid"), [("default", "x; reboot"), ("a b", "svc")])
+def test_unit_builders_refuse_what_is_not_an_identifier(ns: str, cid: str) -> None:
+    assert not ctr.can_have_unit(ns, cid)
+    for build in (ctr.unit_name, ctr.service_unit):
+        with pytest.raises(ValueError, match="invalid container id or namespace"):
+            build(ns, cid)
