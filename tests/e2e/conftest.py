@@ -21,7 +21,6 @@ import pytest
 
 from ..conftest import require
 
-pytestmark = pytest.mark.e2e
 _SUBNETS = itertools.count(100)
 
 
@@ -144,15 +143,26 @@ def destroy_and_check(labctl: Labctl, name: str) -> None:
 
 
 @contextlib.contextmanager
-def lab_up(labctl: Labctl, name: str, *args: str) -> Iterator[tuple[str, str]]:
-    """A lab brought up for a whole module; destroyed afterwards."""
+def lab_attempt(labctl: Labctl, name: str, *args: str) -> Iterator[tuple[str, str, Done]]:
+    """`labctl up` of a lab for a whole module, however it ended; the lab is
+    destroyed afterwards."""
     subnet = fresh_subnet()
     try:
-        up = labctl("up", *args, "--name", name, "--subnet", subnet, "--provider", "docker", "-q")
-        assert up.code == 0, up.stderr[-3000:]
-        yield name, subnet
+        yield (
+            name,
+            subnet,
+            labctl("up", *args, "--name", name, "--subnet", subnet, "--provider", "docker", "-q"),
+        )
     finally:
         destroy_and_check(labctl, name)
+
+
+@contextlib.contextmanager
+def lab_up(labctl: Labctl, name: str, *args: str) -> Iterator[tuple[str, str]]:
+    """A lab brought up for a whole module; destroyed afterwards."""
+    with lab_attempt(labctl, name, *args) as (_, subnet, up):
+        assert up.code == 0, up.stderr[-3000:]
+        yield name, subnet
 
 
 @pytest.fixture

@@ -9,32 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import change_counts, fresh_subnet
+from .conftest import change_counts, lab_attempt
 
 
 @pytest.fixture(scope="module")
 def jenkins(labctl):
-    from .conftest import destroy_and_check
-
-    name, subnet = "e2e-jenkins", fresh_subnet()
-    up = labctl(
-        "up",
-        "jenkins",
-        "--name",
-        name,
-        "--agents",
-        "2",
-        "--subnet",
-        subnet,
-        "--provider",
-        "docker",
-        "--no-containerd",
-        "-q",
-    )
-    try:
-        yield name, subnet, up
-    finally:
-        destroy_and_check(labctl, name)
+    """Up fails at the Jenkins download; the lab stays for the tests."""
+    with lab_attempt(labctl, "e2e-jenkins", "jenkins", "--agents", "2", "--no-containerd") as lab:
+        yield lab
 
 
 def test_up_fails_clearly_where_jenkins_cannot_be_downloaded(labctl, jenkins) -> None:
@@ -44,10 +26,11 @@ def test_up_fails_clearly_where_jenkins_cannot_be_downloaded(labctl, jenkins) ->
         pytest.skip("this machine reaches pkg.jenkins.io: the download did not fail")
     assert up.code == 1
     message = " ".join(up.stderr.split("labctl: error:", 1)[1].split("hint:")[0].split())
-    assert message == (
-        "server: cannot download Jenkins from https://pkg.jenkins.io/debian-stable "
-        f"{message.split('debian-stable ', 1)[1].split(': pass')[0]}: pass --jenkins-war FILE to install it from a war file"
+    # the middle is curl's reason, which depends on the network
+    assert message.startswith(
+        "server: cannot download Jenkins from https://pkg.jenkins.io/debian-stable ("
     )
+    assert message.endswith("): pass --jenkins-war FILE to install it from a war file")
     assert "labctl destroy e2e-jenkins" in " ".join(up.stderr.split())
     rows = labctl("status", name, "--json").json()  # left up for inspection
     assert [(r["name"], r["state"]) for r in rows] == [
@@ -154,10 +137,7 @@ def test_generated_secrets_are_0600(labctl, jenkins, lab_home: Path) -> None:
 
 def test_provisioning_is_idempotent(labctl, jenkins) -> None:
     name, _, _ = jenkins
-
-    first = labctl("provision", name)
-    assert first.code == 0, first.stderr[-2000:]
-    before = change_counts(labctl, name)
+    before = change_counts(labctl, name)  # `up` provisioned every machine
     again = labctl("provision", name)
     assert again.code == 0
     assert change_counts(labctl, name) == before
@@ -175,27 +155,6 @@ def test_provisioning_is_idempotent(labctl, jenkins) -> None:
         "jenkins-agent.service",
     )
     assert units.stdout.strip().endswith("enabled")
-
-
-def test_bad_war_and_agents(labctl, tmp_path: Path) -> None:
-    done = labctl(
-        "render",
-        "jenkins",
-        "--name",
-        "e2e-war",
-        "--jenkins-war",
-        str(tmp_path / "none.war"),
-        "--provider",
-        "docker",
-    )
-    assert done.code == 2 and "no such file" in done.stderr
-    for bad in ("-1", "10", "abc"):
-        assert (
-            labctl(
-                "up", "jenkins", "--name", "e2e-bad", "--agents", bad, "--provider", "docker"
-            ).code
-            == 2
-        )
 
 
 def test_status_json_keys(labctl, jenkins) -> None:

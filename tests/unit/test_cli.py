@@ -37,6 +37,11 @@ BAD_RENDERS = [
     ),
     (["up", "nodes", "--count", "12"], "--count must be between 1 and 9, got 12"),
     (["up", "nodes", "--name", "9lives"], "invalid lab name '9lives'"),
+    (["up", "jenkins", "--agents", "10"], "--agents must be between 0 and 9, got 10"),
+    (["up", "jenkins", "--agents", "abc"], "Invalid value for '--agents'"),
+    (["render", "jenkins", "--jenkins-war", "/nonexistent/none.war"], "no such file"),
+    (["mysql-pair", "--replicas", "0"], "--replicas must be between 1 and 5, got 0"),
+    (["mysql-pair", "--replicas", "6"], "--replicas must be between 1 and 5, got 6"),
 ]
 
 

@@ -187,6 +187,11 @@ def test_empty_tables() -> None:
             "ctr/err-pull-short-name.txt",
             'ctr: failed to resolve reference "alpine": object required',
         ),
+        (  # the logrus line before it is not the message
+            "ctr/err-namespace-not-empty.txt",
+            'ctr: unable to delete other: namespace "other" must be empty, but it still has '
+            'images, blobs, containers, snapshots on "overlayfs" snapshotter: failed precondition',
+        ),
     ],
 )
 def test_error_text_is_ctrs_own_line(name: str, message: str) -> None:
