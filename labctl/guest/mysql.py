@@ -226,6 +226,11 @@ class Role:
     replicas: list[str] = field(default_factory=list)
 
 
+def active_channel(replica_rows: Sequence[Mapping[str, str]]) -> ReplicaState | None:
+    """The replication channel in use, if any (SHOW REPLICA/SLAVE STATUS rows)."""
+    return next((c for c in map(replica_state, replica_rows) if c.configured), None)
+
+
 def decide_role(
     variables: Mapping[str, str],
     replica_rows: Sequence[Mapping[str, str]],
@@ -234,8 +239,7 @@ def decide_role(
     """primary: replicas connected; replica: an active channel; dual: both (a
     cascading replica); standalone: neither. log_bin=ON alone proves nothing:
     MySQL 8 has binary logging on by default."""
-    channels = [replica_state(r) for r in replica_rows]
-    channel = next((c for c in channels if c.configured), None)
+    channel = active_channel(replica_rows)
     is_replica = channel is not None
     has_replicas = bool(replicas)
     role = {

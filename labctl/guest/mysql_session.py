@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import IO
 
 from labctl.errors import GuestError
 from labctl.guest import mysql
@@ -36,8 +37,18 @@ class MysqlServer:
         self, sql: str, timeout: float | None = 60.0, vertical: bool = False
     ) -> list[mysql.Row]:
         """Rows of the (last) result set of `sql`; vertical: the client's \\G layout."""
-        client = [*CLIENT, "--vertical"] if vertical else CLIENT
-        result = self.t.run(client, sudo=True, stdin=sql.encode(), timeout=timeout)
+        out = self._client(sql.encode(), timeout, ["--vertical"] if vertical else [])
+        return mysql.parse_vertical(out) if vertical else mysql.parse_tab(out)
+
+    def feed(self, script: IO[bytes], timeout: float | None) -> None:
+        """A long script (a dump) streamed to the client."""
+        self._client(script, timeout)
+
+    def _client(
+        self, stdin: bytes | IO[bytes], timeout: float | None, flags: Sequence[str] = ()
+    ) -> str:
+        """The client's output; SqlError with its last error line."""
+        result = self.t.run([*CLIENT, *flags], sudo=True, stdin=stdin, timeout=timeout)
         if not result.ok:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
             reason = lines[-1] if lines else f"exit status {result.exit_code}"
@@ -49,7 +60,7 @@ class MysqlServer:
             if "ERROR 2002" in reason:
                 raise SqlError(f"{self.name}: the MySQL/MariaDB server is not running ({reason})")
             raise SqlError(f"{self.name}: {reason}")
-        return mysql.parse_vertical(result.stdout) if vertical else mysql.parse_tab(result.stdout)
+        return result.stdout
 
     def execute(self, *statements: str, log_bin: bool = True) -> None:
         """Run statements in one session; with log_bin=False they stay out of the binlog."""
@@ -72,8 +83,7 @@ class MysqlServer:
         return self.query(self.server.replica_status())
 
     def replica(self) -> mysql.ReplicaState | None:
-        rows = [mysql.replica_state(r) for r in self.replica_rows()]
-        return next((r for r in rows if r.configured), None)
+        return mysql.active_channel(self.replica_rows())
 
     def replicas(self) -> list[str]:
         listed = self.query(self.server.replicas())

@@ -13,7 +13,7 @@ from typing import IO, Any
 from labctl import vault
 from labctl.errors import GuestError, SpecError
 from labctl.guest import mysql
-from labctl.guest.mysql_session import CLIENT, MysqlServer, SqlError, dump_argv
+from labctl.guest.mysql_session import MysqlServer, SqlError, dump_argv
 from labctl.home import LabHome
 from labctl.labs import MYSQL_ROLES, replication_sources
 from labctl.ops.session import LabSession, Outcome, fan_out
@@ -122,14 +122,6 @@ def _dump(source: MysqlServer, schemas: Sequence[str], spool: IO[bytes]) -> None
         raise SqlError(f"{source.name}: mysqldump failed: {done.stderr.strip()[-300:]}")
 
 
-def _load(replica: MysqlServer, spool: IO[bytes]) -> None:
-    """Feed the spooled dump to the replica's client."""
-    spool.seek(0)
-    result = replica.t.run(CLIENT, sudo=True, stdin=spool, timeout=3600)
-    if not result.ok:
-        raise SqlError(f"{replica.name}: loading the dump failed: {result.stderr.strip()[-300:]}")
-
-
 def seed(
     source: MysqlServer, replica: MysqlServer, source_ip: str, password: str, gtid: bool, say: Say
 ) -> None:
@@ -142,8 +134,7 @@ def seed(
     """
     rs = replica.server
     with _Writable(replica), tempfile.TemporaryFile(prefix="labctl-dump-") as spool:
-        replica.execute(rs.stop_replica())
-        replica.execute(rs.reset_replica())
+        replica.execute(rs.stop_replica(), rs.reset_replica())
         with source.read_lock() as snap:
             schemas = source.user_schemas()
             say(
@@ -158,7 +149,8 @@ def seed(
         # the lock is gone: the primary writes again while the replica loads
         if schemas:
             say(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)")
-            _load(replica, spool)
+            spool.seek(0)
+            replica.feed(spool, timeout=3600)
         if gtid and rs.mysql:
             replica.execute(rs.reset_gtids(), f"SET GLOBAL gtid_purged = {mysql.quote(snap.gtid)}")
         elif gtid:
@@ -318,7 +310,8 @@ class StatusReport:
 
 
 def _status_of(server: MysqlServer) -> tuple[ReplicaStatus | None, SourceStatus | None]:
-    st = server.replica()
+    role = server.role()
+    st = role.replica
     replica = None
     if st is not None:
         replica = ReplicaStatus(
@@ -331,11 +324,10 @@ def _status_of(server: MysqlServer) -> tuple[ReplicaStatus | None, SourceStatus 
             st.last_sql_error,
         )
     source = None
-    if server.variables("log_bin").get("log_bin") == "ON":
-        connected = server.replicas()
-        if connected or st is None:
-            log_file, pos = server.binlog()
-            source = SourceStatus(server.name, log_file, pos, connected)
+    # a source: replicas connected, or binary logging on and no source of its own
+    if role.log_bin == "ON" and (role.replicas or st is None):
+        log_file, pos = server.binlog()
+        source = SourceStatus(server.name, log_file, pos, role.replicas)
     return replica, source
 
 
