@@ -33,6 +33,15 @@ class SpecError(LabctlError):
     exit_code = ExitCode.USAGE
 
 
+class InvalidField(SpecError):
+    """A value of a lab file that is wrong; `loc` is its path in the file
+    (keys and list indexes), which the lab file reader turns into a line."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 class VagrantError(LabctlError):
     """Vagrant failed; `error_class` is Vagrant's own (Vagrant::Errors::<Class>)."""
 

@@ -1,4 +1,5 @@
-"""Lab spec -> lab folder: the Vagrantfile (Jinja2), provision scripts, lab.json.
+"""Lab spec -> lab folder: the Vagrantfile (Jinja2), provision scripts,
+lab.json (the record) and lab.yaml (the lab file it came from, normalised).
 
 Pure rendering plus one atomic write; running `vagrant validate` is the
 driver's job and ordering the two is ops' job.
@@ -109,31 +110,43 @@ def render_vagrantfile(spec: LabSpec) -> str:
     )
 
 
-def lab_files(spec: LabSpec) -> dict[str, str]:
-    """Relative path -> content of every file labctl writes into a lab folder."""
-    files = {
+def lab_files(
+    spec: LabSpec, lab_yaml: str, scripts: Mapping[str, bytes] | None = None
+) -> dict[str, str | bytes]:
+    """Relative path -> content of every file labctl writes into a lab folder;
+    `scripts` are the user's own (below provision/), copied as they are."""
+    files: dict[str, str | bytes] = {
         "Vagrantfile": render_vagrantfile(spec),
         "lab.json": json.dumps(spec_to_record(spec), indent=2) + "\n",
+        "lab.yaml": lab_yaml,
     }
-    scripts = sorted({"lib.sh"} | {p.script for m in spec.machines for p in m.provisioners})
+    user = dict(scripts or {})
+    used = sorted(
+        {"lib.sh"} | {p.script for m in spec.machines for p in m.provisioners} - set(user)
+    )
     source = data_dir("provision")
-    for script in scripts:
+    for script in used:
         files[f"provision/{script}"] = (source / script).read_text()
+    for script, content in sorted(user.items()):
+        files[f"provision/{script}"] = content
     return files
 
 
-def write_tree(files: Mapping[str, str], root: Path) -> None:
+def write_tree(files: Mapping[str, str | bytes], root: Path) -> None:
     """Write `files` under a new folder `root` (0700: it will hold secrets)."""
     root.mkdir(mode=0o700)
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        if rel.endswith(".sh"):
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        if rel.startswith("provision/"):
             path.chmod(0o755)
 
 
-def stage(name: str, files: Mapping[str, str], home: Path) -> Path:
+def stage(name: str, files: Mapping[str, str | bytes], home: Path) -> Path:
     """A lab's rendered files in a fresh temporary folder beside the labs; the
     caller installs it."""
     home.mkdir(parents=True, exist_ok=True)
@@ -147,7 +160,7 @@ def install(staging: Path, target: Path) -> None:
     """Move a staged lab into place.
 
     A new lab is one rename. An existing lab keeps its .vagrant/ machine state
-    and labctl state; its Vagrantfile, provision/ and lab.json are replaced
+    and labctl state; its Vagrantfile, provision/, lab.yaml and lab.json are replaced
     file by file (each replace is atomic), lab.json last so the record never
     describes a Vagrantfile that is not there.
     """
@@ -160,5 +173,6 @@ def install(staging: Path, target: Path) -> None:
     if (staging / "provision").exists():
         os.replace(staging / "provision", old_provision)
     os.replace(staging / "Vagrantfile", target / "Vagrantfile")
+    os.replace(staging / "lab.yaml", target / "lab.yaml")
     os.replace(staging / "lab.json", target / "lab.json")
     shutil.rmtree(staging)

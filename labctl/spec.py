@@ -1,26 +1,24 @@
-"""What a lab is: frozen dataclasses, their validation, and their JSON record.
+"""What a lab is: frozen dataclasses, their checks, and their JSON record.
 
 Everything here is pure: no files, no processes. A `LabSpec` is complete and
-valid once built; render and the Vagrant driver trust it.
+valid once built (labfile builds it); render and the Vagrant driver trust it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from labctl.errors import SpecError
 
 PROVIDERS = ("virtualbox", "libvirt", "docker")
-TOPOLOGIES = ("nodes", "jenkins", "mysql-pair")
 DEFAULT_SUBNET = "192.168.56"
 DOCKER_BOX = "labctl/debian:bookworm"
 VM_BOX = "debian/bookworm64"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
-_MACHINE_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
 _SUBNET_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 _PRIVATE_NETS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
@@ -36,76 +34,76 @@ class ForwardedPort:
 
 @dataclass(frozen=True)
 class Provisioner:
-    """One shell provisioner: a script of provision/ and the environment it reads.
-    run="never": only when asked for (`vagrant provision --provision-with NAME`)."""
+    """One shell provisioner: a script of the lab's provision/ folder and the
+    environment it reads. run="never": only when asked for (`vagrant provision
+    --provision-with NAME`). `digest` changes with the script's content, so a
+    plan sees an edited script."""
 
     name: str
     script: str
     env: dict[str, str] = field(default_factory=dict)
     run: str = ""
+    digest: str = ""
 
 
 @dataclass(frozen=True)
 class Machine:
-    """One guest of a lab."""
+    """One guest of a lab. `options` holds each role's resolved options, e.g.
+    {"mysql-replica": {"source": "db1"}}."""
 
     name: str
     hostname: str
     ip: str
-    role: str
     cpus: int
     memory: int
+    box: str
+    roles: tuple[str, ...] = ()
+    options: dict[str, dict[str, str]] = field(default_factory=dict)
     primary: bool = False
     ports: tuple[ForwardedPort, ...] = ()
     provisioners: tuple[Provisioner, ...] = ()
 
+    def has(self, *roles: str) -> bool:
+        """Whether the machine holds any of `roles`."""
+        return any(r in self.roles for r in roles)
+
+    def option(self, role: str, key: str) -> str | None:
+        return self.options.get(role, {}).get(key)
+
+    @property
+    def role(self) -> str:
+        """The roles as one word for tables and JSON."""
+        return ",".join(self.roles) or "-"
+
 
 @dataclass(frozen=True)
-class Settings:
-    """What the user asked for; the topology turns it into machines."""
+class Origin:
+    """Where a lab came from: a bundled topology and its parameters, or a lab file."""
 
-    topology: str
-    name: str
-    provider: str
-    box: str
-    subnet: str
-    cpus: int | None = None
-    memory: int | None = None
-    libvirt_uri: str | None = None
-    timezone: str = "Etc/UTC"
-    containerd: bool = True
-    count: int = 2
-    agents: int = 2
-    jdk: int = 17
-    jenkins_war: str | None = None
-    replicas: int = 1
-    chain: bool = False
-    gtid: bool = False
+    kind: str  # "topology" | "file"
+    name: str  # the topology, or the lab file's path
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name if self.kind == "topology" else f"lab file {self.name}"
 
 
 @dataclass(frozen=True)
 class LabSpec:
-    """A validated lab: its settings, a stable id, and its machines."""
+    """A validated lab: its id, where it came from, lab-wide settings, machines."""
 
     id: str
-    settings: Settings
+    name: str
+    provider: str
+    box: str
+    subnet: str
+    origin: Origin
     machines: tuple[Machine, ...]
-
-    @property
-    def name(self) -> str:
-        return self.settings.name
-
-    @property
-    def topology(self) -> str:
-        return self.settings.topology
-
-    @property
-    def provider(self) -> str:
-        return self.settings.provider
-
-    @property
-    def subnet(self) -> str:
-        return self.settings.subnet
+    timezone: str = "Etc/UTC"
+    libvirt_uri: str | None = None
+    mysql: dict[str, Any] = field(default_factory=dict)
+    jenkins: dict[str, Any] = field(default_factory=dict)
 
     def machine(self, name: str) -> Machine:
         """The machine called `name`, or a SpecError listing the lab's machines."""
@@ -118,8 +116,12 @@ class LabSpec:
     def machine_names(self) -> list[str]:
         return [m.name for m in self.machines]
 
+    def with_role(self, *roles: str) -> list[Machine]:
+        """The machines holding any of `roles`, in the lab's order."""
+        return [m for m in self.machines if m.has(*roles)]
 
-# ---------------------------------------------------------------- validation
+
+# ---------------------------------------------------------------- checks
 
 
 def check_name(name: str, what: str = "lab name") -> str:
@@ -158,32 +160,10 @@ def check_provider(provider: str) -> str:
     return provider
 
 
-def check_topology(topology: str) -> str:
-    if topology not in TOPOLOGIES:
-        raise SpecError(f"unknown topology {topology!r} (topologies: {', '.join(TOPOLOGIES)})")
-    return topology
-
-
-def validate_settings(s: Settings) -> Settings:
-    """Check every field of `s`; return it with normalised values."""
-    check_topology(s.topology)
-    check_name(s.name)
-    check_provider(s.provider)
-    subnet = check_subnet(s.subnet)
-    if not s.box or any(c.isspace() for c in s.box):
-        raise SpecError(f"invalid box {s.box!r}")
-    if s.cpus is not None:
-        check_range("--cpus", s.cpus, 1, 64)
-    if s.memory is not None:
-        check_range("--memory (MiB)", s.memory, 256, 262144)
-    check_range("--count", s.count, 1, 9)
-    check_range("--agents", s.agents, 0, 9)
-    check_range("--replicas", s.replicas, 1, 5)
-    if s.jdk not in (17, 21):
-        raise SpecError(f"--jdk must be 17 or 21, got {s.jdk}")
-    if s.libvirt_uri is not None and s.provider != "libvirt":
-        raise SpecError("--libvirt-uri applies only to --provider libvirt")
-    return replace(s, subnet=subnet)
+def check_box(box: str) -> str:
+    if not box or any(c.isspace() for c in box):
+        raise SpecError(f"invalid box {box!r}")
+    return box
 
 
 # ---------------------------------------------------------------- record
@@ -198,19 +178,22 @@ def spec_from_record(data: dict[str, Any]) -> LabSpec:
     """Rebuild a LabSpec from its record; raises SpecError if it is not one."""
     try:
         if data.get("version") != RECORD_VERSION:
-            raise ValueError(f"record version {data.get('version')!r}")
-        known = {f.name for f in fields(Settings)}
-        settings = Settings(**{k: v for k, v in data["settings"].items() if k in known})
+            raise ValueError(
+                f"record version {data.get('version')!r} (this labctl writes {RECORD_VERSION}); "
+                "destroy the lab with the labctl that made it, or remove its folder"
+            )
         machines = tuple(
             Machine(
                 **{
                     **m,
+                    "roles": tuple(m.get("roles", ())),
                     "ports": tuple(ForwardedPort(**p) for p in m.get("ports", ())),
                     "provisioners": tuple(Provisioner(**p) for p in m.get("provisioners", ())),
                 }
             )
             for m in data["machines"]
         )
-        return LabSpec(id=str(data["id"]), settings=settings, machines=machines)
+        rest = {k: v for k, v in data.items() if k not in ("version", "machines", "origin")}
+        return LabSpec(**rest, origin=Origin(**data["origin"]), machines=machines)
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"unreadable lab record: {exc}") from exc

@@ -112,6 +112,25 @@ def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
     )
 
 
+def lab_machines(spec: Any, json: bool) -> None:
+    """The machines a lab file declares (after `count`), as `validate` shows them."""
+    if json:
+        print_json(
+            [
+                {
+                    k: getattr(m, k)
+                    for k in ("name", "hostname", "ip", "roles", "cpus", "memory", "box")
+                }
+                for m in spec.machines
+            ]
+        )
+        return
+    table(
+        ["MACHINE", "HOSTNAME", "IP", "ROLES", "CPUS", "MEMORY", "BOX"],
+        [[m.name, m.hostname, m.ip, m.role, m.cpus, m.memory, m.box] for m in spec.machines],
+    )
+
+
 def up_result(result: Any, json: bool) -> None:
     """After `up` (and `mysql add-replica`): the machine table and the notes."""
     if json:
@@ -120,6 +139,53 @@ def up_result(result: Any, json: bool) -> None:
     machines(result.rows)
     for note in result.notes:
         info(note)
+
+
+_ACTION_STYLE = {
+    "add": "green",
+    "remove": "red",
+    "recreate": "red",
+    "reload": "yellow",
+    "provision": "yellow",
+    "keep": "dim",
+}
+
+
+def plan(
+    lab: str, steps: Sequence[Any], json: bool, new: bool = False, quiet: bool = False
+) -> None:
+    """A plan, one line per machine and action: on stdout for `up --dry-run`,
+    on stderr before `up` applies it (quiet: only when it changes an existing lab)."""
+    from labctl import plan as plans
+
+    if json:
+        print_json(plans.as_rows(list(steps)))
+        return
+    changes = [s for s in steps if s.changes]
+    if quiet and (new or not changes):
+        return
+    console = err() if quiet else out()
+    if not changes:
+        console.print(f"lab {lab}: nothing to change", markup=False)
+        return
+    console.print(f"plan for {'new ' if new else ''}lab {lab}:", markup=False)
+    width = max(len(s.machine) for s in steps)
+    for s in steps:
+        action = s.action + (" +provision" if s.action == "reload" and s.provision else "")
+        why = "; ".join(s.reasons)
+        style = _ACTION_STYLE.get(s.action, "")
+        console.print(
+            f"  [{style}]{action:<17}[/] {s.machine:<{width}}  {why}".rstrip(),
+            highlight=False,
+            soft_wrap=True,
+        )
+    counts = {a: sum(1 for s in changes if s.action == a) for a in plans.ACTIONS if a != "keep"}
+    console.print(
+        "  "
+        + ", ".join(f"{n} to {a}" for a, n in counts.items() if n)
+        + f"; {len(steps) - len(changes)} unchanged",
+        markup=False,
+    )
 
 
 def line(text: str) -> None:

@@ -12,6 +12,9 @@ from typer.core import TyperGroup
 # `labctl ctr ps` pays for nothing of `mysql` or `up`.
 COMMANDS = {
     "labctl.cli.lifecycle": (
+        "init",
+        "schema",
+        "validate",
         "render",
         "up",
         "mysql-pair",

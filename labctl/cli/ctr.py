@@ -21,11 +21,13 @@ VmOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--vm",
-        help="A machine (repeat for more; default: every running one).",
+        help="A machine (repeat for more; default: every running one; ctr: with the containerd role).",
         autocompletion=complete_machine,
     ),
 ]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every running machine (the default).")]
+AllOpt = Annotated[
+    bool, typer.Option("--all", help="Every running machine of the role (the default).")
+]
 NsOpt = Annotated[
     str | None, typer.Option("--namespace", "-n", help="containerd namespace (default: default).")
 ]

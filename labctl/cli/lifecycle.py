@@ -1,5 +1,5 @@
-"""render, up, status, ssh, provision, reload, halt, suspend, resume, destroy, ls,
-box build, doctor."""
+"""init, schema, validate, render, up, status, ssh, provision, reload, halt,
+suspend, resume, destroy, ls, box build, doctor."""
 
 import sys
 from collections.abc import Callable
@@ -21,14 +21,19 @@ from labctl.cli.common import (
 from labctl.errors import ExitCode, SpecError
 
 LabArg = Annotated[
-    str,
+    str | None,
     typer.Argument(
-        help="A topology (nodes, jenkins, mysql-pair) or a lab's name.",
+        help="A topology (nodes, jenkins, mysql-pair) or a lab's name (or -f FILE).",
         autocompletion=complete_lab_or_topology,
     ),
 ]
+FileOpt = Annotated[
+    str | None,
+    typer.Option("--file", "-f", help="A lab file (YAML): see `labctl init` and `labctl schema`."),
+]
 NameOpt = Annotated[
-    str | None, typer.Option("--name", "-n", help="Name of a new lab of this topology.")
+    str | None,
+    typer.Option("--name", "-n", help="The lab's name (default: the file's `name`, or its stem)."),
 ]
 ProviderOpt = Annotated[
     str | None,
@@ -74,14 +79,26 @@ TargetArgs = Annotated[
 ]
 
 
-def _request(params: dict[str, Any]) -> Any:
-    """The lab-shaping options among a command's parameters (its locals())."""
-    from dataclasses import fields
+TOPOLOGY_PARAMS = (
+    "count",
+    "agents",
+    "jdk",
+    "jenkins_war",
+    "replicas",
+    "chain",
+    "gtid",
+    "containerd",
+)
+LAB_VALUES = ("file", "provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
 
+
+def _request(params: dict[str, Any]) -> Any:
+    """The lab-shaping options among a command's parameters (its locals()):
+    a topology's parameters, and lab-wide values."""
     from labctl.ops.lifecycle import Request
 
-    names = {f.name for f in fields(Request)}
-    return Request(**{k: v for k, v in params.items() if k in names})
+    given = {k: params[k] for k in TOPOLOGY_PARAMS if params.get(k) is not None}
+    return Request(params=given, **{k: params.get(k) for k in LAB_VALUES})
 
 
 def _split(
@@ -94,7 +111,8 @@ def _split(
 
 def render(
     ctx: typer.Context,
-    lab: LabArg,
+    lab: LabArg = None,
+    file: FileOpt = None,
     name: NameOpt = None,
     provider: ProviderOpt = None,
     box: BoxOpt = None,
@@ -129,7 +147,8 @@ def render(
 
 def up(
     ctx: typer.Context,
-    lab: LabArg,
+    lab: LabArg = None,
+    file: FileOpt = None,
     name: NameOpt = None,
     provider: ProviderOpt = None,
     box: BoxOpt = None,
@@ -148,25 +167,42 @@ def up(
     timeout: TimeoutOpt = None,
     json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan only; change nothing.")
+    ] = False,
 ) -> None:
-    """Render the lab if needed, bring every machine up, print the machine table."""
+    """Bring a lab to what its lab file (or topology) says: a new lab is rendered and
+    brought up; an existing one gets a plan, printed first, and only that is applied."""
     req = _request(locals())
-    _up(ctx, lab, name, req, timeout, json, quiet)
+    _up(ctx, lab, name, req, timeout, json, quiet, dry_run)
 
 
 def _up(
     ctx: typer.Context,
-    lab: str,
+    lab: str | None,
     name: str | None,
     req: Any,
     timeout: float | None,
     json: bool,
     quiet: bool,
+    dry_run: bool = False,
 ) -> None:
     from labctl import ui
     from labctl.ops import lifecycle
 
-    result = lifecycle.up(home(ctx), lab, name, req, ui.Progress(verbose=not quiet), timeout)
+    if dry_run:
+        prepared = lifecycle.prepare(home(ctx), lab, name, req)
+        ui.plan(prepared.spec.name, prepared.steps, json, new=prepared.existing is None)
+        return
+    result = lifecycle.up(
+        home(ctx),
+        lab,
+        name,
+        req,
+        ui.Progress(verbose=not quiet),
+        timeout,
+        on_plan=lambda p: ui.plan(p.spec.name, p.steps, False, new=p.existing is None, quiet=True),
+    )
     ui.up_result(result, json)
 
 
@@ -190,6 +226,71 @@ def mysql_pair(
     """A MySQL/MariaDB primary with replicas, replication running and verified (= up mysql-pair)."""
     req = _request(locals())
     _up(ctx, "mysql-pair", name, req, timeout, json, quiet)
+
+
+def init(
+    topology: Annotated[
+        str,
+        typer.Argument(
+            help="nodes, jenkins or mysql-pair.", autocompletion=complete_lab_or_topology
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Where to write it ('-': standard output).")
+    ] = "lab.yaml",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    cpus: CpusOpt = None,
+    memory: MemoryOpt = None,
+    containerd: ContainerdOpt = None,
+    count: CountOpt = None,
+    agents: AgentsOpt = None,
+    jdk: JdkOpt = None,
+    jenkins_war: WarOpt = None,
+    replicas: ReplicasOpt = None,
+    chain: ChainOpt = None,
+    gtid: GtidOpt = None,
+) -> None:
+    """Write a built-in topology as an editable lab file (./lab.yaml; never over a file)."""
+    from pathlib import Path
+
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    given = {k: v for k, v in locals().items() if k in (*TOPOLOGY_PARAMS, "cpus", "memory")}
+    params = {k: v for k, v in given.items() if v is not None}
+    if output == "-":
+        sys.stdout.write(lifecycle.init_text(topology, params))
+        return
+    path = lifecycle.init(topology, params, Path(output), force)
+    ui.success(f"wrote {path}: edit it, then labctl up -f {path}")
+
+
+def schema() -> None:
+    """The lab file's JSON Schema (for editors: completion and checks)."""
+    import json
+
+    from labctl import labfile
+
+    print(json.dumps(labfile.json_schema(), indent=2))
+
+
+def validate(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Option("--file", "-f", help="The lab file to check.")],
+    name: NameOpt = None,
+    provider: ProviderOpt = None,
+    subnet: SubnetOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
+    from labctl import ui
+    from labctl.ops import lifecycle
+
+    req = _request({"file": file, "provider": provider, "subnet": subnet})
+    spec = lifecycle.prepare(home(ctx), None, name, req, host_checks=False).spec
+    ui.lab_machines(spec, json)
+    if not json:
+        ui.success(f"{file}: lab {spec.name}, {len(spec.machines)} machines, valid")
 
 
 def status(
@@ -337,6 +438,9 @@ def doctor(json: JsonOpt = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command()(schema)
+    app.command()(validate)
     app.command()(render)
     app.command()(up)
     app.command("mysql-pair")(mysql_pair)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from labctl.errors import LabctlError
 from labctl.home import LabHome
-from labctl.spec import TOPOLOGIES
+from labctl.topologies import TOPOLOGIES
 
 
 def labs(home: LabHome) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 from labctl.errors import GuestError, SpecError
 from labctl.guest import ctr
 from labctl.home import LabHome
-from labctl.ops.session import LabSession, Outcome
+from labctl.session import LabSession, Outcome
 from labctl.transport import Result, SshTransport
 
 
@@ -45,9 +45,10 @@ def _check(vm: str, result: Result) -> Result:
 
 
 def each(home: LabHome, target: Target, fn: Callable[[SshTransport], Any]) -> list[Outcome[Any]]:
-    """fn(transport) on every targeted machine, in parallel."""
+    """fn(transport) on every targeted machine (default: the running ones
+    with the containerd role), in parallel."""
     with LabSession(home, target.lab) as session:
-        return session.each(session.select(target.machines), fn)
+        return session.each(session.select(target.machines, role="containerd"), fn)
 
 
 def _run_ctr(

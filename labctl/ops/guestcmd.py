@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from labctl.errors import SpecError
 from labctl.home import LabHome
-from labctl.ops.session import LabSession, Outcome
+from labctl.session import LabSession, Outcome
 from labctl.transport import Result, command_line
 
 

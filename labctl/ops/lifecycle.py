@@ -1,4 +1,4 @@
-"""Use cases of a lab's life: render, up, status, halt ... destroy.
+"""Use cases of a lab's life: render, up (with its plan), status, halt ... destroy.
 
 Each function takes what the CLI parsed and returns data for ui to draw;
 Vagrant's progress goes to the `on_event` callback the caller passes.
@@ -13,15 +13,22 @@ import subprocess
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import inventory, providers, render
+from labctl import inventory, plan, providers, render, topologies
 from labctl.errors import LabctlError, SpecError
 from labctl.home import LabHome
-from labctl.labs import build_spec
-from labctl.spec import DOCKER_BOX, TOPOLOGIES, VM_BOX, LabSpec, Settings, check_topology
+from labctl.spec import (
+    DOCKER_BOX,
+    VM_BOX,
+    LabSpec,
+    Origin,
+    check_box,
+    check_name,
+    check_provider,
+)
 from labctl.vagrant import Event, MachineState, VagrantDriver
 
 EventSink = Callable[[Event], None]
@@ -30,27 +37,21 @@ _TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
 @dataclass(frozen=True)
 class Request:
-    """Options given on the command line; None means "not given"."""
+    """What the command line asked for: a lab file, or a topology's parameters
+    (count, agents, ...), and lab-wide values that win over the file's."""
 
+    file: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
     provider: str | None = None
     box: str | None = None
     subnet: str | None = None
     cpus: int | None = None
     memory: int | None = None
     libvirt_uri: str | None = None
-    containerd: bool | None = None
-    count: int | None = None
-    agents: int | None = None
-    jdk: int | None = None
-    jenkins_war: str | None = None
-    replicas: int | None = None
-    chain: bool | None = None
-    gtid: bool | None = None
 
-    def given(self) -> dict[str, Any]:
-        return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
-        }
+    def overrides(self) -> dict[str, Any]:
+        keys = ("provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,12 @@ class MachineRow:
 
 @dataclass(frozen=True)
 class UpResult:
-    """The machine table after `up`, plus what the topology wants said (URLs...)."""
+    """The machine table after `up`, what the roles want said (URLs...), and
+    the plan that was applied."""
 
     rows: list[MachineRow]
     notes: list[str]
+    steps: list[plan.Step] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,87 +83,172 @@ class Rendered:
     path: str
 
 
-# ---------------------------------------------------------------- planning
+@dataclass(frozen=True)
+class Prepared:
+    """A lab as written, the lab as recorded (None for a new one), the plan
+    from one to the other, and the files to write (None: keep the folder)."""
+
+    spec: LabSpec
+    existing: LabSpec | None
+    steps: list[plan.Step]
+    files: dict[str, str | bytes] | None
+
+    @property
+    def changes(self) -> list[plan.Step]:
+        return [s for s in self.steps if s.changes]
 
 
-def _lab_and_topology(home: LabHome, lab: str, name: str | None) -> tuple[str, str, LabSpec | None]:
-    """(lab name, topology, existing spec) meant by `labctl up LAB [--name N]`."""
-    if name:
-        topology = check_topology(lab)
-        existing = home.load(name) if home.exists(name) else None
-        if existing and existing.topology != topology:
-            raise SpecError(
-                f"lab {name!r} exists with topology {existing.topology}, not {topology}"
-            )
-        return name, topology, existing
-    if home.exists(lab):
-        existing = home.load(lab)
-        return lab, existing.topology, existing
-    if lab in TOPOLOGIES:
-        return lab, lab, None
-    labs = home.names()
-    raise SpecError(
-        f"unknown lab or topology {lab!r} (topologies: {', '.join(TOPOLOGIES)}"
-        + (f"; labs: {', '.join(labs)})" if labs else ")")
-    )
+# ---------------------------------------------------------------- reading what is asked
 
 
-def _timezone() -> str:
+def _timezone(existing: LabSpec | None) -> str:
+    if existing:
+        return existing.timezone
     tz = providers.host_timezone()
     return tz if _TZ_RE.fullmatch(tz) else "Etc/UTC"
 
 
-def plan(
-    home: LabHome, lab: str, name: str | None, request: Request
-) -> tuple[LabSpec, LabSpec | None]:
-    """The spec to render for `labctl render|up LAB`, and the lab's current one."""
-    VagrantDriver.executable()  # SpecError naming the package when Vagrant is missing
-    lab_name, topology, existing = _lab_and_topology(home, lab, name)
-    given = request.given()
-    if "jenkins_war" in given:
-        from labctl.ops.jenkins import check_war
+def _from_file(
+    home: LabHome, lab: str | None, name: str | None, request: Request
+) -> tuple[str, Any, Origin, LabSpec | None]:
+    from labctl import labfile
+
+    if lab:
+        raise SpecError(f"give a lab file (-f) or a lab or topology ({lab}), not both")
+    if request.params:
+        flags = ", ".join("--" + k.replace("_", "-") for k in request.params)
+        raise SpecError(f"{flags}: options of a built-in topology; a lab file says it itself")
+    path = Path(request.file or "").expanduser()
+    parsed = labfile.read(path)
+    stem = re.sub(r"[^a-z0-9-]", "-", path.stem.lower())
+    lab_name = check_name(name or parsed.model.name or stem)
+    existing = home.load(lab_name) if home.exists(lab_name) else None
+    return lab_name, parsed, Origin("file", str(path.resolve())), existing
+
+
+def _source(
+    home: LabHome, lab: str | None, name: str | None, request: Request
+) -> tuple[str, Any, Origin, LabSpec | None] | LabSpec:
+    """(lab name, parsed lab file, origin, existing lab) of `up|render [LAB] [-f FILE]`;
+    or the existing lab itself when it is to come up as recorded."""
+    from labctl import labfile
+
+    if request.file:
+        return _from_file(home, lab, name, request)
+    if not lab:
+        lab = home.resolve(None)  # the only lab there is, or the error that says so
+    asked = bool(request.params or request.overrides())
+    if name or not home.exists(lab):
+        if not name and lab not in topologies.TOPOLOGIES:
+            labs = home.names()
+            raise SpecError(
+                f"unknown lab or topology {lab!r} (topologies: {', '.join(topologies.TOPOLOGIES)}"
+                + (f"; labs: {', '.join(labs)})" if labs else ")")
+            )
+        topology, lab_name = topologies.check_topology(lab), check_name(name or lab)
+        existing = home.load(lab_name) if home.exists(lab_name) else None
+        if existing and existing.origin.name != topology:
+            raise SpecError(
+                f"lab {lab_name!r} exists, from {existing.origin.label}, not {topology}"
+            )
+        if existing and not asked:
+            return existing
+    else:
+        lab_name = lab
+        existing = home.load(lab)
+        if existing.origin.kind == "file" and asked:
+            raise SpecError(
+                f"lab {lab!r} comes from {existing.origin.label}",
+                hint=f"change that file, then: labctl up -f {existing.origin.name}",
+            )
+        if not asked:
+            return existing
+        topology = existing.origin.name
+    given = dict(request.params)
+    if given.get("jenkins_war"):
+        from labctl.roles.jenkins import check_war
 
         given["jenkins_war"] = check_war(given["jenkins_war"])
-    created = set(inventory.machine_ids(home.paths(lab_name))) if existing else set()
-    if existing:
-        settings = replace(existing.settings, **given)
-        if created:
-            for key in ("provider", "subnet", "box"):
-                if getattr(settings, key) != getattr(existing.settings, key):
-                    raise SpecError(
-                        f"cannot change {key} of lab {lab_name!r} while it has machines",
-                        hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
-                    )
-        lab_id = existing.id
-    else:
-        provider = (
-            given.pop("provider", None) or os.environ.get("LABCTL_PROVIDER") or providers.detect()
+    for key in ("cpus", "memory"):
+        if getattr(request, key) is not None:
+            given[key] = getattr(request, key)
+    values = topologies.params(topology, existing.origin.params if existing else {}, given)
+    text = topologies.lab_text(topology, values)
+    parsed = labfile.parse(text, f"{topology}.yaml", Path.cwd())
+    return lab_name, parsed, Origin("topology", topology, values), existing
+
+
+def prepare(
+    home: LabHome,
+    lab: str | None,
+    name: str | None,
+    request: Request,
+    host_checks: bool = True,
+) -> Prepared:
+    """The lab to render for `up|render [LAB] [-f FILE]`, the lab as it is,
+    and the plan between them. Nothing is written. Without `host_checks`
+    (validate), neither Vagrant nor the provider need be installed."""
+    from labctl import labfile
+
+    if host_checks:
+        VagrantDriver.executable()  # SpecError naming the package when Vagrant is missing
+    for key in ("cpus", "memory"):
+        topologies.COMMON[key].check(getattr(request, key))
+    found = _source(home, lab, name, request)
+    if isinstance(found, LabSpec):
+        steps = plan.make(found, found, set(inventory.machine_ids(home.paths(found.name))))
+        return Prepared(found, found, steps, None)
+    lab_name, parsed, origin, existing = found
+    model, given = parsed.model, request.overrides()
+    provider = check_provider(
+        given.get("provider")
+        or model.provider
+        or (existing.provider if existing else None)
+        or os.environ.get("LABCTL_PROVIDER")
+        or (providers.detect() if host_checks else "docker")
+    )
+    kept = existing if existing and existing.provider == provider else None
+    box = given.get("box") or model.box or (kept.box if kept else None)
+    libvirt_uri = (
+        given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
+    )
+    if libvirt_uri and provider != "libvirt":
+        raise SpecError(
+            "--libvirt-uri (libvirt_uri in a lab file) applies only to the libvirt provider"
         )
-        settings = Settings(
-            topology=topology,
-            name=lab_name,
-            provider=provider,
-            box=given.pop("box", None) or (DOCKER_BOX if provider == "docker" else VM_BOX),
-            subnet=given.pop("subnet", None) or home.free_subnet(),
-            timezone=_timezone(),
-            **given,
-        )
-        lab_id = uuid.uuid4().hex[:12]
-    spec = build_spec(settings, lab_id)
+    resolved = labfile.Resolved(
+        name=lab_name,
+        provider=provider,
+        box=check_box(box or (DOCKER_BOX if provider == "docker" else VM_BOX)),
+        subnet=given.get("subnet")
+        or model.subnet
+        or (existing.subnet if existing else None)
+        or home.free_subnet(),
+        timezone=model.timezone or _timezone(existing),
+        lab_id=existing.id if existing else uuid.uuid4().hex[:12],
+        origin=origin,
+        cpus=given.get("cpus") if origin.kind == "file" else None,
+        memory=given.get("memory") if origin.kind == "file" else None,
+        libvirt_uri=libvirt_uri,
+    )
+    built = labfile.build(parsed, resolved, existing)
+    spec = built.spec
     home.check_subnet_free(spec.subnet, lab_name)
-    if existing:
-        gone = (set(existing.machine_names()) - set(spec.machine_names())) & created
-        if gone:
-            raise SpecError(
-                f"machines {', '.join(sorted(gone))} of lab {lab_name!r} still exist",
-                hint=f"destroy them first: labctl destroy {lab_name} {' '.join(sorted(gone))}",
-            )
-    else:
+    created = set(inventory.machine_ids(home.paths(lab_name))) if existing else set()
+    if existing and created:
+        for key in ("provider", "subnet"):
+            if getattr(spec, key) != getattr(existing, key):
+                raise SpecError(
+                    f"cannot change the {key} of lab {lab_name!r} while it has machines",
+                    hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
+                )
+    if not existing and host_checks:
         providers.require(spec.provider)
-    return spec, existing
+    steps = plan.make(existing, spec, created)
+    return Prepared(spec, existing, steps, render.lab_files(spec, built.normalised, built.scripts))
 
 
-def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str]) -> str:
+def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str | bytes]) -> str:
     """Stage the rendered files, let Vagrant validate them, then move them in."""
     paths = home.paths(spec.name)
     staging = render.stage(spec.name, files, home.root)
@@ -173,30 +261,90 @@ def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str]) -> str:
     return str(paths.root)
 
 
-def _stale(root: Path, files: Mapping[str, str]) -> bool:
+def _stale(root: Path, files: Mapping[str, str | bytes]) -> bool:
     """Whether the lab folder differs from the files rendered for it (by a
     newer labctl, or edited by hand)."""
     for rel, content in files.items():
         try:
-            if (root / rel).read_text() != content:
-                return True
+            have = (root / rel).read_bytes()
         except OSError:
+            return True
+        if have != (content if isinstance(content, bytes) else content.encode()):
             return True
     return False
 
 
-def render_text(home: LabHome, lab: str, name: str | None, request: Request) -> str:
+def render_text(home: LabHome, lab: str | None, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
-    spec, _ = plan(home, lab, name, request)
-    return render.render_vagrantfile(spec)
+    return render.render_vagrantfile(prepare(home, lab, name, request).spec)
 
 
-def render_lab(home: LabHome, lab: str, name: str | None, request: Request) -> Rendered:
-    """Write (or rewrite) the lab folder and validate it with Vagrant."""
-    spec, _ = plan(home, lab, name, request)
+def render_lab(home: LabHome, lab: str | None, name: str | None, request: Request) -> Rendered:
+    """Write (or rewrite) the lab folder and validate it with Vagrant. Machines
+    that exist are never dropped from it: that is `up`'s plan to apply."""
+    prepared = prepare(home, lab, name, request)
+    spec = prepared.spec
     with home.lock(spec.name, "render"):
-        path = _write(home, spec, render.lab_files(spec))
+        created = set(inventory.machine_ids(home.paths(spec.name)))
+        gone = [
+            s.machine
+            for s in prepared.changes
+            if s.action in ("remove", "recreate") and s.machine in created
+        ]
+        if gone:
+            raise SpecError(
+                f"machines {', '.join(gone)} of lab {spec.name!r} exist and would be "
+                "removed or recreated",
+                hint="labctl up applies that plan (see it first with --dry-run)",
+            )
+        files = prepared.files or _rerendered(home, spec)
+        path = _write(home, spec, files)
     return Rendered(spec, path)
+
+
+def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
+    """A lab's folder rendered again from its record: its lab.yaml and the
+    user's scripts are taken from the folder itself."""
+    root = home.paths(spec.name).root
+    try:
+        lab_yaml = (root / "lab.yaml").read_text()
+        scripts = {
+            p.script: (root / "provision" / p.script).read_bytes()
+            for m in spec.machines
+            for p in m.provisioners
+            if p.script.startswith("user/")
+        }
+    except OSError as exc:
+        raise SpecError(f"lab {spec.name!r} is missing a file: {exc}") from exc
+    return render.lab_files(spec, lab_yaml, scripts)
+
+
+def init_text(topology: str, params: dict[str, Any]) -> str:
+    """A built-in topology as an editable lab file (checked as one)."""
+    from labctl import labfile
+
+    if params.get("jenkins_war"):
+        from labctl.roles.jenkins import check_war
+
+        params = {**params, "jenkins_war": check_war(params["jenkins_war"])}
+    text = topologies.lab_text(topology, topologies.params(topology, {}, params))
+    labfile.parse(text, f"{topology}.yaml", Path.cwd())
+    return text
+
+
+def init(topology: str, params: dict[str, Any], output: Path, force: bool = False) -> Path:
+    """Write a built-in topology's lab file to `output` (never over a file, unless forced)."""
+    text = init_text(topology, params)
+    try:
+        with output.open("w" if force else "x") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise SpecError(
+            f"{output} exists: not overwriting it", hint="--output FILE, or --force"
+        ) from None
+    except OSError as exc:
+        raise SpecError(f"cannot write {output}: {exc.strerror or exc}") from None
+    return output
 
 
 # ---------------------------------------------------------------- up and co
@@ -236,11 +384,13 @@ def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> Non
         )
     from labctl import box
 
-    if not box.image_present(spec.settings.box):
-        if spec.settings.box != DOCKER_BOX:
+    for image in sorted({m.box for m in spec.machines}):
+        if box.image_present(image):
+            continue
+        if image != DOCKER_BOX:
             raise LabctlError(
-                f"docker image {spec.settings.box!r} is not on this host",
-                hint="build or pull it, or leave out --box to use labctl's own",
+                f"docker image {image!r} is not on this host",
+                hint="build or pull it, or leave out the box to use labctl's own",
             )
         on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
         box.build(on_line=on_line)
@@ -267,26 +417,26 @@ def _refuse_foreign_containers(spec: LabSpec) -> None:
 
 def up(
     home: LabHome,
-    lab: str,
+    lab: str | None,
     name: str | None,
     request: Request,
     on_event: EventSink,
     timeout: float | None = None,
+    on_plan: Callable[[Prepared], None] | None = None,
 ) -> UpResult:
-    """Render if needed, then `vagrant up`, then the topology's own set-up."""
-    spec, _ = plan(home, lab, name, request)
+    """Bring the lab to what its file (or topology) says: for a new lab,
+    render and `vagrant up`; for an existing one, apply the plan (removed and
+    recreated machines destroyed first, with the Vagrantfile that knows them,
+    then the new files, `vagrant up`, reloads, provisioning of the changed
+    machines only). Then each role's set-up (replication, Jenkins)."""
+    prepared = prepare(home, lab, name, request)
+    spec = prepared.spec
+    if on_plan is not None:
+        on_plan(prepared)
     with home.lock(spec.name, "up"):
         paths = home.paths(spec.name)
         # before anything is written: a refusal leaves no lab folder behind
         _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
-        # lab.json is among the files, so a changed spec is stale too
-        files = render.lab_files(spec)
-        rerendered = _stale(paths.root, files)
-        if rerendered:
-            _write(home, spec, files)
-        # Machines provisioned from older files are provisioned again (Vagrant
-        # would not): a new machine's hostname, a chain's new middle, a fix.
-        reprovision = rerendered and bool(inventory.machine_ids(paths))
         driver = VagrantDriver(
             paths.root,
             on_event=on_event,
@@ -296,25 +446,39 @@ def up(
             timeout=timeout,
         )
         try:
-            driver.up(provider=spec.provider, provision=True if reprovision else None)
+            _apply(home, prepared, driver)
         finally:
             inventory.invalidate(paths)
-        notes = _topology_setup(home, spec, on_event)
-    return UpResult(status(home, spec.name), notes)
+        from labctl import roles  # the roles' set-up: SSH, guests' clients
+
+        notes = roles.setup(home, spec, on_event)
+    return UpResult(status(home, spec.name), notes, prepared.steps)
 
 
-def _topology_setup(home: LabHome, spec: LabSpec, on_event: EventSink) -> list[str]:
-    """What a topology needs beyond provisioning, once its machines are up:
-    replication for mysql-pair, the controller's checks for jenkins."""
-    if spec.topology == "mysql-pair":
-        from labctl.ops import mysql
-
-        return mysql.setup(home, spec, on_event)
-    if spec.topology == "jenkins":
-        from labctl.ops import jenkins
-
-        return jenkins.setup(home, spec, on_event)
-    return []
+def _apply(home: LabHome, prepared: Prepared, driver: VagrantDriver) -> None:
+    spec = prepared.spec
+    paths = home.paths(spec.name)
+    created = set(inventory.machine_ids(paths))
+    by_action: dict[str, list[str]] = {}
+    for step in prepared.changes:
+        by_action.setdefault(step.action, []).append(step.machine)
+    doomed = [
+        m for m in by_action.get("remove", []) + by_action.get("recreate", []) if m in created
+    ]
+    if doomed:
+        driver.destroy(doomed)  # the current Vagrantfile still defines them
+    if prepared.files is not None and _stale(paths.root, prepared.files):
+        _write(home, spec, prepared.files)
+    # new and recreated machines are provisioned on creation; running ones are left alone
+    driver.up(provider=spec.provider)
+    reload = [s for s in prepared.changes if s.action == "reload"]
+    for provision in (False, True):
+        chosen = [s.machine for s in reload if s.provision == provision]
+        if chosen:
+            driver.reload(chosen, provision=provision or None)
+    again = by_action.get("provision", [])
+    if again:
+        driver.provision(again)
 
 
 def act(
@@ -427,15 +591,20 @@ def destroy(
         name = home.resolve(None)  # the only lab, or the error listing several
     if not home.exists(name):
         return None
-    spec = home.load(name)
-    chosen = _machines_of(spec, machines)
+    try:
+        spec: LabSpec | None = home.load(name)
+    except SpecError:
+        if machines:
+            raise
+        spec = None  # a record this labctl cannot read: Vagrant still knows the machines
+    chosen = _machines_of(spec, machines) if spec else []
     paths = home.paths(name)
     with home.lock(name, "destroy"):
         VagrantDriver(paths.root, on_event=on_event).destroy(chosen)
         inventory.invalidate(paths)
-        if chosen and set(chosen) != set(spec.machine_names()):
+        if spec and chosen and set(chosen) != set(spec.machine_names()):
             return name
-        if spec.provider == "docker":
+        if spec and spec.provider == "docker":
             _docker_leftovers(spec)
         try:
             shutil.rmtree(paths.root)

@@ -8,14 +8,13 @@ import pytest
 
 from labctl.errors import LabBusy, SpecError
 from labctl.home import LabHome
-from labctl.labs import build_spec
-from labctl.spec import Settings, spec_to_record
+from labctl.spec import spec_to_record
+
+from .labs import topology
 
 
 def add_lab(home: LabHome, name: str, subnet: str) -> None:
-    spec = build_spec(
-        Settings(topology="nodes", name=name, provider="docker", box="b", subnet=subnet), name
-    )
+    spec = topology("nodes", name=name, subnet=subnet, lab_id=name)
     root = home.root / name
     root.mkdir(parents=True)
     (root / "lab.json").write_text(json.dumps(spec_to_record(spec)))

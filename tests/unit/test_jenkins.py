@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import SpecError
-from labctl.ops.jenkins import check_war, parse_computers
+from labctl.roles.jenkins import check_war, parse_computers
 
 # /computer/api/json?tree=computer[displayName,offline,offlineCauseReason], as
 # the Jenkins REST API documents it (Jenkins cannot be downloaded here).

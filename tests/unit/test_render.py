@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from labctl import render
-from labctl.labs import build_spec
-from labctl.spec import Settings
 
 from ..conftest import DATA, require
+from .labs import from_text, topology
 
 GOLDEN = DATA / "golden"
 CASES = [
@@ -30,18 +29,16 @@ CASES = [
 ]
 
 
-def make_spec(topology: str, provider: str, **kw: object):
-    box = "labctl/debian:bookworm" if provider == "docker" else "debian/bookworm64"
-    s = Settings(
-        topology=topology,
-        name=f"g-{topology}",
-        provider=provider,
-        box=box,
+def make_spec(name: str, provider: str, **kw: object):
+    return topology(
+        name,
+        provider,
+        name=f"g-{name}",
         subnet="192.168.60",
         timezone="Europe/Paris",
+        lab_id="0123456789ab",
         **kw,
-    )  # type: ignore[arg-type]
-    return build_spec(s, "0123456789ab")
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,11 +68,41 @@ def test_ruby_refuses_unknown_types() -> None:
 @pytest.mark.parametrize(("topology", "provider", "kw"), CASES)
 def test_golden_vagrantfiles(topology: str, provider: str, kw: dict) -> None:
     text = render.render_vagrantfile(make_spec(topology, provider, **kw))
-    golden = GOLDEN / f"{topology}-{provider}.Vagrantfile"
+    _compare(text, GOLDEN / f"{topology}-{provider}.Vagrantfile")
+
+
+def _compare(text: str, golden: Path) -> None:
     if os.environ.get("UPDATE_GOLDEN"):
         golden.parent.mkdir(exist_ok=True)
         golden.write_text(text)
+        pytest.skip(f"rewrote {golden.name}: review the diff")
     assert text == golden.read_text()
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*/lab.yaml"))
+
+
+def example_spec(path: Path, provider: str):
+    return from_text(
+        path.read_text(),
+        base_dir=path.parent,
+        provider=provider,
+        name=path.parent.name,
+        subnet="192.168.61",
+        lab_id="0123456789ab",
+    )
+
+
+@pytest.mark.parametrize("provider", ["docker", "libvirt"])
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_golden_examples(path: Path, provider: str) -> None:
+    built = example_spec(path, provider)
+    text = render.render_vagrantfile(built.spec)
+    _compare(text, GOLDEN / f"example-{path.parent.name}-{provider}.Vagrantfile")
+
+
+def test_examples_exist() -> None:
+    assert [p.parent.name for p in EXAMPLES] == ["mixed"]
 
 
 def test_docker_block_has_the_container_flags() -> None:
@@ -102,8 +129,14 @@ def test_forwarded_port_binds_loopback() -> None:
 
 
 def test_lab_files_carry_only_used_scripts() -> None:
-    files = render.lab_files(make_spec("nodes", "docker", count=1, containerd=False))
-    assert sorted(files) == ["Vagrantfile", "lab.json", "provision/common.sh", "provision/lib.sh"]
+    files = render.lab_files(make_spec("nodes", "docker", count=1, containerd=False), "")
+    assert sorted(files) == [
+        "Vagrantfile",
+        "lab.json",
+        "lab.yaml",
+        "provision/common.sh",
+        "provision/lib.sh",
+    ]
 
 
 def test_hostile_values_stay_data() -> None:
@@ -111,13 +144,12 @@ def test_hostile_values_stay_data() -> None:
     spec = make_spec("nodes", "docker", count=1)
     from dataclasses import replace
 
-    evil = replace(spec, settings=replace(spec.settings, timezone="x'; `touch /tmp/pwned`; '"))
+    evil = replace(spec, timezone="x'; `touch /tmp/pwned`; '")
     evil_machines = tuple(
         replace(
             m,
             provisioners=tuple(
-                replace(p, env={**p.env, "LAB_TIMEZONE": evil.settings.timezone})
-                for p in m.provisioners
+                replace(p, env={**p.env, "LAB_TIMEZONE": evil.timezone}) for p in m.provisioners
             ),
         )
         for m in spec.machines
@@ -144,7 +176,7 @@ def _virtualbox_stand_in(tmp_path: Path) -> str:
 def test_vagrant_validates(topology: str, provider: str, kw: dict, tmp_path: Path) -> None:
     require(shutil.which("vagrant"), "vagrant is not installed")
     root = tmp_path / "lab"
-    render.write_tree(render.lab_files(make_spec(topology, provider, **kw)), root)
+    render.write_tree(render.lab_files(make_spec(topology, provider, **kw), ""), root)
     path = _virtualbox_stand_in(tmp_path) if provider == "virtualbox" else os.environ["PATH"]
     env = {**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1", "PATH": path}
     done = subprocess.run(
@@ -152,3 +184,22 @@ def test_vagrant_validates(topology: str, provider: str, kw: dict, tmp_path: Pat
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "validated successfully" in done.stdout
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.parent.name)
+def test_vagrant_validates_examples(path: Path, tmp_path: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    built = example_spec(path, "docker")
+    root = tmp_path / "lab"
+    render.write_tree(render.lab_files(built.spec, built.normalised, built.scripts), root)
+    assert (root / "provision/user/scripts/app.sh").read_bytes() == (
+        path.parent / "scripts/app.sh"
+    ).read_bytes()
+    done = subprocess.run(
+        ["vagrant", "validate"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VAGRANT_CHECKPOINT_DISABLE": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import pytest
 
+from labctl import topologies
 from labctl.errors import SpecError
-from labctl.labs import build_spec
 from labctl.spec import (
-    Settings,
     check_name,
     check_subnet,
     spec_from_record,
     spec_to_record,
 )
+
+from .labs import topology
 
 
 @pytest.mark.parametrize("name", ["a", "nodes", "lab-2", "x" + "y" * 30])
@@ -52,49 +53,41 @@ def test_malformed_subnets_refused(subnet: str) -> None:
         check_subnet(subnet)
 
 
-def settings(**kw: object) -> Settings:
-    base = dict(
-        topology="nodes",
-        name="lab",
-        provider="docker",
-        box="labctl/debian:bookworm",
-        subnet="192.168.56",
-    )
-    base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(
-    ("field", "value", "message"),
+    ("topology", "given", "message"),
     [
-        ("count", 0, "--count must be between 1 and 9"),
-        ("count", 10, "--count must be between 1 and 9"),
-        ("agents", -1, "--agents must be between 0 and 9"),
-        ("agents", 10, "--agents must be between 0 and 9"),
-        ("replicas", 0, "--replicas must be between 1 and 5"),
-        ("replicas", 6, "--replicas must be between 1 and 5"),
-        ("jdk", 11, "--jdk must be 17 or 21"),
-        ("cpus", 0, "--cpus"),
-        ("memory", 100, "--memory"),
-        ("provider", "vmware", "unknown provider"),
-        ("topology", "k8s", "unknown topology"),
-        ("box", "two words", "invalid box"),
-        ("libvirt_uri", "qemu:///system", "only to --provider libvirt"),
+        ("nodes", {"count": 0}, "--count must be between 1 and 9"),
+        ("nodes", {"count": 10}, "--count must be between 1 and 9"),
+        ("jenkins", {"agents": -1}, "--agents must be between 0 and 9"),
+        ("jenkins", {"agents": 10}, "--agents must be between 0 and 9"),
+        ("mysql-pair", {"replicas": 0}, "--replicas must be between 1 and 5"),
+        ("mysql-pair", {"replicas": 6}, "--replicas must be between 1 and 5"),
+        ("jenkins", {"jdk": 11}, "--jdk must be 17 or 21"),
+        ("nodes", {"cpus": 0}, "--cpus"),
+        ("nodes", {"memory": 100}, "--memory"),
+        ("nodes", {"agents": 5}, "--agents does not apply to nodes"),
+        ("mysql-pair", {"count": 3}, "--count does not apply to mysql-pair"),
+        ("k8s", {}, "unknown topology"),
     ],
 )
-def test_out_of_range_settings(field: str, value: object, message: str) -> None:
+def test_topology_parameters_checked(topology: str, given: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
-        build_spec(settings(**{field: value}), "id1")
+        topologies.params(topology, {}, given)
+
+
+def test_topology_parameters_merge_recorded_then_given() -> None:
+    values = topologies.params("mysql-pair", {"replicas": 2, "chain": True}, {"replicas": 3})
+    assert (values["replicas"], values["chain"], values["gtid"]) == (3, True, False)
 
 
 def test_record_round_trip() -> None:
-    spec = build_spec(settings(topology="jenkins", agents=2), "abc123")
+    spec = topology("jenkins", agents=2, lab_id="abc123")
     again = spec_from_record(spec_to_record(spec))
     assert again == spec
 
 
 def test_unreadable_record() -> None:
     with pytest.raises(SpecError, match="unreadable lab record"):
-        spec_from_record({"version": 1, "settings": {}})
+        spec_from_record({"version": 2, "settings": {}})
     with pytest.raises(SpecError, match="record version"):
         spec_from_record({"version": 99})

@@ -1,14 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from labctl.labs import build_spec
-from labctl.spec import Settings
+from labctl.roles import mysql
 
-
-def spec(topology: str, **kw: object):
-    s = Settings(topology=topology, name="t", provider="docker", box="b", subnet="10.1.2", **kw)  # type: ignore[arg-type]
-    return build_spec(s, "id")
+from .labs import topology as spec
 
 
 @pytest.mark.parametrize("count", [1, 2, 9])
@@ -97,8 +95,11 @@ def test_jenkins_provisioning_per_role(agents: int) -> None:
     assert len(hosts) == agents + 1 and hosts[0] == "10.1.2.10=jenkins-server"
 
 
-def test_jenkins_war_and_jdk() -> None:
-    s = spec("jenkins", agents=1, jenkins_war="/srv/jenkins.war", jdk=21)
+def test_jenkins_war_and_jdk(tmp_path: Path) -> None:
+    war = tmp_path / "jenkins.war"
+    war.write_bytes(b"PK")
+    s = spec("jenkins", agents=1, jenkins_war=str(war), jdk=21)
+    assert s.jenkins == {"jdk": 21, "war": str(war)}
     server = s.machines[0]
     assert (
         next(p for p in server.provisioners if p.name == "jenkins").env["JENKINS_SOURCE"] == "war"
@@ -117,18 +118,33 @@ def test_jenkins_war_and_jdk() -> None:
     ],
 )
 def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
-    from labctl.labs import replication_sources
-
     s = spec("mysql-pair", replicas=3, chain=chain, containerd=False)
-    assert replication_sources(s.settings, s.machines) == sources
+    assert mysql.sources(s) == sources
     env = {m.name: next(p for p in m.provisioners if p.name == "mysql").env for m in s.machines}
     assert [env[n]["MYSQL_SERVER_ID"] for n in ("primary", "replica1", "replica2", "replica3")] == [
-        "1",
-        "2",
-        "3",
-        "4",
-    ]
+        "20",
+        "21",
+        "22",
+        "23",
+    ]  # the address's last octet: unique in the lab, stable when machines come and go
     assert env["primary"]["MYSQL_ROLE"] == "primary" and env["replica3"]["MYSQL_ROLE"] == "replica"
     middles = {n for n, e in env.items() if e["MYSQL_LOG_REPLICA_UPDATES"] == "1"}
     assert middles == ({"replica1", "replica2"} if chain else set())
     assert env["replica1"]["MYSQL_BIND_ADDRESS"] == "10.1.2.21"
+
+
+def test_mysql_trees_follow_sources_to_their_primary() -> None:
+    """`mysql check` writes on each primary and compares the servers below it."""
+    from .labs import from_text
+
+    text = """\
+machines:
+  r3: {roles: [{mysql-replica: {source: r1}}]}
+  p1: {roles: [mysql-primary]}
+  r1: {roles: [{mysql-replica: {source: p1}}]}
+  p2: {roles: [mysql-primary]}
+  r2: {roles: [{mysql-replica: {source: p2}}]}
+"""
+    assert mysql.trees(from_text(text).spec) == {"p1": ["p1", "r3", "r1"], "p2": ["p2", "r2"]}
+    chain = spec("mysql-pair", replicas=3, chain=True, containerd=False)
+    assert mysql.trees(chain) == {"primary": ["primary", "replica1", "replica2", "replica3"]}

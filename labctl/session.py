@@ -82,13 +82,22 @@ class LabSession:
         endpoints = self._endpoints()
         return [m for m in self.spec.machine_names() if m in endpoints]
 
-    def select(self, machines: Sequence[str] = ()) -> list[str]:
-        """The machines meant: those named (checked), else every running one."""
+    def select(self, machines: Sequence[str] = (), role: str | None = None) -> list[str]:
+        """The machines meant: those named (checked), else every running one
+        (that holds `role`, when given; SpecError for a lab without it)."""
         if machines:
             for m in machines:
                 self.spec.machine(m)
             return list(dict.fromkeys(machines))
         running = self.running()
+        if role is not None:
+            holders = {m.name for m in self.spec.with_role(role)}
+            if not holders:
+                raise SpecError(
+                    f"lab {self.name!r} has no machine with the role {role}",
+                    hint="name machines with --vm, or give one the role in the lab file",
+                )
+            running = [m for m in running if m in holders]
         if not running:
             raise SpecError(
                 f"no machine of lab {self.name!r} is running",

@@ -1,0 +1,131 @@
+"""The plan: what `up` must do to turn the lab as recorded into the lab as
+written, machine by machine. A pure function of the two specs (and of which
+machines Vagrant has created), printed before it is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+from labctl.spec import LabSpec, Machine, Provisioner
+
+# in the order they are applied
+ACTIONS = ("remove", "recreate", "add", "reload", "provision", "keep")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One machine's part of a plan. `provision`: run its provisioners again
+    (after a reload, or on their own)."""
+
+    machine: str
+    action: str
+    reasons: tuple[str, ...] = ()
+    provision: bool = False
+
+    @property
+    def changes(self) -> bool:
+        return self.action != "keep"
+
+
+def _role_steps(steps: tuple[Provisioner, ...]) -> tuple[Provisioner, ...]:
+    """Provisioners as far as they matter to this machine: the list of the
+    lab's hosts changes with every machine added or removed, and is not a
+    reason to provision the others again (they keep their /etc/hosts)."""
+    return tuple(
+        replace(s, env={k: v for k, v in s.env.items() if k != "LAB_HOSTS"}) for s in steps
+    )
+
+
+def _roles(m: Machine) -> str:
+    return ", ".join(m.roles) or "(none)"
+
+
+def _step(old: Machine, new: Machine, docker: bool) -> Step:
+    rebuild = [f"box {old.box} -> {new.box}"] if old.box != new.box else []
+    if old.ip != new.ip:
+        rebuild.append(f"ip {old.ip} -> {new.ip}")
+    if old.hostname != new.hostname:
+        rebuild.append(f"hostname {old.hostname} -> {new.hostname}")
+    resources = []
+    if old.cpus != new.cpus:
+        resources.append(f"cpus {old.cpus} -> {new.cpus}")
+    if old.memory != new.memory:
+        resources.append(f"memory {old.memory} -> {new.memory}")
+    if old.ports != new.ports:
+        resources.append("forwarded ports")
+    # a container's resources and ports are fixed when it is created
+    if docker:
+        rebuild += resources
+        resources = []
+    provisioning = []
+    if old.roles != new.roles:
+        provisioning.append(f"roles {_roles(old)} -> {_roles(new)}")
+    for role in sorted(set(old.options) | set(new.options)):
+        was, now = old.options.get(role, {}), new.options.get(role, {})
+        for key in sorted(set(was) | set(now)):
+            if was.get(key) != now.get(key) and role in new.roles and role in old.roles:
+                provisioning.append(f"{role} {key} {was.get(key)} -> {now.get(key)}")
+    if _role_steps(old.provisioners) != _role_steps(new.provisioners):
+        before = {s.name: s for s in _role_steps(old.provisioners)}
+        after = {s.name: s for s in _role_steps(new.provisioners)}
+        if old.roles == new.roles:
+            names = [n for n in after if before.get(n) != after[n]]
+            names += [n for n in before if n not in after]
+            provisioning.append("provisioners changed: " + ", ".join(dict.fromkeys(names)))
+    if rebuild:
+        return Step(new.name, "recreate", tuple(rebuild + resources + provisioning))
+    if resources:
+        return Step(
+            new.name, "reload", tuple(resources + provisioning), provision=bool(provisioning)
+        )
+    if provisioning:
+        return Step(new.name, "provision", tuple(provisioning), provision=True)
+    return Step(new.name, "keep")
+
+
+def make(old: LabSpec | None, new: LabSpec, created: Collection[str]) -> list[Step]:
+    """Every machine of both labs, with what happens to it."""
+    before = {m.name: m for m in old.machines} if old else {}
+    steps = []
+    docker = new.provider == "docker"
+    for m in new.machines:
+        was = before.get(m.name)
+        if was is None:
+            steps.append(Step(m.name, "add", ("new machine",)))
+        elif m.name not in created:
+            steps.append(Step(m.name, "add", ("not created yet",)))
+        else:
+            steps.append(_step(was, m, docker))
+    # a machine kept at a new address or name: the others' /etc/hosts must follow
+    moved = [
+        m.name
+        for m in new.machines
+        if m.name in before and (before[m.name].ip, before[m.name].hostname) != (m.ip, m.hostname)
+    ]
+    if moved:
+        why = f"the lab's hosts changed ({', '.join(moved)} moved)"
+        steps = [
+            Step(s.machine, "provision", (why,), provision=True) if s.action == "keep" else s
+            for s in steps
+        ]
+    names = set(new.machine_names())
+    for m in before.values():
+        if m.name not in names:
+            why = "gone from the lab file" if m.name in created else "gone (never created)"
+            steps.append(Step(m.name, "remove", (why,)))
+    return sorted(steps, key=lambda s: ACTIONS.index(s.action))
+
+
+def as_rows(steps: list[Step]) -> list[dict[str, object]]:
+    """The plan for --json."""
+    return [
+        {
+            "machine": s.machine,
+            "action": s.action,
+            "reasons": list(s.reasons),
+            "provision": s.provision,
+        }
+        for s in steps
+    ]

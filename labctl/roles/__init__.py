@@ -1,0 +1,78 @@
+"""The roles a machine can hold, and the one table that names them.
+
+A role family is one module: the roles it defines with their options (a
+dataclass, or None), its lab-wide options (`KEY` in a lab file, `LabOptions`),
+`resolve` (defaults and cross-machine checks), `provisioners` (pure: what a
+machine of the role runs) and `setup` (after `up`, over SSH). Adding a role
+touches its module, its provision script, a test, and FAMILIES below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+from labctl.roles import containerd, jenkins, mysql
+
+if TYPE_CHECKING:
+    from labctl.home import LabHome
+    from labctl.spec import LabSpec, Machine, Provisioner
+    from labctl.vagrant import Event
+
+# Provisioning and set-up run in this order.
+FAMILIES: tuple[ModuleType, ...] = (containerd, mysql, jenkins)
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    family: ModuleType
+    options: type | None
+
+
+ROLES: dict[str, Role] = {
+    name: Role(name, family, options)
+    for family in FAMILIES
+    for name, options in family.ROLES.items()
+}
+
+
+def lab_options() -> dict[str, type]:
+    """Lab-wide option groups by their key in a lab file (mysql, jenkins)."""
+    return {f.KEY: f.LabOptions for f in FAMILIES if f.KEY}
+
+
+def families_of(spec: LabSpec) -> list[ModuleType]:
+    """The families some machine of the lab belongs to, in FAMILIES order."""
+    held = {r for m in spec.machines for r in m.roles}
+    return [f for f in FAMILIES if held & set(f.ROLES)]
+
+
+def resolve(
+    spec: LabSpec, where: Callable[..., tuple[Any, ...]]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """Every machine's role options with defaults filled in, checked across machines."""
+    merged: dict[str, dict[str, dict[str, str]]] = {}
+    for family in FAMILIES:
+        for machine, options in family.resolve(spec, where).items():
+            merged.setdefault(machine, {}).update(options)
+    return merged
+
+
+def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
+    """The role provisioners of one machine, family by family."""
+    steps: list[Provisioner] = []
+    for family in FAMILIES:
+        if m.has(*family.ROLES):
+            steps += family.provisioners(spec, m)
+    return steps
+
+
+def setup(home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None) -> list[str]:
+    """Each family's set-up after `up` (replication, Jenkins); their notes."""
+    notes: list[str] = []
+    for family in families_of(spec):
+        notes += cast(list[str], family.setup(home, spec, on_event))
+    return notes

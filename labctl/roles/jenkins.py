@@ -1,0 +1,375 @@
+"""Roles `jenkins-controller` and `jenkins-agent`: a controller and its
+permanent inbound agents wired together, and the controller's REST API read
+for `labctl jenkins ...`.
+
+Order matters: provisioning (Vagrant) makes the `jenkins` users and the agent
+units; then labctl installs the lab's SSH key pair and the admin password;
+only then is Jenkins itself installed (the `jenkins` provisioner, which Vagrant
+runs only when asked). If the download fails, everything before it stays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl import vault
+from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
+from labctl.home import LabHome
+from labctl.session import LabSession
+from labctl.spec import LabSpec, Machine, Provisioner
+from labctl.transport import SshTransport
+from labctl.vagrant import Event, VagrantDriver
+
+CONTROLLER = "jenkins-controller"
+AGENT = "jenkins-agent"
+ADMIN = "admin"
+ADMIN_SECRET = "jenkins-admin-password"
+KEY_SECRET = "jenkins-controller-key"
+HOME = "/var/lib/jenkins"
+STATE = f"{HOME}/.labctl"
+AGENT_SECRET = "/etc/jenkins-agent/secret"
+INSTALLED_WAR = "/usr/share/java/jenkins.war"
+ONLINE_TIMEOUT = 180.0
+
+
+Where = Callable[..., tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """controller: the jenkins-controller machine this agent serves (default: the lab's one)."""
+
+    controller: str | None = None
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    """jdk: the Java runtime (17 or 21); war: a jenkins.war to install from
+    (a path relative to the lab file), for labs without Jenkins' apt repository."""
+
+    jdk: int = 17
+    war: str | None = None
+
+
+ROLES: dict[str, type | None] = {CONTROLLER: None, AGENT: AgentOptions}
+KEY = "jenkins"
+JDKS = (17, 21)
+
+
+# ---------------------------------------------------------------- the lab's shape (pure)
+
+
+def controller(spec: LabSpec) -> Machine:
+    """The lab's Jenkins controller; SpecError for a lab without one."""
+    found = spec.with_role(CONTROLLER)
+    if not found:
+        raise SpecError(
+            f"lab {spec.name!r} has no machine with the role jenkins-controller",
+            hint="labctl up jenkins, or give a machine of a lab file that role",
+        )
+    return found[0]
+
+
+def _agents(spec: LabSpec) -> list[str]:
+    return [m.name for m in spec.with_role(AGENT)]
+
+
+def _server_ip(spec: LabSpec) -> str:
+    return controller(spec).ip
+
+
+def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]:
+    """One controller per lab (its secrets are the lab's); each agent's controller."""
+    controllers = [m.name for m in spec.with_role(CONTROLLER)]
+    if len(controllers) > 1:
+        raise InvalidField(
+            where(controllers[1], "roles"),
+            f"a lab has one jenkins-controller (found {', '.join(controllers)})",
+        )
+    if spec.jenkins.get("jdk", 17) not in JDKS:
+        raise InvalidField(("jenkins", "jdk"), f"must be 17 or 21, got {spec.jenkins.get('jdk')!r}")
+    chosen: dict[str, dict[str, dict[str, str]]] = {}
+    for m in spec.with_role(AGENT):
+        if m.has(CONTROLLER):
+            raise InvalidField(
+                where(m.name, "roles"),
+                "a machine is a jenkins-controller or a jenkins-agent, not both",
+            )
+        named = m.option(AGENT, "controller")
+        if named is None and not controllers:
+            raise InvalidField(
+                where(m.name, "roles", AGENT), "the lab has no jenkins-controller for this agent"
+            )
+        if named is not None and named not in controllers:
+            what = (
+                "is not a jenkins-controller"
+                if named in spec.machine_names()
+                else "is no machine of the lab"
+            )
+            raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
+        chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
+    return chosen
+
+
+def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
+    jdk = Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(spec.jenkins.get("jdk", 17))})
+    # agents reach their controller by its hostname on the private network
+    if m.has(CONTROLLER):
+        agents = " ".join(
+            a.name for a in spec.with_role(AGENT) if a.option(AGENT, "controller") == m.name
+        )
+        return [
+            jdk,
+            Provisioner("jenkins-user", "jenkins-user.sh"),
+            # labctl runs this one itself, once the lab's SSH keys are in place
+            Provisioner(
+                "jenkins",
+                "jenkins-server.sh",
+                {
+                    "JENKINS_SOURCE": "war" if spec.jenkins.get("war") else "apt",
+                    "JENKINS_URL": f"http://{m.hostname}:8080/",
+                    "JENKINS_AGENTS": agents,
+                },
+                run="never",
+            ),
+        ]
+    if m.has(AGENT):
+        boss = spec.machine(m.option(AGENT, "controller") or "")
+        return [
+            jdk,
+            Provisioner(
+                "jenkins-agent",
+                "jenkins-agent.sh",
+                {"JENKINS_URL": f"http://{boss.hostname}:8080/", "AGENT_NAME": m.name},
+            ),
+        ]
+    return []
+
+
+def check_war(path: str | None) -> str | None:
+    """--jenkins-war: an existing file, as an absolute path."""
+    if path is None:
+        return None
+    war = Path(path).expanduser().resolve()
+    if not war.is_file():
+        raise SpecError(f"jenkins war {path}: no such file")
+    return str(war)
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str) -> None:
+    """The controller's key for its jenkins user; trusted by every agent's
+    jenkins user (from the controller's address only); the agents' host keys
+    known to the controller, so its first SSH needs no prompt."""
+    agents = _agents(spec)
+    server = session.transport(controller(spec).name)
+    ssh_dir = f"{HOME}/.ssh"
+    server.put(private, f"{ssh_dir}/id_ed25519", mode=0o600, owner="jenkins")
+    server.put((public + "\n").encode(), f"{ssh_dir}/id_ed25519.pub", mode=0o644, owner="jenkins")
+    known = []
+    entry = f'from="{_server_ip(spec)}" {public}\n'.encode()
+    for name in agents:
+        agent = session.transport(name)
+        agent.put(entry, f"{ssh_dir}/authorized_keys", mode=0o600, owner="jenkins")
+        host_key = agent.run(
+            ["cat", "/etc/ssh/ssh_host_ed25519_key.pub"], check=True
+        ).stdout.split()
+        machine = spec.machine(name)
+        known.append(f"{machine.hostname},{machine.ip} {host_key[0]} {host_key[1]}")
+    server.put(
+        ("\n".join(known) + "\n").encode(), f"{ssh_dir}/known_hosts", mode=0o644, owner="jenkins"
+    )
+
+
+def _upload_war(
+    server: SshTransport, name: str, war: Path, say: Callable[[str, str], None]
+) -> None:
+    """Copy --jenkins-war in, unless the controller runs that very file already."""
+    if not war.is_file():
+        raise SpecError(
+            f"--jenkins-war {war}: no such file any more",
+            hint="give the lab a war file again (jenkins: {war: FILE} in its lab file)",
+        )
+    digest = hashlib.sha256()
+    with war.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    installed = server.run(["sha256sum", INSTALLED_WAR]).stdout.split()
+    if installed and installed[0] == digest.hexdigest():
+        return
+    say(name, f"copying {war}")
+    server.run(["mkdir", "-p", "/var/tmp/labctl"], check=True)
+    server.put(war, "/var/tmp/labctl/jenkins.war", mode=0o644)
+
+
+def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
+    server = session.transport(controller(spec).name)
+    for name in _agents(spec):
+        secret = server.run(
+            ["cat", f"{STATE}/agent-secrets/{name}"], sudo=True, check=True
+        ).stdout.strip()
+        agent = session.transport(name)
+        agent.put(secret.encode(), AGENT_SECRET, mode=0o600, owner="jenkins")
+        agent.run(["systemctl", "restart", "jenkins-agent.service"], sudo=True, check=True)
+
+
+def setup(
+    home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None = None
+) -> list[str]:
+    """After `vagrant up` of a jenkins lab: keys, Jenkins, agents online."""
+    say = (lambda m, t: on_event(Event(m, "info", t))) if on_event else (lambda m, t: None)
+    paths = home.paths(spec.name)
+    boss = controller(spec).name
+    private, public = vault.ssh_keypair(paths, KEY_SECRET)
+    password = vault.password(paths, ADMIN_SECRET)
+    with LabSession(home, spec.name) as session:
+        say(boss, "installing the lab's SSH key for jenkins on the controller and its agents")
+        install_keys(session, spec, private, public)
+        server = session.transport(boss)
+        server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
+        if spec.jenkins.get("war"):
+            _upload_war(server, boss, Path(spec.jenkins["war"]), say)
+    try:
+        VagrantDriver(paths.root, on_event=on_event).provision([boss], only=["jenkins"])
+    except LabctlError as exc:
+        exc.hint = (
+            exc.hint
+            or f"the machines stay up for a look (labctl ssh {spec.name} {boss}); labctl destroy {spec.name} removes them"
+        )
+        raise
+    with LabSession(home, spec.name) as session:
+        _deliver_agent_secrets(session, spec)
+        wait_online(session, spec, password)
+    return notes(home, spec)
+
+
+def notes(home: LabHome, spec: LabSpec) -> list[str]:
+    """Where Jenkins is and how to log in (never the password itself)."""
+    ports = VagrantDriver(home.paths(spec.name).root).ports(controller(spec).name)
+    host_port = next((host for guest, host in ports if guest == 8080), None)
+    lines = [f"Jenkins: http://{_server_ip(spec)}:8080/ (private network)"]
+    if host_port:
+        lines.append(f"Jenkins on this host: http://127.0.0.1:{host_port}/")
+    lines.append(f"user {ADMIN}; password: labctl jenkins password --lab {spec.name}")
+    return lines
+
+
+# ---------------------------------------------------------------- REST API
+
+
+def _api(server: SshTransport, password: str, path: str) -> tuple[int, dict[str, Any] | None]:
+    """GET the controller's REST API from inside the controller (works for
+    every provider); the credentials travel on curl's stdin, not its arguments."""
+    config = f'user = "{ADMIN}:{password}"\n'.encode()
+    result = server.run(
+        [
+            "curl",
+            "-sS",
+            "-K",
+            "-",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            f"http://localhost:8080{path}",
+        ],
+        stdin=config,
+        timeout=30,
+    )
+    if result.exit_code == 7:
+        return 0, None  # connection refused: nothing listens on 8080
+    body, _, code = result.stdout.rpartition("\n")
+    try:
+        return int(code or 0), json.loads(body) if body.strip().startswith("{") else None
+    except ValueError:
+        return int(code or 0) if code.isdigit() else 0, None
+
+
+@dataclass(frozen=True)
+class AgentState:
+    name: str
+    online: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class JenkinsStatus:
+    installed: bool
+    running: bool
+    healthy: bool
+    detail: str
+    url: str = ""
+    agents: list[AgentState] = field(default_factory=list)
+
+
+def parse_computers(data: dict[str, Any]) -> list[AgentState]:
+    """/computer/api/json -> the agents (the built-in node left out)."""
+    found = []
+    for c in data.get("computer", []):
+        name = str(c.get("displayName", ""))
+        if c.get("_class", "").endswith("MasterComputer") or name in ("master", "Built-In Node"):
+            continue
+        found.append(
+            AgentState(name, not c.get("offline", True), str(c.get("offlineCauseReason") or ""))
+        )
+    return found
+
+
+def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsStatus:
+    """The controller's health and each agent, from Jenkins' REST API."""
+    server = session.transport(controller(spec).name)
+    installed = server.run(
+        ["sh", "-c", f"test -e {INSTALLED_WAR} || dpkg -s jenkins >/dev/null 2>&1"]
+    ).ok
+    url = f"http://{_server_ip(spec)}:8080/"
+    if not installed:
+        return JenkinsStatus(False, False, False, "Jenkins is not installed on the controller", url)
+    code, _ = _api(server, password, "/api/json?tree=mode")
+    if code == 0:
+        return JenkinsStatus(
+            True,
+            False,
+            False,
+            "Jenkins is installed but not running (nothing listens on 8080)",
+            url,
+        )
+    if code != 200:
+        return JenkinsStatus(
+            True,
+            True,
+            False,
+            f"Jenkins answers HTTP {code} (still starting, or the admin password changed)",
+            url,
+        )
+    _, computers = _api(
+        server, password, "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]"
+    )
+    agents = parse_computers(computers or {})
+    return JenkinsStatus(True, True, True, "Jenkins is up", url, agents)
+
+
+def wait_online(
+    session: LabSession, spec: LabSpec, password: str, timeout: float = ONLINE_TIMEOUT
+) -> None:
+    """Until every agent is online (GuestError naming those that are not)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = read_status(session, spec, password)
+        offline = [a.name for a in st.agents if not a.online]
+        missing = set(_agents(spec)) - {a.name for a in st.agents}
+        if st.healthy and not offline and not missing:
+            return
+        if time.monotonic() > deadline:
+            raise GuestError(
+                f"agents not online after {timeout:.0f} s: {', '.join(sorted(set(offline) | missing)) or st.detail}",
+                hint=f"journalctl -u jenkins-agent on the agent (labctl ssh {spec.name} AGENT)",
+            )
+        time.sleep(2)

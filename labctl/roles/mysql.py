@@ -1,0 +1,351 @@
+"""Roles `mysql-primary` and `mysql-replica`: MariaDB (MySQL where the
+distribution ships it) configured for its place in the replication topology,
+and replication wired from a consistent snapshot once the machines are up.
+
+A replica's `source` is another mysql machine (default: the lab's one
+primary); a replica that others replicate from passes on what it applies
+(`log_slave_updates`), which makes it `dual`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from labctl import vault
+from labctl.errors import GuestError, InvalidField, SpecError
+from labctl.guest import mysql
+from labctl.guest.mysql_session import MysqlServer, SqlError, dump_argv
+from labctl.session import LabSession
+from labctl.spec import LabSpec, Machine, Provisioner
+
+if TYPE_CHECKING:
+    from labctl.home import LabHome
+    from labctl.vagrant import Event
+
+PRIMARY = "mysql-primary"
+REPLICA = "mysql-replica"
+NAMES = (PRIMARY, REPLICA)
+REPL_SECRET = "mysql-repl-password"
+HEALTHY_TIMEOUT = 90.0
+
+Say = Callable[[str, str], None]  # (machine, text)
+Where = Callable[..., tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class ReplicaOptions:
+    """source: the mysql machine this replica copies (default: the lab's one primary)."""
+
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    """gtid: replicate with GTID auto-positioning instead of binlog file and position."""
+
+    gtid: bool = False
+
+
+ROLES: dict[str, type | None] = {PRIMARY: None, REPLICA: ReplicaOptions}
+KEY = "mysql"
+
+
+# ---------------------------------------------------------------- the lab's shape (pure)
+
+
+def machines(spec: LabSpec) -> list[Machine]:
+    """The lab's MySQL servers, in the lab's order."""
+    return spec.with_role(*NAMES)
+
+
+def require(spec: LabSpec) -> list[str]:
+    """The names of the lab's MySQL servers; SpecError for a lab without any."""
+    names = [m.name for m in machines(spec)]
+    if not names:
+        raise SpecError(
+            f"lab {spec.name!r} has no machine with a mysql role",
+            hint="give machines the roles mysql-primary and mysql-replica, or: labctl mysql-pair",
+        )
+    return names
+
+
+def sources(spec: LabSpec) -> dict[str, str]:
+    """replica -> the machine it replicates from, in the lab's order."""
+    return {m.name: src for m in spec.with_role(REPLICA) if (src := m.option(REPLICA, "source"))}
+
+
+def trees(spec: LabSpec) -> dict[str, list[str]]:
+    """primary -> the servers that replicate from it, directly or down a chain
+    (the primary first, then the lab's order)."""
+    edges = sources(spec)
+
+    def root(name: str) -> str:
+        while name in edges:
+            name = edges[name]
+        return name
+
+    found: dict[str, list[str]] = {}
+    for m in machines(spec):
+        found.setdefault(root(m.name), []).append(m.name)
+    return {top: sorted(names, key=lambda n: n != top) for top, names in found.items()}
+
+
+def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]:
+    """Each replica's source, checked: a mysql machine of the lab, not itself,
+    no cycle; the default is the lab's one primary."""
+    servers = {m.name for m in machines(spec)}
+    primaries = [m.name for m in spec.with_role(PRIMARY)]
+    for m in spec.machines:
+        if m.has(PRIMARY) and m.has(REPLICA):
+            raise InvalidField(
+                where(m.name, "roles"), "a machine is mysql-primary or mysql-replica, not both"
+            )
+    chosen: dict[str, str] = {}
+    for m in spec.with_role(REPLICA):
+        src = m.option(REPLICA, "source")
+        if src is None:
+            if len(primaries) != 1:
+                found = f"{len(primaries)} ({', '.join(primaries)})" if primaries else "no"
+                raise InvalidField(
+                    where(m.name, "roles", REPLICA),
+                    f"no source given and the lab has {found} mysql-primary: "
+                    + (
+                        "keep the primary (or remove its replicas too), or name a source "
+                        if not primaries
+                        else "name one "
+                    )
+                    + "with `- mysql-replica: {source: MACHINE}`",
+                )
+            src = primaries[0]
+        elif src == m.name:
+            raise InvalidField(
+                where(m.name, "roles", REPLICA, "source"), "a replica cannot be its own source"
+            )
+        elif src not in servers:
+            what = (
+                "is not a mysql machine"
+                if src in spec.machine_names()
+                else f"is no machine of the lab (keep it while {m.name} replicates from it, "
+                f"or give {m.name} another source)"
+            )
+            raise InvalidField(where(m.name, "roles", REPLICA, "source"), f"{src!r} {what}")
+        chosen[m.name] = src
+    for start in chosen:
+        seen = [start]
+        at = start
+        while at in chosen:
+            at = chosen[at]
+            if at in seen:
+                raise InvalidField(
+                    where(start, "roles", REPLICA, "source"),
+                    "replication sources form a cycle: " + " -> ".join([*seen, at]),
+                )
+            seen.append(at)
+    return {name: {REPLICA: {"source": src}} for name, src in chosen.items()}
+
+
+def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
+    src = sources(spec)
+    return [
+        Provisioner(
+            "mysql",
+            "mysql.sh",
+            {
+                # unique on the lab's /24, and stable when machines come and go
+                "MYSQL_SERVER_ID": m.ip.rsplit(".", 1)[1],
+                "MYSQL_BIND_ADDRESS": m.ip,
+                "MYSQL_ROLE": "primary" if m.has(PRIMARY) else "replica",
+                # a replica that is a source too passes on what it applies
+                "MYSQL_LOG_REPLICA_UPDATES": "1"
+                if m.name in src and m.name in src.values()
+                else "0",
+                "MYSQL_GTID": "1" if spec.mysql.get("gtid") else "0",
+                "LAB_HOSTNAME": m.hostname,
+            },
+        )
+    ]
+
+
+def topology_line(spec: LabSpec) -> str:
+    """replication: primary -> replica1, replica2; replica1 -> replica3"""
+    by_source: dict[str, list[str]] = {}
+    for replica, source in sources(spec).items():
+        by_source.setdefault(source, []).append(replica)
+    edges = "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items())
+    return f"replication: {edges}" if edges else "mysql: no replication declared"
+
+
+# ---------------------------------------------------------------- set-up after up
+
+
+def _say(on_event: Callable[[Event], None] | None) -> Say:
+    if on_event is None:
+        return lambda machine, text: None
+    from labctl.vagrant import Event
+
+    return lambda machine, text: on_event(Event(machine, "info", text))
+
+
+def connect(session: LabSession, names: Sequence[str]) -> dict[str, MysqlServer]:
+    """MysqlServer per machine, versions detected, all in parallel."""
+    outcomes = session.each(names, lambda t: _detected(MysqlServer(t)))
+    failed = [o.error for o in outcomes if o.error]
+    if failed:
+        raise failed[0]
+    return {o.vm: o.value for o in outcomes if o.value is not None}
+
+
+def _detected(server: MysqlServer) -> MysqlServer:
+    server.server  # noqa: B018 (SELECT VERSION(), once, in this thread)
+    return server
+
+
+def _check_identities(servers: dict[str, MysqlServer]) -> None:
+    """Refuse to wire servers that share a server_id or server_uuid."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, server in servers.items():
+        names = ["server_id", "server_uuid"] if server.server.mysql else ["server_id"]
+        for key, value in server.variables(*names).items():
+            other = seen.get((key, value))
+            if other:
+                raise GuestError(
+                    f"{other} and {name} share {key} {value}: refusing to set up replication"
+                )
+            seen[(key, value)] = name
+
+
+@dataclass
+class Writable:
+    """MySQL's super_read_only blocks even root: lift it while labctl loads or
+    configures a replica, and put it back after."""
+
+    server: MysqlServer
+    was_on: bool = False
+
+    def __enter__(self) -> MysqlServer:
+        if self.server.server.mysql:
+            self.was_on = self.server.variables("super_read_only").get("super_read_only") == "ON"
+            if self.was_on:
+                self.server.execute("SET GLOBAL super_read_only = OFF")
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_on:
+            self.server.execute("SET GLOBAL super_read_only = ON")
+
+
+def _ensure_repl_user(server: MysqlServer, subnet: str, password: str) -> None:
+    with Writable(server):
+        server.execute(*server.server.create_repl_user(subnet, password), log_bin=False)
+
+
+def _dump(source: MysqlServer, schemas: Sequence[str], spool: IO[bytes]) -> None:
+    """mysqldump of `schemas` on source, into the local `spool` file, after a
+    first line that keeps the load out of the replica's own binlog."""
+    spool.write(b"SET SESSION sql_log_bin=0;\n")
+    dump = source.t.start(dump_argv(source.server, schemas), sudo=True)
+    try:
+        while chunk := dump.read():
+            spool.write(chunk)
+    finally:
+        done = dump.wait(timeout=60)
+    if not done.ok:
+        raise SqlError(f"{source.name}: mysqldump failed: {done.stderr.strip()[-300:]}")
+
+
+def seed(
+    source: MysqlServer, replica: MysqlServer, source_ip: str, password: str, gtid: bool, say: Say
+) -> None:
+    """Start `replica` from a consistent snapshot of `source`.
+
+    FLUSH TABLES WITH READ LOCK in one session; inside it the binlog position
+    (or GTID position) is read, the schemas are listed and dumped (spooled to
+    a private temporary file here); then the lock goes, and the replica loads
+    the dump and replicates from that position while the primary writes on.
+    """
+    rs = replica.server
+    with Writable(replica), tempfile.TemporaryFile(prefix="labctl-dump-") as spool:
+        replica.execute(rs.stop_replica(), rs.reset_replica())
+        with source.read_lock() as snap:
+            schemas = source.user_schemas()
+            say(
+                replica.name,
+                f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
+                f"{snap.log_file}:{snap.log_pos}"
+                + (f", GTID {snap.gtid or '(none yet)'}" if gtid else "")
+                + f"; dumping {', '.join(schemas) or 'no schemas'}",
+            )
+            if schemas:
+                _dump(source, schemas, spool)
+        # the lock is gone: the primary writes again while the replica loads
+        if schemas:
+            say(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)")
+            spool.seek(0)
+            replica.feed(spool, timeout=3600)
+        if gtid and rs.mysql:
+            replica.execute(rs.reset_gtids(), f"SET GLOBAL gtid_purged = {mysql.quote(snap.gtid)}")
+        elif gtid:
+            replica.execute(f"SET GLOBAL gtid_slave_pos = {mysql.quote(snap.gtid)}")
+        replica.execute(
+            rs.change_source(source_ip, password, snap.log_file, snap.log_pos, gtid),
+            rs.start_replica(),
+        )
+    say(replica.name, f"replicating from {source.name} ({source_ip})")
+
+
+def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOUT) -> None:
+    """Until every replica runs both threads; GuestError naming the others."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {s.name: s.replica() for s in servers}
+        bad = {n: st for n, st in states.items() if st is None or not st.healthy}
+        if not bad:
+            return
+        if time.monotonic() > deadline:
+            detail = "; ".join(
+                f"{n}: "
+                + (
+                    "not configured"
+                    if st is None
+                    else f"IO {st.io_running}, SQL {st.sql_running} {st.last_io_error or st.last_sql_error}".strip()
+                )
+                for n, st in bad.items()
+            )
+            raise GuestError(f"replication did not start in {timeout:.0f} s: {detail}")
+        time.sleep(0.5)
+
+
+def setup(
+    home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None = None
+) -> list[str]:
+    """After `vagrant up`: every declared edge replicating. An edge already
+    replicating from its source is left alone, so a grown lab seeds only its
+    new replicas (from a snapshot, while the sources keep working)."""
+    say = _say(on_event)
+    edges = sources(spec)
+    password = vault.password(home.paths(spec.name), REPL_SECRET)
+    ips = {m.name: m.ip for m in spec.machines}
+    with LabSession(home, spec.name) as session:
+        servers = connect(session, require(spec))
+        _check_identities(servers)
+        for name in dict.fromkeys(edges.values()):
+            _ensure_repl_user(servers[name], spec.subnet, password)
+        for replica, source in edges.items():
+            live = servers[replica].replica()
+            if live and live.healthy and live.source_host == ips[source]:
+                say(replica, f"already replicating from {source}")
+                continue
+            seed(
+                servers[source],
+                servers[replica],
+                ips[source],
+                password,
+                bool(spec.mysql.get("gtid")),
+                say,
+            )
+        wait_healthy([servers[r] for r in edges])
+    return [topology_line(spec)]

@@ -1,0 +1,270 @@
+"""The plan `up` prints and applies: a pure function of the recorded spec, the
+new one and the machines Vagrant has. Each case checks which machines change
+and how, because a wrong action destroys a machine or skips a needed one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl import plan
+from labctl.spec import LabSpec
+
+from .labs import from_text, topology
+
+THREE = "machines:\n  a: {}\n  b: {}\n  c: {}\n"
+
+
+def _spec(text: str, existing: LabSpec | None = None, **kw: Any) -> LabSpec:
+    return from_text(text, existing=existing, **kw).spec
+
+
+def _actions(steps: list[plan.Step]) -> dict[str, str]:
+    return {s.machine: s.action for s in steps}
+
+
+def _by_name(steps: list[plan.Step]) -> dict[str, plan.Step]:
+    return {s.machine: s for s in steps}
+
+
+def test_new_lab_adds_every_machine() -> None:
+    spec = topology("jenkins", agents=2)
+    steps = plan.make(None, spec, set())
+    assert _actions(steps) == {"server": "add", "agent1": "add", "agent2": "add"}
+    assert all(s.reasons == ("new machine",) and s.changes for s in steps)
+
+
+@pytest.mark.parametrize("provider", ["docker", "libvirt"])
+def test_unchanged_lab_keeps_everything(provider: str) -> None:
+    old = topology("mysql-pair", provider, replicas=2, chain=True)
+    new = topology("mysql-pair", provider, existing=old, replicas=2, chain=True)
+    steps = plan.make(old, new, set(old.machine_names()))
+    assert _actions(steps) == {"primary": "keep", "replica1": "keep", "replica2": "keep"}
+    assert not any(s.changes or s.reasons or s.provision for s in steps)
+
+
+def test_one_added_one_removed_others_kept() -> None:
+    old = _spec(THREE)
+    new = _spec("machines:\n  a: {}\n  c: {}\n  d: {}\n", existing=old)
+    steps = _by_name(plan.make(old, new, {"a", "b", "c"}))
+    assert {n: s.action for n, s in steps.items()} == {
+        "a": "keep",
+        "b": "remove",
+        "c": "keep",
+        "d": "add",
+    }
+    assert steps["b"].reasons == ("gone from the lab file",)
+    assert steps["d"].reasons == ("new machine",)
+
+
+def test_adding_a_machine_does_not_reprovision_the_others() -> None:
+    """Every machine's LAB_HOSTS grows with a new machine; that alone must not
+    provision the running ones again."""
+    old = _spec(THREE)
+    new = _spec(THREE + "  d: {}\n", existing=old)
+
+    def hosts(spec: LabSpec, name: str) -> str:
+        (common,) = [p for p in spec.machine(name).provisioners if p.name == "common"]
+        return common.env["LAB_HOSTS"]
+
+    assert hosts(old, "a") != hosts(new, "a")
+    assert "=d" in hosts(new, "a")
+    assert _actions(plan.make(old, new, {"a", "b", "c"})) == {
+        "a": "keep",
+        "b": "keep",
+        "c": "keep",
+        "d": "add",
+    }
+
+
+def test_adding_an_agent_reprovisions_only_the_controller() -> None:
+    """The controller lists its agents (JENKINS_AGENTS); the other agents are
+    untouched."""
+    old = topology("jenkins", agents=1)
+    new = topology("jenkins", existing=old, agents=2)
+    steps = _by_name(plan.make(old, new, set(old.machine_names())))
+    assert {n: s.action for n, s in steps.items()} == {
+        "server": "provision",
+        "agent1": "keep",
+        "agent2": "add",
+    }
+    assert steps["server"].reasons == ("provisioners changed: jenkins",)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("cpus: 4", "cpus 2 -> 4"), ("memory: 2048", "memory 1024 -> 2048")],
+)
+def test_docker_resources_recreate(change: str, reason: str) -> None:
+    """A container's resources are fixed when it is created."""
+    old = _spec(THREE)
+    new = _spec(THREE.replace("b: {}", f"b: {{{change}}}"), existing=old)
+    steps = _by_name(plan.make(old, new, {"a", "b", "c"}))
+    assert {n: s.action for n, s in steps.items()} == {"a": "keep", "b": "recreate", "c": "keep"}
+    assert steps["b"].reasons == (reason,)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("cpus: 4", "cpus 2 -> 4"), ("memory: 2048", "memory 1024 -> 2048")],
+)
+def test_libvirt_resources_reload(change: str, reason: str) -> None:
+    """A VM keeps its disk: new cpus or memory need a reload, not a new machine."""
+    old = _spec(THREE, provider="libvirt")
+    new = _spec(THREE.replace("b: {}", f"b: {{{change}}}"), existing=old, provider="libvirt")
+    steps = _by_name(plan.make(old, new, {"a", "b", "c"}))
+    assert {n: s.action for n, s in steps.items()} == {"a": "keep", "b": "reload", "c": "keep"}
+    assert steps["b"].reasons == (reason,)
+    assert steps["b"].provision is False
+
+
+def test_libvirt_reload_with_provision_when_roles_change_too() -> None:
+    old = _spec(THREE, provider="libvirt")
+    new = _spec(
+        THREE.replace("b: {}", "b: {cpus: 4, roles: [containerd]}"),
+        existing=old,
+        provider="libvirt",
+    )
+    step = _by_name(plan.make(old, new, {"a", "b", "c"}))["b"]
+    assert (step.action, step.provision) == ("reload", True)
+    assert step.reasons == ("cpus 2 -> 4", "roles (none) -> containerd")
+
+
+def test_ports_reload_a_vm_and_recreate_a_container() -> None:
+    text = THREE.replace("b: {}", "b: {ports: [{guest: 80, host: 8080}]}")
+    for provider, action in (("libvirt", "reload"), ("docker", "recreate")):
+        old = _spec(THREE, provider=provider)
+        new = _spec(text, existing=old, provider=provider)
+        step = _by_name(plan.make(old, new, {"a", "b", "c"}))["b"]
+        assert (step.action, step.reasons) == (action, ("forwarded ports",)), provider
+
+
+@pytest.mark.parametrize("provider", ["docker", "libvirt"])
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("box: other/box", "box {box} -> other/box"),
+        ("ip: 50", "ip 10.1.2.11 -> 10.1.2.50"),
+        ("hostname: bee", "hostname b -> bee"),
+    ],
+)
+def test_box_address_or_hostname_recreate(provider: str, change: str, reason: str) -> None:
+    old = _spec(THREE, provider=provider)
+    new = _spec(THREE.replace("b: {}", f"b: {{{change}}}"), existing=old, provider=provider)
+    steps = _by_name(plan.make(old, new, {"a", "b", "c"}))
+    assert steps["b"].action == "recreate"
+    assert steps["b"].reasons[0] == reason.format(box=old.box)
+    # a new address or name reaches the others' /etc/hosts; a new box does not
+    others = "keep" if change.startswith("box") else "provision"
+    assert steps["a"].action == steps["c"].action == others
+
+
+@pytest.mark.parametrize("provider", ["docker", "libvirt"])
+def test_roles_changed_provision(provider: str) -> None:
+    old = _spec(THREE, provider=provider)
+    new = _spec(THREE.replace("c: {}", "c: {roles: [containerd]}"), existing=old, provider=provider)
+    steps = _by_name(plan.make(old, new, {"a", "b", "c"}))
+    assert {n: s.action for n, s in steps.items()} == {"a": "keep", "b": "keep", "c": "provision"}
+    assert steps["c"].reasons == ("roles (none) -> containerd",)
+    assert steps["c"].provision is True
+
+
+def test_changed_script_provisions_only_the_machines_that_run_it(tmp_path: Path) -> None:
+    script = tmp_path / "setup.sh"
+    script.write_text("echo one\n")
+    text = (
+        "machines:\n"
+        "  app:\n    count: 2\n    provision: [setup.sh]\n"
+        "  db:\n    roles: [mysql-primary]\n"
+    )
+    old = from_text(text, base_dir=tmp_path).spec
+    script.write_text("echo two\n")
+    new = from_text(text, base_dir=tmp_path, existing=old).spec
+    steps = _by_name(plan.make(old, new, {"app1", "app2", "db"}))
+    assert {n: s.action for n, s in steps.items()} == {
+        "app1": "provision",
+        "app2": "provision",
+        "db": "keep",
+    }
+    assert steps["app1"].reasons == ("provisioners changed: script:setup.sh",)
+
+
+def test_machine_recorded_but_not_created_is_added() -> None:
+    """A machine whose `vagrant up` never finished is brought up again."""
+    old = _spec(THREE)
+    steps = _by_name(plan.make(old, old, {"a", "c"}))
+    assert (steps["b"].action, steps["b"].reasons) == ("add", ("not created yet",))
+    assert steps["a"].action == steps["c"].action == "keep"
+
+
+def test_removed_machine_that_was_never_created() -> None:
+    old = _spec(THREE)
+    new = _spec("machines:\n  a: {}\n  c: {}\n", existing=old)
+    step = _by_name(plan.make(old, new, {"a", "c"}))["b"]
+    assert (step.action, step.reasons) == ("remove", ("gone (never created)",))
+
+
+def test_steps_are_ordered_as_applied() -> None:
+    """Removed and recreated machines go first (freeing names and addresses),
+    then new ones, reloads, provisioning, and the untouched last."""
+    old = _spec("machines:\n  k: {}\n  p: {}\n  l: {}\n  r: {}\n  x: {}\n", provider="libvirt")
+    new = _spec(
+        "machines:\n  k: {}\n  p: {roles: [containerd]}\n  l: {cpus: 3}\n"
+        "  r: {box: other/box}\n  n: {}\n",
+        existing=old,
+        provider="libvirt",
+    )
+    steps = plan.make(old, new, set(old.machine_names()))
+    assert [(s.action, s.machine) for s in steps] == [
+        ("remove", "x"),
+        ("recreate", "r"),
+        ("add", "n"),
+        ("reload", "l"),
+        ("provision", "p"),
+        ("keep", "k"),
+    ]
+    assert [s.action for s in steps] == list(plan.ACTIONS)
+
+
+def test_as_rows_shape() -> None:
+    """The rows of `up --dry-run --json`: plain JSON values only."""
+    old = _spec(THREE, provider="libvirt")
+    new = _spec(
+        "machines:\n  a: {cpus: 4, roles: [containerd]}\n  c: {}\n",
+        existing=old,
+        provider="libvirt",
+    )
+    rows = plan.as_rows(plan.make(old, new, {"a", "b", "c"}))
+    assert rows == [
+        {
+            "machine": "b",
+            "action": "remove",
+            "reasons": ["gone from the lab file"],
+            "provision": False,
+        },
+        {
+            "machine": "a",
+            "action": "reload",
+            "reasons": ["cpus 2 -> 4", "roles (none) -> containerd"],
+            "provision": True,
+        },
+        {"machine": "c", "action": "keep", "reasons": [], "provision": False},
+    ]
+    assert json.loads(json.dumps(rows)) == rows
+
+
+def test_a_moved_machine_updates_the_others_hosts() -> None:
+    """The agent reaches the controller by its hostname: when the controller
+    moves to another address, the agent's /etc/hosts must follow."""
+    text = (
+        "machines:\n  ci: {hostname: jenkins, roles: [jenkins-controller]IP}\n"
+        "  agent1: {roles: [jenkins-agent]}\n"
+    )
+    old = _spec(text.replace("IP", ""))
+    new = _spec(text.replace("IP", ", ip: 20"), existing=old)
+    steps = _by_name(plan.make(old, new, {"ci", "agent1"}))
+    assert steps["ci"].action == "recreate"
+    assert steps["agent1"].action != "keep"
