@@ -60,8 +60,16 @@ def _step(old: Machine, new: Machine, docker: bool) -> Step:
         rebuild += resources
         resources = []
     provisioning = []
-    if old.roles != new.roles:
-        provisioning.append(f"roles {_roles(old)} -> {_roles(new)}")
+    if set(old.roles) != set(new.roles):
+        dropped = set(old.roles) - set(new.roles)
+        provisioning.append(
+            f"roles {_roles(old)} -> {_roles(new)}"
+            + (
+                " (what a dropped role installed stays: recreate to be rid of it)"
+                if dropped
+                else ""
+            )
+        )
     for role in sorted(set(old.options) | set(new.options)):
         was, now = old.options.get(role, {}), new.options.get(role, {})
         for key in sorted(set(was) | set(now)):
@@ -70,7 +78,7 @@ def _step(old: Machine, new: Machine, docker: bool) -> Step:
     if _role_steps(old.provisioners) != _role_steps(new.provisioners):
         before = {s.name: s for s in _role_steps(old.provisioners)}
         after = {s.name: s for s in _role_steps(new.provisioners)}
-        if old.roles == new.roles:
+        if set(old.roles) == set(new.roles):
             names = [n for n in after if before.get(n) != after[n]]
             names += [n for n in before if n not in after]
             provisioning.append("provisioners changed: " + ", ".join(dict.fromkeys(names)))

@@ -156,13 +156,14 @@ def stage(name: str, files: Mapping[str, str | bytes], home: Path) -> Path:
     return staging
 
 
-def install(staging: Path, target: Path) -> None:
+def install(staging: Path, target: Path, record: bool = True) -> None:
     """Move a staged lab into place.
 
     A new lab is one rename. An existing lab keeps its .vagrant/ machine state
     and labctl state; its Vagrantfile, provision/, lab.yaml and lab.json are replaced
     file by file (each replace is atomic), lab.json last so the record never
-    describes a Vagrantfile that is not there.
+    describes a Vagrantfile that is not there. Without `record`, lab.json stays:
+    the caller writes it once the change is applied.
     """
     if not target.exists():
         os.rename(staging, target)
@@ -174,5 +175,6 @@ def install(staging: Path, target: Path) -> None:
         os.replace(staging / "provision", old_provision)
     os.replace(staging / "Vagrantfile", target / "Vagrantfile")
     os.replace(staging / "lab.yaml", target / "lab.yaml")
-    os.replace(staging / "lab.json", target / "lab.json")
+    if record:
+        os.replace(staging / "lab.json", target / "lab.json")
     shutil.rmtree(staging)

@@ -91,7 +91,8 @@ class Origin:
 
 @dataclass(frozen=True)
 class LabSpec:
-    """A validated lab: its id, where it came from, lab-wide settings, machines."""
+    """A validated lab: its id, where it came from, lab-wide settings, machines,
+    and each role family's lab-wide options (`options["mysql"]`, ...)."""
 
     id: str
     name: str
@@ -102,8 +103,7 @@ class LabSpec:
     machines: tuple[Machine, ...]
     timezone: str = "Etc/UTC"
     libvirt_uri: str | None = None
-    mysql: dict[str, Any] = field(default_factory=dict)
-    jenkins: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def machine(self, name: str) -> Machine:
         """The machine called `name`, or a SpecError listing the lab's machines."""
@@ -115,6 +115,10 @@ class LabSpec:
 
     def machine_names(self) -> list[str]:
         return [m.name for m in self.machines]
+
+    def family(self, key: str) -> dict[str, Any]:
+        """A role family's lab-wide options (empty when the lab sets none)."""
+        return self.options.get(key, {})
 
     def with_role(self, *roles: str) -> list[Machine]:
         """The machines holding any of `roles`, in the lab's order."""
@@ -145,13 +149,6 @@ def check_subnet(subnet: str) -> str:
     if not any(net.subnet_of(ipaddress.IPv4Network(p)) for p in _PRIVATE_NETS):
         raise SpecError(f"subnet {subnet} is not private: use 10.x.y, 172.16-31.y or 192.168.y")
     return normal
-
-
-def check_range(what: str, value: int, low: int, high: int) -> int:
-    """An integer option within [low, high]."""
-    if not low <= value <= high:
-        raise SpecError(f"{what} must be between {low} and {high}, got {value}")
-    return value
 
 
 def check_provider(provider: str) -> str:

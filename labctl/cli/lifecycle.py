@@ -79,26 +79,23 @@ TargetArgs = Annotated[
 ]
 
 
-TOPOLOGY_PARAMS = (
-    "count",
-    "agents",
-    "jdk",
-    "jenkins_war",
-    "replicas",
-    "chain",
-    "gtid",
-    "containerd",
-)
 LAB_VALUES = ("file", "provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
 
 
-def _request(params: dict[str, Any]) -> Any:
-    """The lab-shaping options among a command's parameters (its locals()):
-    a topology's parameters, and lab-wide values."""
-    from labctl.ops.lifecycle import Request
+def _topology_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The topology parameters given among a command's parameters (its locals())."""
+    from labctl.topologies import PARAMS
 
-    given = {k: params[k] for k in TOPOLOGY_PARAMS if params.get(k) is not None}
-    return Request(params=given, **{k: params.get(k) for k in LAB_VALUES})
+    names = {k for own in PARAMS.values() for k in own}
+    return {k: v for k, v in params.items() if k in names and v is not None}
+
+
+def _request(params: dict[str, Any]) -> Any:
+    """The lab-shaping options among a command's parameters: a topology's
+    parameters, and lab-wide values."""
+    from labctl.ops.up import Request
+
+    return Request(params=_topology_params(params), **{k: params.get(k) for k in LAB_VALUES})
 
 
 def _split(
@@ -134,13 +131,13 @@ def render(
 ) -> None:
     """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
     from labctl import ui
-    from labctl.ops import lifecycle
+    from labctl.ops import up as ops_up
 
     req = _request(locals())
     if stdout:
-        sys.stdout.write(lifecycle.render_text(home(ctx), lab, name, req))
+        sys.stdout.write(ops_up.render_text(home(ctx), lab, name, req))
         return
-    done = lifecycle.render_lab(home(ctx), lab, name, req)
+    done = ops_up.render_lab(home(ctx), lab, name, req)
     ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
     print(done.path)
 
@@ -188,13 +185,13 @@ def _up(
     dry_run: bool = False,
 ) -> None:
     from labctl import ui
-    from labctl.ops import lifecycle
+    from labctl.ops import up as ops_up
 
     if dry_run:
-        prepared = lifecycle.prepare(home(ctx), lab, name, req)
+        prepared = ops_up.prepare(home(ctx), lab, name, req)
         ui.plan(prepared.spec.name, prepared.steps, json, new=prepared.existing is None)
         return
-    result = lifecycle.up(
+    result = ops_up.up(
         home(ctx),
         lab,
         name,
@@ -254,14 +251,17 @@ def init(
     from pathlib import Path
 
     from labctl import ui
-    from labctl.ops import lifecycle
+    from labctl.ops import up as ops_up
 
-    given = {k: v for k, v in locals().items() if k in (*TOPOLOGY_PARAMS, "cpus", "memory")}
-    params = {k: v for k, v in given.items() if v is not None}
+    given = locals()
+    params = {
+        **_topology_params(given),
+        **{k: given[k] for k in ("cpus", "memory") if given[k] is not None},
+    }
     if output == "-":
-        sys.stdout.write(lifecycle.init_text(topology, params))
+        sys.stdout.write(ops_up.init_text(topology, params))
         return
-    path = lifecycle.init(topology, params, Path(output), force)
+    path = ops_up.init(topology, params, Path(output), force)
     ui.success(f"wrote {path}: edit it, then labctl up -f {path}")
 
 
@@ -269,9 +269,9 @@ def schema() -> None:
     """The lab file's JSON Schema (for editors: completion and checks)."""
     import json
 
-    from labctl import labfile
+    from labctl import schema as lab_schema
 
-    print(json.dumps(labfile.json_schema(), indent=2))
+    print(json.dumps(lab_schema.json_schema(), indent=2))
 
 
 def validate(
@@ -284,10 +284,10 @@ def validate(
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
     from labctl import ui
-    from labctl.ops import lifecycle
+    from labctl.ops import up as ops_up
 
     req = _request({"file": file, "provider": provider, "subnet": subnet})
-    spec = lifecycle.prepare(home(ctx), None, name, req, host_checks=False).spec
+    spec = ops_up.prepare(home(ctx), None, name, req, host_checks=False).spec
     ui.lab_machines(spec, json)
     if not json:
         ui.success(f"{file}: lab {spec.name}, {len(spec.machines)} machines, valid")

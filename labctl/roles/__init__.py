@@ -9,8 +9,9 @@ touches its module, its provision script, a test, and FAMILIES below.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,6 +19,7 @@ from labctl.roles import containerd, jenkins, mysql
 
 if TYPE_CHECKING:
     from labctl.home import LabHome
+    from labctl.plan import Step
     from labctl.spec import LabSpec, Machine, Provisioner
     from labctl.vagrant import Event
 
@@ -44,6 +46,14 @@ def lab_options() -> dict[str, type]:
     return {f.KEY: f.LabOptions for f in FAMILIES if f.KEY}
 
 
+def complete_lab_options(
+    given: dict[str, dict[str, Any]], base_dir: Path
+) -> dict[str, dict[str, Any]]:
+    """Each family's lab-wide options as its module completes them (a path
+    relative to the lab file made absolute, say); InvalidField when one is wrong."""
+    return {f.KEY: f.lab_options(given.get(f.KEY, {}), base_dir) for f in FAMILIES if f.KEY}
+
+
 def families_of(spec: LabSpec) -> list[ModuleType]:
     """The families some machine of the lab belongs to, in FAMILIES order."""
     held = {r for m in spec.machines for r in m.roles}
@@ -59,6 +69,12 @@ def resolve(
         for machine, options in family.resolve(spec, where).items():
             merged.setdefault(machine, {}).update(options)
     return merged
+
+
+def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None:
+    """SpecError for a plan a family cannot follow (a replica's source recreated...)."""
+    for family in FAMILIES:
+        family.check_plan(old, new, steps)
 
 
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:

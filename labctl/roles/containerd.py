@@ -19,11 +19,19 @@ KEY = None  # no lab-wide options
 LabOptions = None
 
 
+def lab_options(given: dict[str, Any], base_dir: Any) -> dict[str, Any]:
+    return given
+
+
 def resolve(
     spec: LabSpec, where: Callable[..., tuple[Any, ...]]
 ) -> dict[str, dict[str, dict[str, str]]]:
     """No options to fill in."""
     return {}
+
+
+def check_plan(old: LabSpec | None, new: LabSpec, steps: Any) -> None:
+    """Nothing to refuse."""
 
 
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:

@@ -11,15 +11,15 @@ runs only when asked). If the download fails, everything before it stays.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from labctl import vault
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
+from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.home import LabHome
 from labctl.session import LabSession
 from labctl.spec import LabSpec, Machine, Provisioner
@@ -53,7 +53,7 @@ class LabOptions:
     """jdk: the Java runtime (17 or 21); war: a jenkins.war to install from
     (a path relative to the lab file), for labs without Jenkins' apt repository."""
 
-    jdk: int = 17
+    jdk: Literal[17, 21] = 17
     war: str | None = None
 
 
@@ -84,6 +84,17 @@ def _server_ip(spec: LabSpec) -> str:
     return controller(spec).ip
 
 
+def lab_options(given: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The war file, relative to the lab file, made absolute (and checked)."""
+    war = given.get("war")
+    if not war:
+        return given
+    path = (base_dir / war).expanduser().resolve()
+    if not path.is_file():
+        raise InvalidField((KEY, "war"), f"no such file: {path}")
+    return {**given, "war": str(path)}
+
+
 def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]:
     """One controller per lab (its secrets are the lab's); each agent's controller."""
     controllers = [m.name for m in spec.with_role(CONTROLLER)]
@@ -92,8 +103,6 @@ def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]
             where(controllers[1], "roles"),
             f"a lab has one jenkins-controller (found {', '.join(controllers)})",
         )
-    if spec.jenkins.get("jdk", 17) not in JDKS:
-        raise InvalidField(("jenkins", "jdk"), f"must be 17 or 21, got {spec.jenkins.get('jdk')!r}")
     chosen: dict[str, dict[str, dict[str, str]]] = {}
     for m in spec.with_role(AGENT):
         if m.has(CONTROLLER):
@@ -117,8 +126,12 @@ def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]
     return chosen
 
 
+def check_plan(old: LabSpec | None, new: LabSpec, steps: Any) -> None:
+    """Nothing to refuse: agents are registered again by the set-up."""
+
+
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
-    jdk = Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(spec.jenkins.get("jdk", 17))})
+    jdk = Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(spec.family(KEY).get("jdk", 17))})
     # agents reach their controller by its hostname on the private network
     if m.has(CONTROLLER):
         agents = " ".join(
@@ -132,7 +145,7 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
                 "jenkins",
                 "jenkins-server.sh",
                 {
-                    "JENKINS_SOURCE": "war" if spec.jenkins.get("war") else "apt",
+                    "JENKINS_SOURCE": "war" if spec.family(KEY).get("war") else "apt",
                     "JENKINS_URL": f"http://{m.hostname}:8080/",
                     "JENKINS_AGENTS": agents,
                 },
@@ -217,6 +230,10 @@ def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
             ["cat", f"{STATE}/agent-secrets/{name}"], sudo=True, check=True
         ).stdout.strip()
         agent = session.transport(name)
+        held = agent.run(["cat", AGENT_SECRET], sudo=True)
+        active = agent.run(["systemctl", "is-active", "--quiet", "jenkins-agent.service"]).ok
+        if held.ok and held.stdout.strip() == secret and active:
+            continue  # a running agent with its secret: a restart would only cut its builds
         agent.put(secret.encode(), AGENT_SECRET, mode=0o600, owner="jenkins")
         agent.run(["systemctl", "restart", "jenkins-agent.service"], sudo=True, check=True)
 
@@ -235,8 +252,8 @@ def setup(
         install_keys(session, spec, private, public)
         server = session.transport(boss)
         server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
-        if spec.jenkins.get("war"):
-            _upload_war(server, boss, Path(spec.jenkins["war"]), say)
+        if spec.family(KEY).get("war"):
+            _upload_war(server, boss, Path(spec.family(KEY)["war"]), say)
     try:
         VagrantDriver(paths.root, on_event=on_event).provision([boss], only=["jenkins"])
     except LabctlError as exc:
@@ -265,41 +282,6 @@ def notes(home: LabHome, spec: LabSpec) -> list[str]:
 # ---------------------------------------------------------------- REST API
 
 
-def _api(server: SshTransport, password: str, path: str) -> tuple[int, dict[str, Any] | None]:
-    """GET the controller's REST API from inside the controller (works for
-    every provider); the credentials travel on curl's stdin, not its arguments."""
-    config = f'user = "{ADMIN}:{password}"\n'.encode()
-    result = server.run(
-        [
-            "curl",
-            "-sS",
-            "-K",
-            "-",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            f"http://localhost:8080{path}",
-        ],
-        stdin=config,
-        timeout=30,
-    )
-    if result.exit_code == 7:
-        return 0, None  # connection refused: nothing listens on 8080
-    body, _, code = result.stdout.rpartition("\n")
-    try:
-        return int(code or 0), json.loads(body) if body.strip().startswith("{") else None
-    except ValueError:
-        return int(code or 0) if code.isdigit() else 0, None
-
-
-@dataclass(frozen=True)
-class AgentState:
-    name: str
-    online: bool
-    reason: str = ""
-
-
 @dataclass(frozen=True)
 class JenkinsStatus:
     installed: bool
@@ -308,19 +290,6 @@ class JenkinsStatus:
     detail: str
     url: str = ""
     agents: list[AgentState] = field(default_factory=list)
-
-
-def parse_computers(data: dict[str, Any]) -> list[AgentState]:
-    """/computer/api/json -> the agents (the built-in node left out)."""
-    found = []
-    for c in data.get("computer", []):
-        name = str(c.get("displayName", ""))
-        if c.get("_class", "").endswith("MasterComputer") or name in ("master", "Built-In Node"):
-            continue
-        found.append(
-            AgentState(name, not c.get("offline", True), str(c.get("offlineCauseReason") or ""))
-        )
-    return found
 
 
 def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsStatus:
@@ -332,7 +301,7 @@ def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsSta
     url = f"http://{_server_ip(spec)}:8080/"
     if not installed:
         return JenkinsStatus(False, False, False, "Jenkins is not installed on the controller", url)
-    code, _ = _api(server, password, "/api/json?tree=mode")
+    code, _ = api_get(server, ADMIN, password, "/api/json?tree=mode")
     if code == 0:
         return JenkinsStatus(
             True,
@@ -349,8 +318,11 @@ def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsSta
             f"Jenkins answers HTTP {code} (still starting, or the admin password changed)",
             url,
         )
-    _, computers = _api(
-        server, password, "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]"
+    _, computers = api_get(
+        server,
+        ADMIN,
+        password,
+        "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]",
     )
     agents = parse_computers(computers or {})
     return JenkinsStatus(True, True, True, "Jenkins is up", url, agents)

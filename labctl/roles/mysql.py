@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from labctl import vault
@@ -24,6 +25,7 @@ from labctl.spec import LabSpec, Machine, Provisioner
 
 if TYPE_CHECKING:
     from labctl.home import LabHome
+    from labctl.plan import Step
     from labctl.vagrant import Event
 
 PRIMARY = "mysql-primary"
@@ -55,6 +57,10 @@ KEY = "mysql"
 
 
 # ---------------------------------------------------------------- the lab's shape (pure)
+
+
+def lab_options(given: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    return given
 
 
 def machines(spec: LabSpec) -> list[Machine]:
@@ -163,11 +169,33 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
                 "MYSQL_LOG_REPLICA_UPDATES": "1"
                 if m.name in src and m.name in src.values()
                 else "0",
-                "MYSQL_GTID": "1" if spec.mysql.get("gtid") else "0",
+                "MYSQL_GTID": "1" if spec.family(KEY).get("gtid") else "0",
                 "LAB_HOSTNAME": m.hostname,
             },
         )
     ]
+
+
+def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None:
+    """Refuse a change that replication cannot follow: a source recreated (its
+    data gone) under replicas that stay, or GTID switched on running servers."""
+    if old is None:
+        return
+    action = {s.machine: s.action for s in steps}
+    fresh = {m for m, a in action.items() if a in ("add", "recreate", "remove")}
+    for replica, source in sources(new).items():
+        if action.get(source) == "recreate" and replica not in fresh:
+            raise SpecError(
+                f"{source} would be recreated (its data lost) while {replica} replicates from it",
+                hint=f"keep {source}'s box, address and resources as they are, or recreate "
+                f"{replica} in the same change",
+            )
+    running = [m.name for m in machines(old) if action.get(m.name) not in ("add", "remove")]
+    if running and bool(old.family(KEY).get("gtid")) != bool(new.family(KEY).get("gtid")):
+        raise SpecError(
+            f"mysql.gtid cannot change while {', '.join(running)} exist: replication keeps its mode",
+            hint=f"labctl destroy {new.name}, then up again (or give the lab another name)",
+        )
 
 
 def topology_line(spec: LabSpec) -> str:
@@ -332,6 +360,12 @@ def setup(
     with LabSession(home, spec.name) as session:
         servers = connect(session, require(spec))
         _check_identities(servers)
+        for m in spec.with_role(PRIMARY):
+            # a replica promoted in the lab file stops replicating
+            if servers[m.name].replica() is not None:
+                rs = servers[m.name].server
+                servers[m.name].execute(rs.stop_replica(), rs.reset_replica())
+                say(m.name, "a primary now: its replication stopped and forgotten")
         for name in dict.fromkeys(edges.values()):
             _ensure_repl_user(servers[name], spec.subnet, password)
         for replica, source in edges.items():
@@ -344,7 +378,7 @@ def setup(
                 servers[replica],
                 ips[source],
                 password,
-                bool(spec.mysql.get("gtid")),
+                bool(spec.family(KEY).get("gtid")),
                 say,
             )
         wait_healthy([servers[r] for r in edges])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl import labfile, topologies
+from labctl import labfile, schema, topologies
 from labctl.spec import DOCKER_BOX, VM_BOX, LabSpec, Origin
 
 
@@ -40,7 +40,7 @@ def from_text(
     **kw: Any,
 ) -> labfile.Built:
     """A lab file's text, built."""
-    return labfile.build(labfile.parse(text, filename, base_dir), resolved(**kw), existing)
+    return labfile.build(schema.parse(text, filename, base_dir), resolved(**kw), existing)
 
 
 LAB_KEYS = ("name", "subnet", "lab_id", "box", "timezone", "libvirt_uri")

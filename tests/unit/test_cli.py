@@ -33,7 +33,7 @@ BAD_RENDERS = [
     (["render", "nodes", "--provider", "vmware"], "unknown provider 'vmware'"),
     (
         ["render", "nodes", "--provider", "docker", "--libvirt-uri", "qemu:///system"],
-        "--libvirt-uri (libvirt_uri in a lab file) applies only",
+        "--libvirt-uri applies only",
     ),
     (["up", "nodes", "--count", "12"], "--count must be between 1 and 9, got 12"),
     (["up", "nodes", "--name", "9lives"], "invalid lab name '9lives'"),

@@ -197,3 +197,39 @@ def test_destroy_a_lab_whose_record_is_unreadable(cli, home: Path, docker: None)
     ran = cli("destroy", "old", "--yes")
     assert ran.code == 0, ran.stderr
     assert not root.exists()
+
+
+def test_another_file_never_takes_over_a_lab(cli, home: Path, tmp_path: Path, docker: None) -> None:
+    """Two files that name the same lab (here: by their stem) are two labs the
+    user meant; the second is refused until it is named for that lab."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "lab.yaml").write_text("machines:\n  one: {}\n")
+    ran = cli("render", "-f", str(tmp_path / "a" / "lab.yaml"), "--provider", "docker")
+    assert ran.code == 0, ran.stderr
+    ran = cli("up", "-f", str(tmp_path / "b" / "lab.yaml"), "--dry-run")
+    assert ran.code == 2
+    assert "lab 'lab' exists and comes from lab file" in ran.stderr
+    ran = cli("up", "-f", str(tmp_path / "b" / "lab.yaml"), "--dry-run", "--name", "lab")
+    assert ran.code == 0, ran.stderr
+    # the lab folder's own copy of its file is the lab's, wherever it came from
+    ran = cli("up", "-f", str(home / "lab" / "lab.yaml"), "--dry-run", "--json")
+    assert ran.code == 0, ran.stderr
+    assert json.loads(ran.stdout)[0]["reasons"] == ["not created yet"]
+
+
+def test_render_never_records_a_change_it_did_not_apply(
+    cli, home: Path, tmp_path: Path, docker: None
+) -> None:
+    lab = tmp_path / "shop.yaml"
+    lab.write_text("machines:\n  app: {}\n")
+    assert cli("render", "-f", str(lab), "--provider", "docker").code == 0
+    ids = home / "shop" / ".vagrant" / "machines" / "app" / "docker"
+    ids.mkdir(parents=True, exist_ok=True)
+    (ids / "id").write_text("0123")  # as if Vagrant had made it
+    record = (home / "shop" / "lab.json").read_text()
+    lab.write_text("machines:\n  app: {roles: [containerd]}\n")
+    ran = cli("render", "-f", str(lab))
+    assert ran.code == 2
+    assert "app: provision" in ran.stderr and "labctl up applies it" in ran.stderr
+    assert (home / "shop" / "lab.json").read_text() == record

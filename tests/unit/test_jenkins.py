@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import SpecError
-from labctl.roles.jenkins import check_war, parse_computers
+from labctl.guest.jenkins import parse_computers
+from labctl.roles.jenkins import check_war
 
 # /computer/api/json?tree=computer[displayName,offline,offlineCauseReason], as
 # the Jenkins REST API documents it (Jenkins cannot be downloaded here).

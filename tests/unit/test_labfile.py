@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from labctl import labfile, topologies
+from labctl import schema as lab_schema
 from labctl.errors import SpecError
 from labctl.spec import LabSpec, Machine, Provisioner
 
@@ -102,7 +103,7 @@ BAD_FILES: list[tuple[str, int, str | None, str]] = [
     ),
     ("top-level-list", 1, "(top)", "a lab file is a mapping with a `machines` key"),
     ("port-missing-host", 6, "machines.web.ports[1].host", "required"),
-    ("jdk", 3, "jenkins.jdk", "must be 17 or 21, got 11"),
+    ("jdk", 3, "jenkins.jdk", "input should be 17 or 21"),
 ]
 
 
@@ -149,9 +150,9 @@ def test_read_names_the_file_itself(tmp_path: Path) -> None:
     path = tmp_path / "mylab.yaml"
     shutil.copy(BAD / "count-zero.yaml", path)
     with pytest.raises(SpecError, match=r"^mylab\.yaml:5: machines\.node\.count: "):
-        labfile.read(path)
+        lab_schema.read(path)
     with pytest.raises(SpecError, match="cannot read lab file"):
-        labfile.read(tmp_path / "absent.yaml")
+        lab_schema.read(tmp_path / "absent.yaml")
 
 
 # ---------------------------------------------------------------- good files
@@ -341,7 +342,7 @@ def test_normalised_example_rebuilds_the_same_spec(tmp_path: Path) -> None:
     built = _build((example / "lab.yaml").read_text(), example.resolve())
     assert built.scripts == {"user/scripts/app.sh": (example / "scripts" / "app.sh").read_bytes()}
     path = _lab_folder(built, tmp_path / "folder")
-    again = labfile.build(labfile.read(path), resolved())
+    again = labfile.build(lab_schema.read(path), resolved())
     assert again.spec == built.spec
     assert again.scripts == built.scripts
     assert again.normalised == built.normalised
@@ -370,9 +371,9 @@ def test_normalised_file_with_outside_script_and_war(tmp_path: Path) -> None:
     )
     built = _build(text, src)
     assert set(built.scripts) == {"user/ext/common.sh"}
-    assert built.spec.jenkins["war"] == str((src / "files" / "jenkins.war").resolve())
+    assert built.spec.family("jenkins")["war"] == str((src / "files" / "jenkins.war").resolve())
     path = _lab_folder(built, tmp_path / "folder")
-    again = labfile.build(labfile.read(path), resolved())
+    again = labfile.build(lab_schema.read(path), resolved())
     assert again.spec == built.spec
     assert again.scripts == built.scripts
 
@@ -397,7 +398,7 @@ def test_normalised_carries_the_decided_lab_values() -> None:
 
 
 def test_json_schema_shape() -> None:
-    schema = labfile.json_schema()
+    schema = lab_schema.json_schema()
     assert isinstance(schema, dict)
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert {"machines", "defaults", "mysql", "jenkins"} <= set(schema["properties"])
@@ -407,7 +408,7 @@ def test_json_schema_shape() -> None:
 def test_json_schema_validates_the_example_and_refuses_a_typo() -> None:
     """Editors check files with this schema: it must agree with the reader."""
     jsonschema = pytest.importorskip("jsonschema")
-    schema = labfile.json_schema()
+    schema = lab_schema.json_schema()
     example = yaml.safe_load((EXAMPLES / "mixed" / "lab.yaml").read_text())
     jsonschema.validate(example, schema)
     for topology in topologies.TOPOLOGIES:
@@ -464,7 +465,7 @@ def test_bundled_topologies_render_files_that_parse(topology: str, given: dict[s
     if given.get("containerd") is False:
         assert not spec.with_role("containerd")
     # and the normalised copy of it reads again
-    labfile.parse(built.normalised, "lab.yaml", Path("."))
+    lab_schema.parse(built.normalised, "lab.yaml", Path("."))
 
 
 def test_jenkins_topology_with_a_war(tmp_path: Path) -> None:
@@ -474,7 +475,7 @@ def test_jenkins_topology_with_a_war(tmp_path: Path) -> None:
         "jenkins", topologies.params("jenkins", {}, {"jenkins_war": str(war)})
     )
     spec = from_text(text, filename="jenkins.yaml").spec
-    assert spec.jenkins["war"] == str(war.resolve())
+    assert spec.family("jenkins")["war"] == str(war.resolve())
     server = _step(spec.machine("server"), "jenkins")
     assert server.env["JENKINS_SOURCE"] == "war"
 
@@ -521,3 +522,54 @@ def test_an_explicit_address_does_not_depend_on_declaration_order() -> None:
     first = outcome("machines:\n  new: {ip: 10}\n  a: {}\n  b: {}\n")
     last = outcome("machines:\n  a: {}\n  b: {}\n  new: {ip: 10}\n")
     assert first == last
+
+
+@pytest.mark.parametrize(
+    ("text", "prefix"),
+    [
+        (
+            "machines:\n  a:\n    roles:\n      - mysql-primary\n      - containerd\n      - containerd\n",
+            "lab.yaml:6: machines.a.roles[2]: role containerd is given twice",
+        ),
+        (
+            "machines:\n  a:\n    ports:\n      - {guest: 80, host: 8080}\n      - {guest: 80, host: 8081}\n",
+            "lab.yaml:5: machines.a.ports[1]: port id 'port80' is given twice",
+        ),
+        (
+            "machines:\n  a:\n    ports:\n      - {guest: 80, host: 8080, id: ssh}\n",
+            "lab.yaml:4: machines.a.ports[0]: port id 'ssh' is Vagrant's own",
+        ),
+        (
+            "base: &b {cpus: 1}\nmachines:\n  a:\n    <<: *b\n",
+            "lab.yaml:4: machines.a: YAML merge keys (<<) are not supported",
+        ),
+        (
+            "libvirt_uri: qemu:///system\nmachines:\n  a: {}\n",
+            "lab.yaml:1: libvirt_uri: applies only to the libvirt provider",
+        ),
+    ],
+)
+def test_more_mistakes_named_at_their_line(text: str, prefix: str) -> None:
+    # as `up` resolves it: the file's libvirt_uri is the lab's
+    uri = "qemu:///system" if text.startswith("libvirt_uri") else None
+    with pytest.raises(SpecError) as err:
+        from_text(text, libvirt_uri=uri)
+    assert err.value.message.startswith(prefix), err.value.message
+
+
+def test_addresses_of_leaving_machines_are_not_handed_out_at_once() -> None:
+    """The kept machines' /etc/hosts still name them until they are provisioned."""
+    old = from_text("machines:\n  a: {}\n  b: {}\n  c: {}\n").spec  # .10 .11 .12
+    new = from_text("machines:\n  a: {}\n  c: {}\n  d: {}\n", existing=old).spec
+    assert {m.name: m.ip for m in new.machines} == {
+        "a": "10.1.2.10",
+        "c": "10.1.2.12",
+        "d": "10.1.2.13",
+    }
+
+
+def test_normalised_file_keeps_the_command_lines_resources() -> None:
+    """`up -f LABFOLDER/lab.yaml` must describe the lab as it is, --cpus included."""
+    built = from_text("machines:\n  a: {}\n", cpus=3, memory=512)
+    again = from_text(built.normalised, existing=built.spec)
+    assert again.spec.machines == built.spec.machines

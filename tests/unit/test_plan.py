@@ -268,3 +268,43 @@ def test_a_moved_machine_updates_the_others_hosts() -> None:
     steps = _by_name(plan.make(old, new, {"ci", "agent1"}))
     assert steps["ci"].action == "recreate"
     assert steps["agent1"].action != "keep"
+
+
+def test_a_source_recreated_under_its_replicas_is_refused() -> None:
+    """Its data would be gone while its replicas keep theirs."""
+    from labctl import roles
+    from labctl.errors import SpecError
+
+    text = "machines:\n  db1: {roles: [mysql-primary]CPU}\n  db2: {roles: [mysql-replica]}\n"
+    old = _spec(text.replace("CPU", ""))
+    new = _spec(text.replace("CPU", ", cpus: 4"), existing=old)
+    steps = plan.make(old, new, {"db1", "db2"})
+    assert _by_name(steps)["db1"].action == "recreate"
+    with pytest.raises(SpecError, match=r"db1 would be recreated .* while db2 replicates from it"):
+        roles.check_plan(old, new, steps)
+    # recreating both is fine: the replica is seeded again from the new source
+    both = _spec(
+        "machines:\n  db1: {roles: [mysql-primary], cpus: 4}\n"
+        "  db2: {roles: [mysql-replica], cpus: 4}\n",
+        existing=old,
+    )
+    roles.check_plan(old, both, plan.make(old, both, {"db1", "db2"}))
+
+
+def test_gtid_cannot_change_under_running_servers() -> None:
+    from labctl import roles
+    from labctl.errors import SpecError
+
+    text = "mysql: {gtid: GTID}\nmachines:\n  db1: {roles: [mysql-primary]}\n"
+    old = _spec(text.replace("GTID", "false"))
+    new = _spec(text.replace("GTID", "true"), existing=old)
+    with pytest.raises(SpecError, match=r"mysql\.gtid cannot change while db1 exist"):
+        roles.check_plan(old, new, plan.make(old, new, {"db1"}))
+    roles.check_plan(None, new, plan.make(None, new, set()))  # a new lab chooses freely
+
+
+def test_reordered_roles_change_nothing() -> None:
+    text = "machines:\n  a: {roles: [ROLES]}\n"
+    old = _spec(text.replace("ROLES", "jenkins-controller, containerd"))
+    new = _spec(text.replace("ROLES", "containerd, jenkins-controller"), existing=old)
+    assert [s.action for s in plan.make(old, new, {"a"})] == ["keep"]

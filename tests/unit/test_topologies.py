@@ -99,7 +99,7 @@ def test_jenkins_war_and_jdk(tmp_path: Path) -> None:
     war = tmp_path / "jenkins.war"
     war.write_bytes(b"PK")
     s = spec("jenkins", agents=1, jenkins_war=str(war), jdk=21)
-    assert s.jenkins == {"jdk": 21, "war": str(war)}
+    assert s.family("jenkins") == {"jdk": 21, "war": str(war)}
     server = s.machines[0]
     assert (
         next(p for p in server.provisioners if p.name == "jenkins").env["JENKINS_SOURCE"] == "war"

@@ -1,0 +1,479 @@
+"""Use cases that turn a lab file (or a built-in topology) into running
+machines: prepare (the lab as written, the lab as recorded, the plan between
+them), render, init, and up (the plan applied, then the roles' set-up).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labctl import inventory, plan, providers, render, topologies
+from labctl.errors import LabctlError, SpecError
+from labctl.fsutil import atomic_write
+from labctl.home import LabHome
+from labctl.ops.lifecycle import MachineRow, status
+from labctl.spec import (
+    DOCKER_BOX,
+    VM_BOX,
+    LabSpec,
+    Origin,
+    check_box,
+    check_name,
+    check_provider,
+)
+from labctl.vagrant import Event, VagrantDriver
+
+EventSink = Callable[[Event], None]
+_TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the command line asked for: a lab file, or a topology's parameters
+    (count, agents, ...), and lab-wide values that win over the file's."""
+
+    file: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    provider: str | None = None
+    box: str | None = None
+    subnet: str | None = None
+    cpus: int | None = None
+    memory: int | None = None
+    libvirt_uri: str | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        keys = ("provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """The machine table after `up`, what the roles want said (URLs...), and
+    the plan that was applied."""
+
+    rows: list[MachineRow]
+    notes: list[str]
+    steps: list[plan.Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    spec: LabSpec
+    path: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A lab as written, the lab as recorded (None for a new one), the plan
+    from one to the other, and the files to write (None: keep the folder)."""
+
+    spec: LabSpec
+    existing: LabSpec | None
+    steps: list[plan.Step]
+    files: dict[str, str | bytes] | None
+
+    @property
+    def changes(self) -> list[plan.Step]:
+        return [s for s in self.steps if s.changes]
+
+
+# ---------------------------------------------------------------- reading what is asked
+
+
+def _timezone(existing: LabSpec | None) -> str:
+    if existing:
+        return existing.timezone
+    tz = providers.host_timezone()
+    return tz if _TZ_RE.fullmatch(tz) else "Etc/UTC"
+
+
+def _from_file(
+    home: LabHome, lab: str | None, name: str | None, request: Request
+) -> tuple[str, Any, Origin, LabSpec | None]:
+    from labctl import schema
+
+    if lab:
+        raise SpecError(f"give a lab file (-f) or a lab or topology ({lab}), not both")
+    if request.params:
+        flags = ", ".join("--" + k.replace("_", "-") for k in request.params)
+        raise SpecError(f"{flags}: options of a built-in topology; a lab file says it itself")
+    path = Path(request.file or "").expanduser()
+    parsed = schema.read(path)
+    stem = re.sub(r"[^a-z0-9-]", "-", path.stem.lower())
+    lab_name = check_name(name or parsed.model.name or stem)
+    existing = home.load(lab_name) if home.exists(lab_name) else None
+    origin = Origin("file", str(path.resolve()))
+    if existing and path.resolve() == (home.paths(lab_name).root / "lab.yaml").resolve():
+        origin = existing.origin  # the lab folder's own copy of its file
+    elif existing and existing.origin != origin and name is None:
+        # two files that name the same lab (or none, and share a stem): never
+        # let one quietly replace the other's machines
+        raise SpecError(
+            f"lab {lab_name!r} exists and comes from {existing.origin.label}, not {path}",
+            hint=f"give this lab another name (`name:` or --name), or --name {lab_name} "
+            "to apply this file to that lab",
+        )
+    return lab_name, parsed, origin, existing
+
+
+def _source(
+    home: LabHome, lab: str | None, name: str | None, request: Request
+) -> tuple[str, Any, Origin, LabSpec | None] | LabSpec:
+    """(lab name, parsed lab file, origin, existing lab) of `up|render [LAB] [-f FILE]`;
+    or the existing lab itself when it is to come up as recorded."""
+    if request.file:
+        return _from_file(home, lab, name, request)
+    if not lab:
+        lab = home.resolve(None)  # the only lab there is, or the error that says so
+    asked = bool(request.params or request.overrides())
+    if name or not home.exists(lab):
+        if not name and lab not in topologies.TOPOLOGIES:
+            labs = home.names()
+            raise SpecError(
+                f"unknown lab or topology {lab!r} (topologies: {', '.join(topologies.TOPOLOGIES)}"
+                + (f"; labs: {', '.join(labs)})" if labs else ")")
+            )
+        topology, lab_name = topologies.check_topology(lab), check_name(name or lab)
+        existing = home.load(lab_name) if home.exists(lab_name) else None
+        if existing and existing.origin.name != topology:
+            raise SpecError(
+                f"lab {lab_name!r} exists, from {existing.origin.label}, not {topology}"
+            )
+        if existing and not asked:
+            return existing
+    else:
+        lab_name = lab
+        existing = home.load(lab)
+        if existing.origin.kind == "file" and asked:
+            raise SpecError(
+                f"lab {lab!r} comes from {existing.origin.label}",
+                hint=f"change that file, then: labctl up -f {existing.origin.name}",
+            )
+        if not asked:
+            return existing
+        topology = existing.origin.name
+    given = dict(request.params)
+    if given.get("jenkins_war"):
+        from labctl.roles.jenkins import check_war
+
+        given["jenkins_war"] = check_war(given["jenkins_war"])
+    for key in ("cpus", "memory"):
+        if getattr(request, key) is not None:
+            given[key] = getattr(request, key)
+    values = topologies.params(topology, existing.origin.params if existing else {}, given)
+    text = topologies.lab_text(topology, values)
+    from labctl import schema  # pydantic and YAML: only when a lab file is read
+
+    parsed = schema.parse(text, f"{topology}.yaml", Path.cwd())
+    return lab_name, parsed, Origin("topology", topology, values), existing
+
+
+def prepare(
+    home: LabHome,
+    lab: str | None,
+    name: str | None,
+    request: Request,
+    host_checks: bool = True,
+) -> Prepared:
+    """The lab to render for `up|render [LAB] [-f FILE]`, the lab as it is,
+    and the plan between them. Nothing is written. Without `host_checks`
+    (validate), neither Vagrant nor the provider need be installed."""
+    if host_checks:
+        VagrantDriver.executable()  # SpecError naming the package when Vagrant is missing
+    for key in ("cpus", "memory"):
+        topologies.COMMON[key].check(getattr(request, key))
+    found = _source(home, lab, name, request)
+    if isinstance(found, LabSpec):
+        steps = plan.make(found, found, set(inventory.machine_ids(home.paths(found.name))))
+        return Prepared(found, found, steps, None)
+    lab_name, parsed, origin, existing = found
+    from labctl import labfile  # pydantic and YAML: only for a lab file
+
+    model, given = parsed.model, request.overrides()
+    provider = check_provider(
+        given.get("provider")
+        or model.provider
+        or (existing.provider if existing else None)
+        or os.environ.get("LABCTL_PROVIDER")
+        or (providers.detect() if host_checks else "docker")
+    )
+    kept = existing if existing and existing.provider == provider else None
+    box = given.get("box") or model.box or (kept.box if kept else None)
+    libvirt_uri = (
+        given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
+    )
+    resolved = labfile.Resolved(
+        name=lab_name,
+        provider=provider,
+        box=check_box(box or (DOCKER_BOX if provider == "docker" else VM_BOX)),
+        subnet=given.get("subnet")
+        or model.subnet
+        or (existing.subnet if existing else None)
+        or home.free_subnet(),
+        timezone=model.timezone or _timezone(existing),
+        lab_id=existing.id if existing else uuid.uuid4().hex[:12],
+        origin=origin,
+        cpus=given.get("cpus") if origin.kind == "file" else None,
+        memory=given.get("memory") if origin.kind == "file" else None,
+        libvirt_uri=libvirt_uri,
+    )
+    built = labfile.build(parsed, resolved, existing)
+    spec = built.spec
+    try:
+        home.check_subnet_free(spec.subnet, lab_name)
+    except SpecError as exc:
+        if model.subnet:
+            raise parsed.error(("subnet",), exc.message) from None
+        raise
+    created = set(inventory.machine_ids(home.paths(lab_name))) if existing else set()
+    if existing and created:
+        for key in ("provider", "subnet"):
+            if getattr(spec, key) != getattr(existing, key):
+                raise SpecError(
+                    f"cannot change the {key} of lab {lab_name!r} while it has machines",
+                    hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
+                )
+    if not existing and host_checks:
+        providers.require(spec.provider)
+    steps = plan.make(existing, spec, created)
+    from labctl import roles
+
+    roles.check_plan(existing, spec, steps)
+    return Prepared(spec, existing, steps, render.lab_files(spec, built.normalised, built.scripts))
+
+
+def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str | bytes]) -> str:
+    """Stage the rendered files, let Vagrant validate them, then move them in."""
+    paths = home.paths(spec.name)
+    staging = render.stage(spec.name, files, home.root)
+    try:
+        VagrantDriver(staging).validate()
+        render.install(staging, paths.root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    inventory.invalidate(paths)
+    return str(paths.root)
+
+
+def _stale(root: Path, files: Mapping[str, str | bytes]) -> bool:
+    """Whether the lab folder differs from the files rendered for it (by a
+    newer labctl, or edited by hand)."""
+    for rel, content in files.items():
+        try:
+            have = (root / rel).read_bytes()
+        except OSError:
+            return True
+        if have != (content if isinstance(content, bytes) else content.encode()):
+            return True
+    return False
+
+
+def render_text(home: LabHome, lab: str | None, name: str | None, request: Request) -> str:
+    """The Vagrantfile `render` would write, without writing anything."""
+    return render.render_vagrantfile(prepare(home, lab, name, request).spec)
+
+
+def render_lab(home: LabHome, lab: str | None, name: str | None, request: Request) -> Rendered:
+    """Write (or rewrite) the lab folder and validate it with Vagrant. Machines
+    that exist are never dropped from it: that is `up`'s plan to apply."""
+    prepared = prepare(home, lab, name, request)
+    spec = prepared.spec
+    with home.lock(spec.name, "render"):
+        created = set(inventory.machine_ids(home.paths(spec.name)))
+        touched = [s for s in prepared.changes if s.machine in created]
+        if touched:
+            raise SpecError(
+                "the change is for machines that exist ("
+                + ", ".join(f"{s.machine}: {s.action}" for s in touched)
+                + "): render would record it without applying it",
+                hint="labctl up applies it (see the plan first with --dry-run)",
+            )
+        files = prepared.files or _rerendered(home, spec)
+        path = _write(home, spec, files)
+    return Rendered(spec, path)
+
+
+def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
+    """A lab's folder rendered again from its record: its lab.yaml and the
+    user's scripts are taken from the folder itself."""
+    root = home.paths(spec.name).root
+    try:
+        lab_yaml = (root / "lab.yaml").read_text()
+        scripts = {
+            p.script: (root / "provision" / p.script).read_bytes()
+            for m in spec.machines
+            for p in m.provisioners
+            if p.script.startswith("user/")
+        }
+    except OSError as exc:
+        raise SpecError(f"lab {spec.name!r} is missing a file: {exc}") from exc
+    return render.lab_files(spec, lab_yaml, scripts)
+
+
+def init_text(topology: str, params: dict[str, Any]) -> str:
+    """A built-in topology as an editable lab file (checked as one)."""
+    from labctl import schema
+
+    if params.get("jenkins_war"):
+        from labctl.roles.jenkins import check_war
+
+        params = {**params, "jenkins_war": check_war(params["jenkins_war"])}
+    text = topologies.lab_text(topology, topologies.params(topology, {}, params))
+    schema.parse(text, f"{topology}.yaml", Path.cwd())
+    return text
+
+
+def init(topology: str, params: dict[str, Any], output: Path, force: bool = False) -> Path:
+    """Write a built-in topology's lab file to `output` (never over a file, unless forced)."""
+    text = init_text(topology, params)
+    try:
+        with output.open("w" if force else "x") as fh:
+            fh.write(text)
+    except FileExistsError:
+        raise SpecError(
+            f"{output} exists: not overwriting it", hint="--output FILE, or --force"
+        ) from None
+    except OSError as exc:
+        raise SpecError(f"cannot write {output}: {exc.strerror or exc}") from None
+    return output
+
+
+def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> None:
+    if spec.provider != "docker":
+        return
+    if not providers.docker_engine_answers():
+        raise LabctlError(
+            "the Docker engine is not answering",
+            hint="start it (systemctl start docker, or dockerd &) and try again",
+        )
+    from labctl import box
+
+    for image in sorted({m.box for m in spec.machines}):
+        if box.image_present(image):
+            continue
+        if image != DOCKER_BOX:
+            raise LabctlError(
+                f"docker image {image!r} is not on this host",
+                hint="build or pull it, or leave out the box to use labctl's own",
+            )
+        on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
+        box.build(on_line=on_line)
+    _refuse_foreign_containers(spec)
+
+
+def _refuse_foreign_containers(spec: LabSpec) -> None:
+    """Vagrant names each container after its lab and machine; another by that
+    name (left by a lab whose folder was deleted) would stop `docker run`
+    half-way through bringing the lab up."""
+    owners = providers.docker_containers(render.LAB_ID_LABEL)
+    names = [render.container_prefix(spec) + m.name for m in spec.machines]
+    foreign = [n for n in names if n in owners and owners[n] != spec.id]
+    if foreign:
+        many = len(foreign) > 1
+        raise LabctlError(
+            f"docker container{'s' if many else ''} {', '.join(foreign)} "
+            f"already exist{'' if many else 's'} and {'are' if many else 'is'} not of lab "
+            f"{spec.name!r}",
+            hint=f"remove {'them' if many else 'it'} (docker rm -f -v {' '.join(foreign)}) "
+            "or use --name for a new lab",
+        )
+
+
+def up(
+    home: LabHome,
+    lab: str | None,
+    name: str | None,
+    request: Request,
+    on_event: EventSink,
+    timeout: float | None = None,
+    on_plan: Callable[[Prepared], None] | None = None,
+) -> UpResult:
+    """Bring the lab to what its file (or topology) says: for a new lab,
+    render and `vagrant up`; for an existing one, apply the plan (removed and
+    recreated machines destroyed first, with the Vagrantfile that knows them,
+    then the new files, `vagrant up`, reloads, provisioning of the changed
+    machines only). Then each role's set-up (replication, Jenkins)."""
+    prepared = prepare(home, lab, name, request)
+    spec = prepared.spec
+    if on_plan is not None:
+        on_plan(prepared)
+    with home.lock(spec.name, "up"):
+        paths = home.paths(spec.name)
+        # before anything is written: a refusal leaves no lab folder behind
+        _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
+        driver = VagrantDriver(
+            paths.root,
+            on_event=on_event,
+            on_interrupt=lambda: on_event(
+                Event("", "warn", "interrupted: waiting for Vagrant to clean up...")
+            ),
+            timeout=timeout,
+        )
+        try:
+            _apply(home, prepared, driver)
+        finally:
+            inventory.invalidate(paths)
+        from labctl import roles  # the roles' set-up: SSH, guests' clients
+
+        notes = roles.setup(home, spec, on_event)
+    return UpResult(status(home, spec.name), notes, prepared.steps)
+
+
+def _vagrant_validate(folder: Path) -> None:
+    VagrantDriver(folder).validate()
+
+
+def _apply(
+    home: LabHome,
+    prepared: Prepared,
+    driver: VagrantDriver,
+    validate: Callable[[Path], None] = _vagrant_validate,
+) -> None:
+    """Carry out a plan. The new files are validated before any machine is
+    destroyed; an existing lab's record (lab.json) is written last, so a plan
+    cut short is planned again, not forgotten."""
+    spec = prepared.spec
+    paths = home.paths(spec.name)
+    created = set(inventory.machine_ids(paths))
+    by_action: dict[str, list[str]] = {}
+    for step in prepared.changes:
+        by_action.setdefault(step.action, []).append(step.machine)
+    files = prepared.files
+    staging = (
+        render.stage(spec.name, files, home.root) if files and _stale(paths.root, files) else None
+    )
+    try:
+        if staging is not None:
+            validate(staging)
+        doomed = [
+            m for m in by_action.get("remove", []) + by_action.get("recreate", []) if m in created
+        ]
+        if doomed:
+            driver.destroy(doomed)  # the current Vagrantfile still defines them
+        if staging is not None:
+            render.install(staging, paths.root, record=prepared.existing is None)
+            inventory.invalidate(paths)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    # new and recreated machines are provisioned on creation; running ones are left alone
+    driver.up(provider=spec.provider)
+    reload = [s for s in prepared.changes if s.action == "reload"]
+    for provision in (False, True):
+        chosen = [s.machine for s in reload if s.provision == provision]
+        if chosen:
+            driver.reload(chosen, provision=provision or None)
+    # a machine an earlier, interrupted `up` created but did not record
+    unfinished = [m for m in by_action.get("add", []) if m in created and m not in doomed]
+    again = by_action.get("provision", []) + unfinished
+    if again:
+        driver.provision(again)
+    if files is not None and prepared.existing is not None:
+        atomic_write(paths.record, files["lab.json"], mode=0o644)
