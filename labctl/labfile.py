@@ -12,7 +12,6 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import yaml
 
@@ -101,16 +100,23 @@ def _ip(p: Parsed, key: str, value: int | str, subnet: str) -> int:
     return octet
 
 
-def _expand(
-    p: Parsed, r: Resolved, existing: LabSpec | None
-) -> tuple[list[Machine], dict[str, str], dict[str, Path]]:
-    """Machines with names, hostnames, addresses and declared roles (options
-    as given); which declaration each came from; the user scripts."""
-    model = p.model
-    kept_ips = {m.name: int(m.ip.rsplit(".", 1)[1]) for m in existing.machines} if existing else {}
-    names: dict[str, str] = {}  # machine -> its key in the file
-    planned: list[tuple[str, str, str, int | None]] = []  # (name, key, hostname, fixed octet)
-    for key, decl in model.machines.items():
+@dataclass(frozen=True)
+class _Planned:
+    """A machine after `count`: its name, its key in the file, hostname, and
+    the address octet the file fixes (None: chosen here)."""
+
+    name: str
+    key: str
+    hostname: str
+    fixed: int | None
+
+
+def _names(p: Parsed, subnet: str) -> list[_Planned]:
+    """Every machine, `count` expanded; names and hostnames unique."""
+    planned: list[_Planned] = []
+    names: dict[str, str] = {}
+    hostnames: dict[str, str] = {}
+    for key, decl in p.model.machines.items():
         count = decl.count
         for i in range(1, (count or 1) + 1):
             name = f"{key}{i}" if count else key
@@ -125,55 +131,72 @@ def _expand(
                 )
             names[name] = key
             hostname = f"{decl.hostname}{i}" if decl.hostname and count else decl.hostname or name
+            if hostname in hostnames:
+                raise p.error(
+                    ("machines", key, "hostname"),
+                    f"hostname {hostname!r} is taken by {hostnames[hostname]}",
+                )
+            hostnames[hostname] = name
             fixed = None
             if decl.ip is not None:
-                fixed = _ip(p, key, decl.ip, r.subnet) + i - 1
+                fixed = _ip(p, key, decl.ip, subnet) + i - 1
                 if fixed > 254:
                     raise p.error(
                         ("machines", key, "ip"), f"{count} machines from {decl.ip} run past .254"
                     )
-            planned.append((name, key, hostname, fixed))
-    # explicit addresses first, then those machines had (unless one is
-    # claimed explicitly), then the lowest free ones: independent of order
+            planned.append(_Planned(name, key, hostname, fixed))
+    return planned
+
+
+def _addresses(
+    p: Parsed, subnet: str, planned: list[_Planned], existing: LabSpec | None
+) -> dict[str, int]:
+    """machine -> its address octet: the file's first, then the one a machine
+    had (unless the file gives it to another), then the lowest free ones;
+    independent of the machines' order in the file."""
+    kept = {m.name: int(m.ip.rsplit(".", 1)[1]) for m in existing.machines} if existing else {}
     used: dict[int, str] = {}
-    for name, key, _, fixed in planned:
-        if fixed is None:
+    for m in planned:
+        if m.fixed is None:
             continue
-        if fixed in used:
-            raise p.error(("machines", key, "ip"), f"{r.subnet}.{fixed} is taken by {used[fixed]}")
-        used[fixed] = name
-    octets = {name: fixed for name, _, _, fixed in planned if fixed is not None}
+        if m.fixed in used:
+            raise p.error(
+                ("machines", m.key, "ip"), f"{subnet}.{m.fixed} is taken by {used[m.fixed]}"
+            )
+        used[m.fixed] = m.name
+    octets = {m.name: m.fixed for m in planned if m.fixed is not None}
+    for m in planned:
+        had = kept.get(m.name)
+        if m.fixed is None and had is not None and had not in used:
+            used[had] = m.name
+            octets[m.name] = had
     # the addresses of machines leaving in this change stay unused until the
     # next one: the kept machines' /etc/hosts still name them
-    leaving = {octet for name, octet in kept_ips.items() if name not in names}
-    for name, _, _, fixed in planned:
-        kept = kept_ips.get(name)
-        if fixed is None and kept is not None and kept not in used:
-            used[kept] = name
-            octets[name] = kept
-    for name, _, _, _ in planned:
-        if name not in octets:
-            free = next(
-                (o for o in range(FIRST_AUTO_IP, 255) if o not in used and o not in leaving), None
-            )
-            if free is None:
-                raise p.error(("machines",), f"more machines than addresses in {r.subnet}.0/24")
-            used[free] = name
-            octets[name] = free
-    hostnames: dict[str, str] = {}
-    for name, key, hostname, _ in planned:
-        if hostname in hostnames:
-            raise p.error(
-                ("machines", key, "hostname"),
-                f"hostname {hostname!r} is taken by {hostnames[hostname]}",
-            )
-        hostnames[hostname] = name
+    staying = {m.name for m in planned}
+    leaving = {octet for name, octet in kept.items() if name not in staying}
+    for m in planned:
+        if m.name in octets:
+            continue
+        free = next(
+            (o for o in range(FIRST_AUTO_IP, 255) if o not in used and o not in leaving), None
+        )
+        if free is None:
+            raise p.error(("machines",), f"more machines than addresses in {subnet}.0/24")
+        used[free] = m.name
+        octets[m.name] = free
+    return octets
+
+
+def _declarations(p: Parsed) -> tuple[dict[str, list[str]], dict[str, Path]]:
+    """Each declaration's checks that a schema cannot make (repeated roles and
+    port ids, scripts that exist); (key -> its scripts' places below
+    provision/, place -> the script)."""
     scripts: dict[str, Path] = {}
-    machines = []
-    for index, (name, key, hostname, _) in enumerate(planned):
-        decl = model.machines[key]
-        declared = declared_roles(decl)
-        _check_unique(p, key, [role for role, _ in declared], "roles", "role {} is given twice")
+    targets: dict[str, list[str]] = {}
+    for key, decl in p.model.machines.items():
+        _check_unique(
+            p, key, [r for r, _ in declared_roles(decl)], "roles", "role {} is given twice"
+        )
         ids = [port.id or f"port{port.guest}" for port in decl.ports]
         _check_unique(
             p, key, ids, "ports", "port id {!r} is given twice (guest ports need their own id)"
@@ -182,6 +205,7 @@ def _expand(
             raise p.error(
                 ("machines", key, "ports", ids.index("ssh")), "port id 'ssh' is Vagrant's own"
             )
+        targets[key] = []
         for i, raw in enumerate(decl.provision):
             path, target = _script_target(raw, p.base_dir)
             if not path.is_file():
@@ -191,11 +215,25 @@ def _expand(
                     ("machines", key, "provision", i), f"another script is also called {target}"
                 )
             scripts[target] = path
+            targets[key].append(target)
+    return targets, scripts
+
+
+def _machines(
+    p: Parsed, r: Resolved, planned: list[_Planned], octets: dict[str, int]
+) -> list[Machine]:
+    """Machines with their names, addresses, resources and declared roles
+    (options as given); no provisioners yet."""
+    model = p.model
+    machines = []
+    for index, m in enumerate(planned):
+        decl = model.machines[m.key]
+        declared = declared_roles(decl)
         machines.append(
             Machine(
-                name=name,
-                hostname=hostname,
-                ip=f"{r.subnet}.{octets[name]}",
+                name=m.name,
+                hostname=m.hostname,
+                ip=f"{r.subnet}.{octets[m.name]}",
                 cpus=decl.cpus or r.cpus or model.defaults.cpus,
                 memory=decl.memory or r.memory or model.defaults.memory,
                 box=decl.box or r.box,
@@ -208,7 +246,7 @@ def _expand(
                 ),
             )
         )
-    return machines, names, scripts
+    return machines
 
 
 def _check_unique(p: Parsed, key: str, values: list[str], field: str, message: str) -> None:
@@ -235,17 +273,6 @@ def _where(p: Parsed, names: dict[str, str]) -> Callable[..., Loc]:
     return where
 
 
-def _common(spec: LabSpec, lib: bytes, source: Path) -> Provisioner:
-    hosts = " ".join(f"{x.ip}={x.hostname}" for x in spec.machines)
-    script = source / "common.sh"
-    return Provisioner(
-        "common",
-        "common.sh",
-        {"LAB_HOSTS": hosts, "LAB_TIMEZONE": spec.timezone},
-        digest=_digest(lib, script.read_bytes()),
-    )
-
-
 def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
     """The lab a parsed file describes, with the values decided outside it."""
     model = p.model
@@ -256,7 +283,10 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
             raise p.error(("subnet",), exc.message) from None
         raise
     r = replace(r, subnet=subnet, name=check_name(r.name))
-    machines, names, script_paths = _expand(p, r, existing)
+    planned = _names(p, subnet)
+    targets, scripts = _declarations(p)
+    machines = _machines(p, r, planned, _addresses(p, subnet, planned, existing))
+    names = {m.name: m.key for m in planned}
     if r.libvirt_uri and r.provider != "libvirt":
         if model.libvirt_uri == r.libvirt_uri:
             raise p.error(("libvirt_uri",), "applies only to the libvirt provider")
@@ -290,33 +320,35 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
     )
     source = render.data_dir("provision")
     lib = (source / "lib.sh").read_bytes()
-    contents = {target: path.read_bytes() for target, path in script_paths.items()}
+    contents = {target: path.read_bytes() for target, path in scripts.items()}
+    digests = {
+        script: _digest(lib, (source / script).read_bytes())
+        for script in {
+            "common.sh",
+            *(s.script for m in spec.machines for s in roles.provisioners(spec, m)),
+        }
+    }
 
     def steps(m: Machine) -> tuple[Provisioner, ...]:
-        own = [
-            replace(s, digest=_digest(lib, (source / s.script).read_bytes()))
-            for s in roles.provisioners(spec, m)
+        hosts = " ".join(f"{x.ip}={x.hostname}" for x in spec.machines)
+        common = Provisioner(
+            "common",
+            "common.sh",
+            {"LAB_HOSTS": hosts, "LAB_TIMEZONE": spec.timezone},
+            digest=digests["common.sh"],
+        )
+        own = [replace(s, digest=digests[s.script]) for s in roles.provisioners(spec, m)]
+        user = [
+            Provisioner(f"script:{t.split('/', 1)[1]}", t, digest=_digest(contents[t]))
+            for t in targets[names[m.name]]
         ]
-        decl = model.machines[names[m.name]]
-        user = []
-        for raw in decl.provision:
-            _, target = _script_target(raw, p.base_dir)
-            user.append(
-                Provisioner(
-                    f"script:{target.split('/', 1)[1]}", target, digest=_digest(contents[target])
-                )
-            )
-        return (_common(spec, lib, source), *own, *user)
+        return (common, *own, *user)
 
     spec = replace(spec, machines=tuple(replace(m, provisioners=steps(m)) for m in spec.machines))
-    return Built(spec, contents, normalise(p, spec, r))
+    return Built(spec, contents, normalise(p, spec, r, targets))
 
 
-def given_options(p: Parsed, key: str) -> dict[str, Any]:
-    return dict(getattr(p.model, key).model_dump())
-
-
-def normalise(p: Parsed, spec: LabSpec, r: Resolved) -> str:
+def normalise(p: Parsed, spec: LabSpec, r: Resolved, targets: dict[str, list[str]]) -> str:
     """The lab file as given, with the lab-wide values decided and the scripts
     pointing at their copies in the lab folder (so the folder's lab.yaml
     works on its own: `labctl up -f LABFOLDER/lab.yaml`)."""
@@ -340,13 +372,12 @@ def normalise(p: Parsed, spec: LabSpec, r: Resolved) -> str:
     for key, decl in p.model.machines.items():
         out = data["machines"][key]
         out["roles"] = [role if not opts else {role: opts} for role, opts in declared_roles(decl)]
-        if decl.provision:
-            out["provision"] = [
-                f"provision/{_script_target(raw, p.base_dir)[1]}" for raw in decl.provision
-            ]
+        if targets[key]:
+            out["provision"] = [f"provision/{t}" for t in targets[key]]
+    # each family's options as the role completed them (a war file's path made absolute)
+    used = {f.KEY for f in roles.families_of(spec)}
     for key, options in spec.options.items():
-        changed = {k: v for k, v in options.items() if given_options(p, key).get(k) != v}
-        if changed:  # completed by the role (a path made absolute)
-            data.setdefault(key, {}).update(changed)
+        if key in used or key in data:
+            data[key] = {k: v for k, v in options.items() if v is not None}
     header = f"# Lab {spec.name}, from {spec.origin.label}; normalised by labctl.\n"
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

@@ -93,6 +93,15 @@ def _step(old: Machine, new: Machine, docker: bool) -> Step:
     return Step(new.name, "keep")
 
 
+def _provisioned(step: Step, why: str) -> Step:
+    """A kept or reloaded machine made to run its provisioners too."""
+    if step.action == "keep":
+        return Step(step.machine, "provision", (why,), provision=True)
+    if step.action == "reload" and not step.provision:
+        return replace(step, reasons=(*step.reasons, why), provision=True)
+    return step
+
+
 def make(old: LabSpec | None, new: LabSpec, created: Collection[str]) -> list[Step]:
     """Every machine of both labs, with what happens to it."""
     before = {m.name: m for m in old.machines} if old else {}
@@ -114,10 +123,7 @@ def make(old: LabSpec | None, new: LabSpec, created: Collection[str]) -> list[St
     ]
     if moved:
         why = f"the lab's hosts changed ({', '.join(moved)} moved)"
-        steps = [
-            Step(s.machine, "provision", (why,), provision=True) if s.action == "keep" else s
-            for s in steps
-        ]
+        steps = [_provisioned(s, why) for s in steps]
     names = set(new.machine_names())
     for m in before.values():
         if m.name not in names:

@@ -5,11 +5,12 @@ them), render, init, and up (the plan applied, then the roles' set-up).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,14 @@ class Rendered:
 @dataclass(frozen=True)
 class Prepared:
     """A lab as written, the lab as recorded (None for a new one), the plan
-    from one to the other, and the files to write (None: keep the folder)."""
+    from one to the other, the files to write (None: keep the folder), and the
+    machines Vagrant had made when the plan was made."""
 
     spec: LabSpec
     existing: LabSpec | None
     steps: list[plan.Step]
     files: dict[str, str | bytes] | None
+    created: frozenset[str] = frozenset()
 
     @property
     def changes(self) -> list[plan.Step]:
@@ -160,19 +163,27 @@ def _source(
             return existing
         topology = existing.origin.name
     given = dict(request.params)
-    if given.get("jenkins_war"):
-        from labctl.roles.jenkins import check_war
-
-        given["jenkins_war"] = check_war(given["jenkins_war"])
     for key in ("cpus", "memory"):
         if getattr(request, key) is not None:
             given[key] = getattr(request, key)
-    values = topologies.params(topology, existing.origin.params if existing else {}, given)
+    values = _topology_values(topology, existing.origin.params if existing else {}, given)
     text = topologies.lab_text(topology, values)
     from labctl import schema  # pydantic and YAML: only when a lab file is read
 
     parsed = schema.parse(text, f"{topology}.yaml", Path.cwd())
     return lab_name, parsed, Origin("topology", topology, values), existing
+
+
+def _topology_values(
+    topology: str, recorded: dict[str, Any], given: dict[str, Any]
+) -> dict[str, Any]:
+    """A topology's parameters; a war file given here is made absolute, since
+    the lab file it goes into may be read from elsewhere (`init`)."""
+    if given.get("jenkins_war"):
+        from labctl.roles.jenkins import check_war
+
+        given = {**given, "jenkins_war": check_war(given["jenkins_war"])}
+    return topologies.params(topology, recorded, given)
 
 
 def prepare(
@@ -191,8 +202,8 @@ def prepare(
         topologies.COMMON[key].check(getattr(request, key))
     found = _source(home, lab, name, request)
     if isinstance(found, LabSpec):
-        steps = plan.make(found, found, set(inventory.machine_ids(home.paths(found.name))))
-        return Prepared(found, found, steps, None)
+        made = frozenset(inventory.machine_ids(home.paths(found.name)))
+        return Prepared(found, found, plan.make(found, found, made), None, made)
     lab_name, parsed, origin, existing = found
     from labctl import labfile  # pydantic and YAML: only for a lab file
 
@@ -232,7 +243,7 @@ def prepare(
         if model.subnet:
             raise parsed.error(("subnet",), exc.message) from None
         raise
-    created = set(inventory.machine_ids(home.paths(lab_name))) if existing else set()
+    created = frozenset(inventory.machine_ids(home.paths(lab_name))) if existing else frozenset()
     if existing and created:
         for key in ("provider", "subnet"):
             if getattr(spec, key) != getattr(existing, key):
@@ -246,18 +257,36 @@ def prepare(
     from labctl import roles
 
     roles.check_plan(existing, spec, steps)
-    return Prepared(spec, existing, steps, render.lab_files(spec, built.normalised, built.scripts))
+    files = render.lab_files(spec, built.normalised, built.scripts)
+    return Prepared(spec, existing, steps, files, created)
+
+
+def _vagrant_validate(folder: Path) -> None:
+    VagrantDriver(folder).validate()
+
+
+@contextlib.contextmanager
+def _staged(
+    home: LabHome,
+    spec: LabSpec,
+    files: Mapping[str, str | bytes],
+    validate: Callable[[Path], None] = _vagrant_validate,
+) -> Iterator[Path]:
+    """The rendered files in a temporary folder beside the labs, validated by
+    Vagrant; gone afterwards, whether the caller installed them or not."""
+    staging = render.stage(spec.name, files, home.root)
+    try:
+        validate(staging)
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str | bytes]) -> str:
     """Stage the rendered files, let Vagrant validate them, then move them in."""
     paths = home.paths(spec.name)
-    staging = render.stage(spec.name, files, home.root)
-    try:
-        VagrantDriver(staging).validate()
+    with _staged(home, spec, files) as staging:
         render.install(staging, paths.root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     inventory.invalidate(paths)
     return str(paths.root)
 
@@ -286,8 +315,7 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
     prepared = prepare(home, lab, name, request)
     spec = prepared.spec
     with home.lock(spec.name, "render"):
-        created = set(inventory.machine_ids(home.paths(spec.name)))
-        touched = [s for s in prepared.changes if s.machine in created]
+        touched = [s for s in prepared.changes if s.machine in prepared.created]
         if touched:
             raise SpecError(
                 "the change is for machines that exist ("
@@ -321,11 +349,7 @@ def init_text(topology: str, params: dict[str, Any]) -> str:
     """A built-in topology as an editable lab file (checked as one)."""
     from labctl import schema
 
-    if params.get("jenkins_war"):
-        from labctl.roles.jenkins import check_war
-
-        params = {**params, "jenkins_war": check_war(params["jenkins_war"])}
-    text = topologies.lab_text(topology, topologies.params(topology, {}, params))
+    text = topologies.lab_text(topology, _topology_values(topology, {}, params))
     schema.parse(text, f"{topology}.yaml", Path.cwd())
     return text
 
@@ -426,10 +450,6 @@ def up(
     return UpResult(status(home, spec.name), notes, prepared.steps)
 
 
-def _vagrant_validate(folder: Path) -> None:
-    VagrantDriver(folder).validate()
-
-
 def _apply(
     home: LabHome,
     prepared: Prepared,
@@ -439,30 +459,23 @@ def _apply(
     """Carry out a plan. The new files are validated before any machine is
     destroyed; an existing lab's record (lab.json) is written last, so a plan
     cut short is planned again, not forgotten."""
-    spec = prepared.spec
+    spec, files, created = prepared.spec, prepared.files, prepared.created
     paths = home.paths(spec.name)
-    created = set(inventory.machine_ids(paths))
     by_action: dict[str, list[str]] = {}
     for step in prepared.changes:
         by_action.setdefault(step.action, []).append(step.machine)
-    files = prepared.files
-    staging = (
-        render.stage(spec.name, files, home.root) if files and _stale(paths.root, files) else None
-    )
-    try:
-        if staging is not None:
-            validate(staging)
-        doomed = [
-            m for m in by_action.get("remove", []) + by_action.get("recreate", []) if m in created
-        ]
+    doomed = [
+        m for m in by_action.get("remove", []) + by_action.get("recreate", []) if m in created
+    ]
+    write = files is not None and _stale(paths.root, files)
+    with (
+        _staged(home, spec, files, validate) if files and write else contextlib.nullcontext()
+    ) as staging:
         if doomed:
             driver.destroy(doomed)  # the current Vagrantfile still defines them
         if staging is not None:
             render.install(staging, paths.root, record=prepared.existing is None)
             inventory.invalidate(paths)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
     # new and recreated machines are provisioned on creation; running ones are left alone
     driver.up(provider=spec.provider)
     reload = [s for s in prepared.changes if s.action == "reload"]

@@ -19,10 +19,6 @@ KEY = None  # no lab-wide options
 LabOptions = None
 
 
-def lab_options(given: dict[str, Any], base_dir: Any) -> dict[str, Any]:
-    return given
-
-
 def resolve(
     spec: LabSpec, where: Callable[..., tuple[Any, ...]]
 ) -> dict[str, dict[str, dict[str, str]]]:

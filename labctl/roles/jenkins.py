@@ -89,7 +89,7 @@ def lab_options(given: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     war = given.get("war")
     if not war:
         return given
-    path = (base_dir / war).expanduser().resolve()
+    path = (base_dir / Path(war).expanduser()).resolve()
     if not path.is_file():
         raise InvalidField((KEY, "war"), f"no such file: {path}")
     return {**given, "war": str(path)}

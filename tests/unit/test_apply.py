@@ -61,7 +61,7 @@ def prepared(old: LabSpec | None, text: str, created: list[str]) -> Prepared:
     built = from_text(text, existing=old)
     steps = plan.make(old, built.spec, set(created))
     files = render.lab_files(built.spec, built.normalised, built.scripts)
-    return Prepared(built.spec, old, steps, files)
+    return Prepared(built.spec, old, steps, files, frozenset(created))
 
 
 def record(root: Path) -> dict[str, Any]:

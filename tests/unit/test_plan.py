@@ -308,3 +308,18 @@ def test_reordered_roles_change_nothing() -> None:
     old = _spec(text.replace("ROLES", "jenkins-controller, containerd"))
     new = _spec(text.replace("ROLES", "containerd, jenkins-controller"), existing=old)
     assert [s.action for s in plan.make(old, new, {"a"})] == ["keep"]
+
+
+def test_a_moved_machine_also_provisions_those_being_reloaded() -> None:
+    """On VMs a reload alone would leave the reloaded machine's hosts stale."""
+    text = "machines:\n  a: {IP}\n  b: {MEM}\n"
+    old = _spec(text.replace("IP", "").replace("MEM", ""), provider="libvirt")
+    new = _spec(
+        text.replace("IP", "ip: 40").replace("MEM", "memory: 2048"),
+        existing=old,
+        provider="libvirt",
+    )
+    steps = _by_name(plan.make(old, new, {"a", "b"}))
+    assert steps["a"].action == "recreate"
+    assert (steps["b"].action, steps["b"].provision) == ("reload", True)
+    assert steps["b"].reasons[-1].startswith("the lab's hosts changed (a moved)")
