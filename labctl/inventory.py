@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from labctl.errors import VagrantError
 from labctl.fsutil import atomic_write
 from labctl.home import LabPaths
+from labctl.provider_state import recorded_ids
 from labctl.transport import Endpoint
 
 if TYPE_CHECKING:
@@ -28,11 +30,7 @@ if TYPE_CHECKING:
 
 def machine_ids(paths: LabPaths) -> dict[str, str]:
     """machine -> Vagrant's id of its current incarnation, for created machines."""
-    ids: dict[str, str] = {}
-    for id_file in sorted(paths.vagrant_dir.glob("machines/*/*/id")):
-        with contextlib.suppress(OSError):
-            ids[id_file.parent.parent.name] = id_file.read_text().strip()
-    return ids
+    return {name: ident for name, (_, ident) in recorded_ids(paths.vagrant_dir).items()}
 
 
 def fingerprint(paths: LabPaths) -> str:
@@ -76,13 +74,15 @@ def _save(cache: Path, key: str, params: dict[str, Endpoint]) -> None:
     )
 
 
-def ask_vagrant(driver: VagrantDriver) -> dict[str, Endpoint]:
+def ask_vagrant(driver: VagrantDriver, running: Sequence[str] | None = None) -> dict[str, Endpoint]:
     """ssh-config of every running machine: one call, or one per running machine
-    when some are not running (Vagrant then refuses the all-machines form)."""
-    try:
-        return driver.ssh_config()
-    except VagrantError:
-        running = [m.name for m in driver.status() if m.state == "running"]
+    when some are not running (Vagrant then refuses the all-machines form).
+    `running`: those machines, when the provider has said which they are."""
+    if running is None:
+        try:
+            return driver.ssh_config()
+        except VagrantError:
+            running = [m.name for m in driver.status() if m.state == "running"]
     found: dict[str, Endpoint] = {}
     if running:
         with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
@@ -91,16 +91,20 @@ def ask_vagrant(driver: VagrantDriver) -> dict[str, Endpoint]:
     return found
 
 
-def endpoints(paths: LabPaths, refresh: bool = False) -> dict[str, Endpoint]:
+def endpoints(
+    paths: LabPaths, refresh: bool = False, running: Sequence[str] | None = None
+) -> dict[str, Endpoint]:
     """machine -> how to reach it over SSH, for the lab's running machines
-    (cached; each carries the Vagrant id of the machine's incarnation)."""
+    (cached; each carries the Vagrant id of the machine's incarnation).
+    `running`: only these are running (the provider said so), None: every
+    machine may be, Vagrant finds out."""
     key = fingerprint(paths)
     found = None if refresh else _load(paths.ssh_config_cache, key)
     # an empty answer is not kept: the machines may have been started since
     if not found:
         from labctl.vagrant import VagrantDriver
 
-        found = ask_vagrant(VagrantDriver(paths.root))
+        found = ask_vagrant(VagrantDriver(paths.root), running)
         _save(paths.ssh_config_cache, key, found)
     ids = machine_ids(paths)
     return {name: replace(ep, machine_id=ids.get(name, "")) for name, ep in found.items()}

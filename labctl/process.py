@@ -107,23 +107,24 @@ def run(
     state: dict[str, Any] = {"interrupted": False, "on_interrupt": on_interrupt}
     timed_out = False
     deadline = time.monotonic() + timeout if timeout else None
+    # A thread waits for the child, so a quick one is seen at once (Popen's own
+    # wait with a time limit polls, adding up to 50 ms) while this thread stays
+    # free for Ctrl-C and the deadline.
+    exited = threading.Event()
+
+    def reap() -> None:
+        proc.wait()
+        exited.set()
+
+    threading.Thread(target=reap, daemon=True).start()
     with _forward_sigint(proc, state):
-        while True:
-            try:
-                proc.wait(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        while not exited.wait(0.2):
             if deadline and not timed_out and time.monotonic() > deadline:
                 timed_out = True
                 proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=TIMEOUT_GRACE)
-                except subprocess.TimeoutExpired:
+                if not exited.wait(TIMEOUT_GRACE):
                     proc.terminate()
-                    try:
-                        proc.wait(timeout=TIMEOUT_GRACE)
-                    except subprocess.TimeoutExpired:
+                    if not exited.wait(TIMEOUT_GRACE):
                         proc.kill()
         for t in pumps:
             t.join()

@@ -10,16 +10,21 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from labctl import inventory
+from labctl import inventory, provider_state
 from labctl.errors import ConnectError, GuestError, LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
+from labctl.provider_state import LabStates
 from labctl.spec import LabSpec
 from labctl.transport import Endpoint, HostKeys, SshTransport
 
 T = TypeVar("T")
 MAX_PARALLEL = 16
+
+
+class MachineDown(GuestError):
+    """A machine a command expected to answer is not running."""
 
 
 @dataclass(frozen=True)
@@ -73,23 +78,32 @@ class LabSession:
         self.connect_timeout = connect_timeout
         self.host_keys = HostKeys(self.paths.host_keys)
         self.transports: dict[str, SshTransport] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cached: dict[str, Endpoint] | None = None
+        self._states: LabStates | None = None
         self._refreshed = False
+
+    def states(self) -> LabStates:
+        """Each machine's state, asked of the provider once per session."""
+        with self._lock:
+            if self._states is None:
+                self._states = provider_state.ask([(self.paths, self.spec)])[0]
+            return self._states
 
     def running(self) -> list[str]:
         """The lab's running machines, in the lab's order."""
-        endpoints = self._endpoints()
-        return [m for m in self.spec.machine_names() if m in endpoints]
+        return self.states().running()
 
     def select(self, machines: Sequence[str] = (), role: str | None = None) -> list[str]:
-        """The machines meant: those named (checked), else every running one
-        (that holds `role`, when given; SpecError for a lab without it)."""
+        """The machines expected to answer: those named (checked), else every
+        machine of the lab (that holds `role`, when given; SpecError for a lab
+        without it). Those not running are the caller's failures to report,
+        never left out."""
         if machines:
             for m in machines:
                 self.spec.machine(m)
             return list(dict.fromkeys(machines))
-        running = self.running()
+        names = self.spec.machine_names()
         if role is not None:
             holders = {m.name for m in self.spec.with_role(role)}
             if not holders:
@@ -97,13 +111,24 @@ class LabSession:
                     f"lab {self.name!r} has no machine with the role {role}",
                     hint="name machines with --vm, or give one the role in the lab file",
                 )
-            running = [m for m in running if m in holders]
-        if not running:
-            raise SpecError(
-                f"no machine of lab {self.name!r} is running",
-                hint=f"start them: labctl up {self.name}",
-            )
-        return running
+            names = [m for m in names if m in holders]
+        return names
+
+    def require_running(self, machine: str) -> None:
+        """MachineDown, in the provider's words, for a machine not running."""
+        st = self.states().of(machine)
+        if st is not None and not st.running:
+            raise MachineDown(f"{machine}: not running ({st.describe()}) — labctl up {self.name}")
+
+    def down(self, machines: Sequence[str]) -> list[Outcome[Any]]:
+        """A failed outcome for each of `machines` that is not running."""
+        found: list[Outcome[Any]] = []
+        for m in machines:
+            try:
+                self.require_running(m)
+            except MachineDown as exc:
+                found.append(Outcome(m, error=exc))
+        return found
 
     def _endpoints(self, refresh: bool = False) -> dict[str, Endpoint]:
         """SSH endpoints from the cached ssh-config; refreshed at most once per
@@ -111,8 +136,16 @@ class LabSession:
         with self._lock:
             if self._cached is None or (refresh and not self._refreshed):
                 self._refreshed = self._refreshed or refresh
-                self._cached = inventory.endpoints(self.paths, refresh=refresh)
+                self._cached = inventory.endpoints(
+                    self.paths, refresh=refresh, running=self._some_running()
+                )
             return self._cached
+
+    def _some_running(self) -> list[str] | None:
+        """The running machines when some are not (Vagrant then needs asking
+        one by one); None when all are."""
+        running = self.running()
+        return None if len(running) == len(self.spec.machines) else running
 
     def _open(self, name: str) -> SshTransport:
         if name in self.transports:
@@ -138,13 +171,15 @@ class LabSession:
         return SshTransport(endpoints[name], self.host_keys, self.connect_timeout).connect()
 
     def transport(self, machine: str) -> SshTransport:
-        """One connected machine (ConnectError if it cannot be reached)."""
+        """One connected machine (MachineDown if it is not running,
+        ConnectError if it cannot be reached)."""
+        self.require_running(machine)
         return self._open(machine)
 
     def each(self, machines: Sequence[str], fn: Callable[[SshTransport], T]) -> list[Outcome[T]]:
         """Connect to each machine and run fn(transport) there, all in parallel;
         a machine that cannot be reached becomes a failed outcome."""
-        return fan_out(machines, lambda name: fn(self._open(name)))
+        return fan_out(machines, lambda name: fn(self.transport(name)))
 
     def close(self) -> None:
         for t in self.transports.values():

@@ -193,6 +193,15 @@ def line(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def asked(answers: Sequence[Any]) -> None:
+    """Who answered for each lab's states (`status -v`, `ls -v`), on stderr."""
+    for a in answers:
+        if a.note:
+            info(f"{a.lab}: {a.note} ({a.elapsed_ms:.0f} ms)")
+        else:
+            info(f"{a.lab}: states from {a.asked} itself ({a.elapsed_ms:.0f} ms)")
+
+
 def info(text: str) -> None:
     err().print(text, markup=False)
 

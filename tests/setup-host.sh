@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Prepare this host for labctl's tests and demo: Vagrant, Docker (engine
-# started if none answers), containerd/runc, debootstrap, shellcheck, and the
+# started if none answers), containerd/runc, debootstrap, shellcheck, virsh (its
+# test driver answers the libvirt parser's test without a daemon), and the
 # docker provider's box image. Idempotent; on Debian/Ubuntu as root only.
 set -euo pipefail
 
-PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client)
+PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients)
 LABCTL=${LABCTL:-.venv/bin/labctl}
 
 say() { printf 'setup-host: %s\n' "$*"; }

@@ -76,6 +76,12 @@ def machines_chosen(vm: Sequence[str] | None, all_: bool) -> list[str]:
     return list(vm or [])
 
 
+def error_rows(outcomes: Sequence[Any]) -> list[dict[str, str]]:
+    """`{"vm": ..., "error": ...}` for each machine that failed: in --json
+    output, a machine is never simply missing."""
+    return [{"vm": o.vm, "error": o.error.message} for o in outcomes if o.error]
+
+
 def report(outcomes: Sequence[Any]) -> None:
     """Each machine's error on stderr; then exit with their common code
     (2 bad usage, 124 time limit), or 1 when they differ or any other failed."""

@@ -11,6 +11,7 @@ from labctl.cli.common import (
     LabOpt,
     TimeoutOpt,
     complete_machine,
+    error_rows,
     home,
     machines_chosen,
     report,
@@ -93,7 +94,7 @@ def _listing(
 
     rows = [{"vm": o.vm, **row(item)} for o in outcomes if o.ok for item in o.value]
     if json:
-        ui.print_json(rows)
+        ui.print_json([*rows, *error_rows(outcomes)])
     else:
         ui.table(
             ["VM", *(c.upper() for c in columns)],
@@ -521,7 +522,7 @@ def exec_(
     outcomes = exec_many(home(ctx), lab, chosen, command, sudo=sudo, timeout=timeout)
     rows = [o.value for o in outcomes if o.value is not None]
     if json:
-        ui.print_json(rows)
+        ui.print_json([*rows, *error_rows(outcomes)])
     else:  # like pdsh: every line prefixed by its machine
         for r in rows:
             for text in r.stdout.splitlines():

@@ -2,7 +2,7 @@
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, home
+from labctl.cli.common import JsonOpt, LabOpt, error_rows, home, report
 from labctl.errors import ExitCode
 
 jenkins_app = typer.Typer(help="The lab's Jenkins controller and agents.", no_args_is_help=True)
@@ -14,9 +14,9 @@ def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> Non
     from labctl import ui
     from labctl.ops import jenkins
 
-    st = jenkins.status(home(ctx), lab)
+    st, down = jenkins.status(home(ctx), lab)
     if json:
-        ui.print_json(st)
+        ui.print_json({**ui.to_plain(st), "errors": error_rows(down)})
     else:
         ui.info(f"controller: {st.detail} ({st.url})")
         if st.agents:
@@ -25,6 +25,7 @@ def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> Non
                 [[a.name, "online" if a.online else "offline", a.reason] for a in st.agents],
                 styles={1: lambda v: "green" if v == "online" else "red"},
             )
+    report(down)
     if not st.healthy or any(not a.online for a in st.agents):
         raise typer.Exit(ExitCode.FAILED)
 

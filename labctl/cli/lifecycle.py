@@ -293,26 +293,37 @@ def validate(
         ui.success(f"{file}: lab {spec.name}, {len(spec.machines)} machines, valid")
 
 
+VerboseOpt = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Say who answered: the provider, or vagrant status.")
+]
+
+
 def status(
     ctx: typer.Context,
     lab: Annotated[str | None, typer.Argument(autocompletion=complete_lab)] = None,
     lab_opt: LabOpt = None,
     json: JsonOpt = False,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Every machine of a lab: hostname, IP, state, provider."""
+    """Every machine of a lab: hostname, IP, state, provider (asked of the provider itself)."""
     from labctl import ui
     from labctl.ops import lifecycle
 
-    rows = lifecycle.status(home(ctx), lab or lab_opt)
-    ui.print_json(rows) if json else ui.machines(rows)
+    view = lifecycle.status_view(home(ctx), lab or lab_opt)
+    ui.print_json(view.rows) if json else ui.machines(view.rows)
+    if verbose:
+        ui.asked(view.asked)
 
 
-def ls(ctx: typer.Context, json: JsonOpt = False) -> None:
+def ls(ctx: typer.Context, json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """Every lab with its machines' states."""
     from labctl import ui
     from labctl.ops import lifecycle
 
-    rows = lifecycle.ls(home(ctx))
+    view = lifecycle.ls(home(ctx))
+    rows = view.rows
+    if verbose:
+        ui.asked(view.asked)
     if json:
         ui.print_json(rows)
     elif rows:

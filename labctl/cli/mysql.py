@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, complete_machine, home, report
+from labctl.cli.common import JsonOpt, LabOpt, complete_machine, error_rows, home, report
 from labctl.errors import ExitCode
 
 mysql_app = typer.Typer(
@@ -34,7 +34,7 @@ def role(
     outcomes = mysql.roles(home(ctx), lab, machines or [])
     rows = [o.value for o in outcomes if o.value is not None]
     if json:
-        ui.print_json(rows)
+        ui.print_json([*rows, *error_rows(outcomes)])
     else:
         ui.table(
             ["VM", "ROLE", "LOG_BIN", "BINLOG_FORMAT", "IO", "SQL", "SOURCE", "LAG", "REPLICAS"],
@@ -63,15 +63,16 @@ def verify(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> Non
     from labctl import ui
     from labctl.ops import mysql
 
-    edges = mysql.verify(home(ctx), lab)
+    edges, down = mysql.verify(home(ctx), lab)
     if json:
-        ui.print_json(edges)
+        ui.print_json([*edges, *error_rows(down)])
     else:
         ui.table(
             ["REPLICA", "SOURCE", "STATUS", "DETAIL"],
             [[e.replica, e.source, e.status, e.detail] for e in edges],
             styles={2: lambda v: "green" if v == "ok" else "red"},
         )
+    report(down)
     _fail_if(any(e.status != "ok" for e in edges))
 
 
@@ -85,13 +86,13 @@ def status(
     from labctl import ui
     from labctl.ops import mysql
 
-    report = mysql.status(home(ctx), lab, machines or [])
+    found = mysql.status(home(ctx), lab, machines or [])
     if json:
         ui.print_json(
             {
-                "replicas": [asdict(r) | {"broken": r.broken} for r in report.replicas],
-                "sources": report.sources,
-                "errors": report.errors,
+                "replicas": [asdict(r) | {"broken": r.broken} for r in found.replicas],
+                "sources": found.sources,
+                "errors": error_rows(found.failed),
             }
         )
     else:
@@ -107,7 +108,7 @@ def status(
                     r.last_io_error,
                     r.last_sql_error,
                 ]
-                for r in report.replicas
+                for r in found.replicas
             ],
             styles={
                 2: lambda v: "green" if v == "Yes" else "red",
@@ -118,15 +119,14 @@ def status(
             ["SOURCE", "BINLOG", "POSITION", "REPLICAS"],
             [
                 [s.vm, s.binlog_file, s.binlog_position, ", ".join(s.replicas)]
-                for s in report.sources
+                for s in found.sources
             ],
         )
-    for message in report.errors:
-        ui.error(message)
-    broken = [r.vm for r in report.replicas if r.broken]
+    broken = [r.vm for r in found.replicas if r.broken]
     if broken:
         ui.error(f"replication broken on {', '.join(broken)}")
-    _fail_if(bool(broken or report.errors))
+    report(found.failed)
+    _fail_if(bool(broken))
 
 
 @mysql_app.command("check")
@@ -140,20 +140,29 @@ def check(
     from labctl import ui
     from labctl.ops import mysql
 
-    found, problems = mysql.check(home(ctx), lab, rows)
+    found = mysql.check(home(ctx), lab, rows)
+    ok = not found.problems and not found.failed
     if json:
-        ui.print_json({"tables": found, "problems": problems, "ok": not problems})
+        ui.print_json(
+            {
+                "tables": found.rows,
+                "problems": found.problems,
+                "errors": error_rows(found.failed),
+                "ok": ok,
+            }
+        )
     else:
         ui.table(
             ["VM", "TABLE", "ROWS", "CHECKSUM", "SAME"],
-            [[r.vm, r.table, r.rows, r.checksum, "yes" if r.same else "NO"] for r in found],
+            [[r.vm, r.table, r.rows, r.checksum, "yes" if r.same else "NO"] for r in found.rows],
             styles={4: lambda v: "green" if v == "yes" else "red"},
         )
-    for p in problems:
+    for p in found.problems:
         ui.error(p)
-    if not problems:
+    if ok and not json:
         ui.success(f"{rows} rows written on the primary; every replica has every row")
-    _fail_if(bool(problems))
+    report(found.failed)
+    _fail_if(bool(found.problems))
 
 
 @mysql_app.command("add-replica")

@@ -13,7 +13,11 @@ from labctl.transport import Result, command_line
 
 
 def _one_machine(session: LabSession, machines: Sequence[str]) -> str:
-    chosen = session.select(machines)
+    chosen = session.select(machines) if machines else session.running()
+    if not chosen:
+        raise SpecError(
+            f"no machine of lab {session.name!r} is running", hint=f"labctl up {session.name}"
+        )
     if len(chosen) != 1:
         raise SpecError(f"pick one machine with --vm (running: {', '.join(chosen)})")
     return chosen[0]

@@ -3,21 +3,28 @@ admin password. The role itself (provisioning, set-up) is roles/jenkins.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from labctl import vault
 from labctl.errors import SpecError
 from labctl.home import LabHome
 from labctl.roles import jenkins as role
 from labctl.roles.jenkins import JenkinsStatus
-from labctl.session import LabSession
+from labctl.session import LabSession, Outcome
 
 
-def status(home: LabHome, lab: str | None) -> JenkinsStatus:
-    """The controller's health and each agent, from Jenkins' REST API."""
+def status(home: LabHome, lab: str | None) -> tuple[JenkinsStatus, list[Outcome[Any]]]:
+    """The controller's health and each agent, from Jenkins' REST API; and
+    the lab's Jenkins machines that are not running."""
     with LabSession(home, lab) as session:
         spec = session.spec
-        role.controller(spec)
+        boss = role.controller(spec)
+        down = session.down([boss.name, *role.agents(spec)])
+        if any(o.vm == boss.name for o in down):
+            url = f"http://{boss.ip}:8080/"
+            return JenkinsStatus(False, False, False, "the controller is not running", url), down
         password = vault.password(session.paths, role.ADMIN_SECRET)
-        return role.read_status(session, spec, password)
+        return role.read_status(session, spec, password), down
 
 
 def admin_password(home: LabHome, lab: str | None) -> str:

@@ -8,14 +8,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from labctl import inventory, providers, render
+from labctl import inventory, provider_state, providers, render
 from labctl.errors import LabctlError, SpecError
-from labctl.home import LabHome
+from labctl.home import LabHome, LabPaths
+from labctl.provider_state import LabStates
 from labctl.spec import LabSpec
-from labctl.vagrant import Event, MachineState, VagrantDriver
+from labctl.vagrant import Event, VagrantDriver
 
 EventSink = Callable[[Event], None]
 
@@ -86,11 +86,10 @@ def act(
     return status(home, name)
 
 
-def _rows(spec: LabSpec, states: Sequence[MachineState]) -> list[MachineRow]:
-    by_name = {s.name: s for s in states}
+def _rows(spec: LabSpec, states: LabStates | None) -> list[MachineRow]:
     rows = []
     for m in spec.machines:
-        st = by_name.get(m.name)
+        st = states.of(m.name) if states else None
         rows.append(
             MachineRow(
                 lab=spec.name,
@@ -105,33 +104,41 @@ def _rows(spec: LabSpec, states: Sequence[MachineState]) -> list[MachineRow]:
     return rows
 
 
-def status(home: LabHome, lab: str | None) -> list[MachineRow]:
-    """Every machine of a lab with Vagrant's state (a failing status is an error)."""
+@dataclass(frozen=True)
+class StatusView:
+    """Machines with their states, and who answered for each lab (--verbose)."""
+
+    rows: list[MachineRow]
+    asked: list[LabStates]
+
+
+def status_view(home: LabHome, lab: str | None) -> StatusView:
+    """Every machine of a lab with its state, asked of the provider (a
+    failing `vagrant status`, where it had to be asked, is an error)."""
     name = home.resolve(lab)
     spec = home.load(name)
-    return _rows(spec, VagrantDriver(home.paths(name).root).status())
+    asked = provider_state.ask([(home.paths(name), spec)])
+    return StatusView(_rows(spec, asked[0]), asked)
 
 
-def ls(home: LabHome) -> list[MachineRow]:
-    """Every machine of every lab; labs are asked in parallel. A lab that
-    cannot be read or asked shows as such instead of hiding the others."""
-    names = home.names()
-    if not names:
-        return []
+def status(home: LabHome, lab: str | None) -> list[MachineRow]:
+    return status_view(home, lab).rows
 
-    def one(name: str) -> list[MachineRow]:
+
+def ls(home: LabHome) -> StatusView:
+    """Every machine of every lab: one question per provider for all the labs.
+    A lab that cannot be read or asked shows as such instead of hiding the others."""
+    rows: dict[str, list[MachineRow]] = {}
+    readable: list[tuple[LabPaths, LabSpec]] = []
+    for name in home.names():
         try:
-            spec = home.load(name)
+            readable.append((home.paths(name), home.load(name)))
         except LabctlError:
-            return [MachineRow(name, "-", "-", "-", "-", "unreadable lab.json", "-")]
-        try:
-            states = VagrantDriver(home.paths(name).root).status()
-        except LabctlError:
-            states = []
-        return _rows(spec, states)
-
-    with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-        return [row for rows in pool.map(one, names) for row in rows]
+            rows[name] = [MachineRow(name, "-", "-", "-", "-", "unreadable lab.json", "-")]
+    asked = provider_state.ask(readable, tolerant=True)
+    for (_, spec), states in zip(readable, asked, strict=True):
+        rows[spec.name] = _rows(spec, states)
+    return StatusView([r for name in home.names() for r in rows.get(name, [])], asked)
 
 
 # ---------------------------------------------------------------- destroy

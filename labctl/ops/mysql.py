@@ -68,11 +68,12 @@ def roles(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[
         return session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
 
 
-def verify(home: LabHome, lab: str | None) -> list[mysql.Edge]:
-    """The declared topology, edge by edge, against what the servers report."""
+def verify(home: LabHome, lab: str | None) -> tuple[list[mysql.Edge], list[Outcome[Any]]]:
+    """The declared topology, edge by edge, against what the servers report;
+    and the lab's mysql machines that are not running."""
     with LabSession(home, lab) as session:
         spec = session.spec
-        role.require(spec)
+        down = session.down(role.require(spec))
         sources = role.sources(spec)
         by_name = {m.name: m for m in spec.machines}
         outcomes = session.each(list(sources), lambda t: MysqlServer(t).replica())
@@ -85,7 +86,7 @@ def verify(home: LabHome, lab: str | None) -> list[mysql.Edge]:
                 edges.append(
                     mysql.judge_edge(o.vm, source.name, {source.ip, source.hostname}, o.value)
                 )
-        return edges
+        return edges, down
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class SourceStatus:
 class StatusReport:
     replicas: list[ReplicaStatus]
     sources: list[SourceStatus]
-    errors: list[str]
+    failed: list[Outcome[Any]]  # machines that did not answer
 
 
 def _status_of(server: MysqlServer) -> tuple[ReplicaStatus | None, SourceStatus | None]:
@@ -147,7 +148,7 @@ def status(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> Stat
     return StatusReport(
         replicas=[o.value[0] for o in outcomes if o.value and o.value[0]],
         sources=[o.value[1] for o in outcomes if o.value and o.value[1]],
-        errors=[o.error.message for o in outcomes if o.error],
+        failed=[o for o in outcomes if o.error],
     )
 
 
@@ -217,22 +218,37 @@ def _wait_for_marker(server: MysqlServer, token: str, timeout: float) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    rows: list[CheckRow]
+    problems: list[str]
+    failed: list[Outcome[Any]]  # machines that are not running: left out, named
+
+
 def check(
     home: LabHome, lab: str | None, count: int = 1000, timeout: float = CATCH_UP_TIMEOUT
-) -> tuple[list[CheckRow], list[str]]:
-    """Write `count` rows on the primary, wait for every replica to apply them
+) -> CheckReport:
+    """Write `count` rows on each primary, wait for its replicas to apply them
     (a marker row written last), then compare every table's row count and
-    CHECKSUM TABLE on every server. Returns (rows, problems)."""
+    CHECKSUM TABLE on every server. A tree whose primary is not running is
+    not checked; a replica not running is left out of its tree; both are named."""
     if count < 1:
         raise SpecError("--rows must be at least 1")
     rows: list[CheckRow] = []
     problems: list[str] = []
     with LabSession(home, lab) as session:
         spec = session.spec
-        servers = role.connect(session, role.require(spec))
-        for names in role.trees(spec).values():
+        failed = session.down(role.require(spec))
+        gone = {o.vm for o in failed}
+        trees = [
+            [n for n in names if n not in gone]
+            for primary, names in role.trees(spec).items()
+            if primary not in gone
+        ]
+        servers = role.connect(session, [n for names in trees for n in names])
+        for names in trees:
             _check_tree([servers[n] for n in names], count, timeout, rows, problems)
-    return rows, problems
+    return CheckReport(rows, problems, failed)
 
 
 def _check_tree(

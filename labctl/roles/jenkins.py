@@ -76,7 +76,7 @@ def controller(spec: LabSpec) -> Machine:
     return found[0]
 
 
-def _agents(spec: LabSpec) -> list[str]:
+def agents(spec: LabSpec) -> list[str]:
     return [m.name for m in spec.with_role(AGENT)]
 
 
@@ -182,14 +182,13 @@ def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str
     """The controller's key for its jenkins user; trusted by every agent's
     jenkins user (from the controller's address only); the agents' host keys
     known to the controller, so its first SSH needs no prompt."""
-    agents = _agents(spec)
     server = session.transport(controller(spec).name)
     ssh_dir = f"{HOME}/.ssh"
     server.put(private, f"{ssh_dir}/id_ed25519", mode=0o600, owner="jenkins")
     server.put((public + "\n").encode(), f"{ssh_dir}/id_ed25519.pub", mode=0o644, owner="jenkins")
     known = []
     entry = f'from="{_server_ip(spec)}" {public}\n'.encode()
-    for name in agents:
+    for name in agents(spec):
         agent = session.transport(name)
         agent.put(entry, f"{ssh_dir}/authorized_keys", mode=0o600, owner="jenkins")
         host_key = agent.run(
@@ -225,7 +224,7 @@ def _upload_war(
 
 def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
     server = session.transport(controller(spec).name)
-    for name in _agents(spec):
+    for name in agents(spec):
         secret = server.run(
             ["cat", f"{STATE}/agent-secrets/{name}"], sudo=True, check=True
         ).stdout.strip()
@@ -336,7 +335,7 @@ def wait_online(
     while True:
         st = read_status(session, spec, password)
         offline = [a.name for a in st.agents if not a.online]
-        missing = set(_agents(spec)) - {a.name for a in st.agents}
+        missing = set(agents(spec)) - {a.name for a in st.agents}
         if st.healthy and not offline and not missing:
             return
         if time.monotonic() > deadline:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..oci import IMAGE_NAME, build_busybox_image
-from .conftest import lab_up
+from .conftest import docker, lab_up
 
 HOSTILE = [
     "x; touch /tmp/pwned",
@@ -364,3 +364,38 @@ def test_interactive_shell_gets_a_terminal_of_the_right_size(
     assert "33 101" in text  # the window size reached the container's terminal
     assert proc.returncode == 0
     assert ctr("--vm", "node3", "rm", "tty").code == 0
+
+
+def test_a_guest_killed_outside_labctl_is_named_never_hidden(labctl, ctr, lab) -> None:
+    """`docker kill` behind labctl's back: the very next status shows it, and
+    every fan-out command names it, answers from the others and exits 1."""
+    docker("kill", f"labctl-{lab}-node3")
+    try:
+        rows = labctl("status", lab, "--json").json()
+        assert {r["name"]: r["state"] for r in rows} == {
+            "node1": "running",
+            "node2": "running",
+            "node3": "stopped",
+        }
+        said = "node3: not running (docker state: exited) — labctl up " + lab
+
+        ps = ctr("ps", "--json")
+        assert ps.code == 1 and said in ps.stderr
+        assert [r for r in ps.json() if "error" in r] == [{"vm": "node3", "error": said}]
+        assert ctr("ps").code == 1
+
+        ran = labctl("exec", "--lab", lab, "--json", "--", "hostname")
+        assert ran.code == 1 and said in ran.stderr
+        by_vm = {r["vm"]: r for r in ran.json()}
+        assert by_vm["node1"]["stdout"].strip() == "node1"
+        assert by_vm["node2"]["stdout"].strip() == "node2"
+        assert by_vm["node3"] == {"vm": "node3", "error": said}
+
+        # named machines limit what is expected
+        assert labctl("exec", "--lab", lab, "--vm", "node1", "--", "true").code == 0
+    finally:
+        up = labctl("up", lab, "-q")
+    assert up.code == 0, up.stderr[-2000:]
+    assert {r["state"] for r in labctl("status", lab, "--json").json()} == {"running"}
+    assert ctr("ps").code == 0
+    assert labctl("exec", "--lab", lab, "--", "true").code == 0

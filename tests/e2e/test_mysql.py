@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import lab_up
+from .conftest import docker, lab_up
 
 # About 200 transactions a second (an insert and an update each round), for
 # a bounded time: the writer stops by itself.
@@ -250,3 +250,38 @@ def test_chain_with_gtid(labctl) -> None:
             ("replica1", "primary", "ok"),
             ("replica2", "replica1", "ok"),
         ]
+
+
+def test_a_replica_killed_outside_labctl_is_named(labctl, mysql, star) -> None:
+    """A replica's guest killed behind labctl's back: mysql role/status/check
+    name it and exit 1, and still answer for the other servers."""
+    machines = [r["name"] for r in labctl("status", star, "--json").json()]
+    replicas = [m for m in machines if m.startswith("replica")]  # add-replica made more
+    docker("kill", f"labctl-{star}-replica2")
+    try:
+        said = "replica2: not running (docker state: exited) — labctl up " + star
+        status = mysql("status", "--json")
+        assert status.code == 1 and said in status.stderr
+        report = status.json()
+        assert [r["vm"] for r in report["replicas"]] == [r for r in replicas if r != "replica2"]
+        assert report["errors"] == [{"vm": "replica2", "error": said}]
+
+        roles = mysql("role", "--json")
+        assert roles.code == 1 and said in roles.stderr
+        assert {r["vm"]: r.get("role", r.get("error")) for r in roles.json()} == {
+            "primary": "primary",
+            **{r: (said if r == "replica2" else "replica") for r in replicas},
+        }
+
+        check = mysql("check", "--rows", "50", "--json")
+        assert check.code == 1 and said in check.stderr
+        checked = {t["vm"] for t in check.json()["tables"]}
+        assert checked == set(machines) - {"replica2"}  # the others still checked
+        assert mysql("verify").code == 1
+    finally:
+        up = labctl("up", star, "-q")
+    assert up.code == 0, up.stderr[-2000:]
+    deadline = time.monotonic() + 60
+    while mysql("status").code != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert mysql("status").code == 0

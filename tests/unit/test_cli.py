@@ -200,11 +200,25 @@ def test_help_is_fast_to_import() -> None:
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
 
 
-def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(cli, home: Path) -> None:
-    require(shutil.which("vagrant"), "vagrant is not installed")
+def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(
+    cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Docker gives no answer, so Vagrant is asked, and Vagrant fails."""
+    vagrant = shutil.which("vagrant")
+    require(vagrant, "vagrant is not installed")
     assert cli("render", "nodes", "--provider", "docker").code == 0
     with (home / "nodes" / "Vagrantfile").open("a") as fh:
         fh.write("\nthis is not ruby (\n")
+    made = home / "nodes" / ".vagrant" / "machines" / "node1" / "docker"
+    made.mkdir(parents=True, exist_ok=True)  # render's `vagrant validate` made the folder
+    (made / "id").write_text("0" * 64)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vagrant").symlink_to(str(vagrant))
+    fake = bin_dir / "docker"
+    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     ran = cli("status", "--json")
     assert ran.code == 1
     assert ran.stdout == ""
