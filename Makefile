@@ -6,7 +6,7 @@ LABCTL := $(BIN)/labctl
 export LABCTL
 export VAGRANT_CHECKPOINT_DISABLE := 1
 
-.PHONY: all venv host lint unit e2e test demo bench clean
+.PHONY: all venv host lint unit e2e test demo bench golden clean
 
 all: test
 
@@ -49,6 +49,10 @@ demo: host
 	$(LABCTL) ctr --lab demo run docker.io/labctl/busybox:latest web sleep 86400
 	$(LABCTL) ctr --lab demo ps
 	@echo "The lab is up. Look around: $(LABCTL) ssh demo node1 ; tear it down: $(LABCTL) destroy demo --yes"
+
+# Rewrite the handoff formats' golden files (review them with git diff).
+golden: venv
+	$(BIN)/python tests/golden.py
 
 bench: host
 	$(BIN)/python tests/bench/bench.py

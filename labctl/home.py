@@ -53,6 +53,11 @@ class LabPaths:
         return self.state / "host-keys.json"
 
     @property
+    def known_hosts(self) -> Path:
+        """OpenSSH's copy of the pinned keys, by HostKeyAlias (ssh-config, inventory)."""
+        return self.state / "known_hosts"
+
+    @property
     def vagrant_dir(self) -> Path:
         return self.root / ".vagrant"
 

@@ -166,6 +166,11 @@ class HostKeys:
             )
         return True
 
+    def pinned(self) -> dict[str, tuple[str, str]]:
+        """machine -> (key type, key) for every machine pinned so far."""
+        with self._lock:
+            return {m: (p["type"], p["key"]) for m, p in self._load().items()}
+
     def pin(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> None:
         with self._lock:
             pins = self._load()

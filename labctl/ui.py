@@ -188,6 +188,11 @@ def plan(
     )
 
 
+def raw(text: str) -> None:
+    """A document on stdout exactly as made (a config, an inventory, a picture)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
 def line(text: str) -> None:
     """One plain line on stdout (never wrapped)."""
     sys.stdout.write(text + "\n")

@@ -21,6 +21,14 @@ def secret_path(paths: LabPaths, name: str) -> Path:
     return paths.secrets / name
 
 
+def existing_password(paths: LabPaths, name: str) -> str | None:
+    """A secret made before, or None: for readers, which never create one."""
+    try:
+        return secret_path(paths, name).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def password(paths: LabPaths, name: str, length: int = 24) -> str:
     """The lab's password `name`, made (and written 0600) on first use."""
     path = secret_path(paths, name)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Prepare this host for labctl's tests and demo: Vagrant, Docker (engine
 # started if none answers), containerd/runc, debootstrap, shellcheck, virsh (its
-# test driver answers the libvirt parser's test without a daemon), and the
+# test driver answers the libvirt parser's test without a daemon), Graphviz and
+# headless Chromium (labctl graph, and the test that looks at its page), and the
 # docker provider's box image. Idempotent; on Debian/Ubuntu as root only.
 set -euo pipefail
 
-PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients)
+PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients graphviz chromium-headless-shell)
 LABCTL=${LABCTL:-.venv/bin/labctl}
 
 say() { printf 'setup-host: %s\n' "$*"; }

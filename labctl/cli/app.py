@@ -33,6 +33,7 @@ COMMANDS = {
     "labctl.cli.ctr": ("ctr", "exec"),
     "labctl.cli.mysql": ("mysql",),
     "labctl.cli.jenkins": ("jenkins",),
+    "labctl.cli.handoff": ("ssh-config", "inventory", "graph"),
 }
 
 

@@ -1,0 +1,85 @@
+"""`labctl ssh-config`, `labctl inventory`, `labctl graph`: the lab handed to
+OpenSSH, Ansible and a picture."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from labctl.cli.common import LabOpt, complete_lab, home, report
+
+LabArg = Annotated[str | None, typer.Argument(autocompletion=complete_lab, show_default=False)]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")]
+DeclaredOpt = Annotated[
+    bool,
+    typer.Option("--declared", help="The lab file's roles; ask no server."),
+]
+
+
+def _emit(text: str, output: Path | None) -> None:
+    from labctl import ui
+    from labctl.fsutil import atomic_write
+
+    if output is None:
+        ui.raw(text)
+    else:
+        atomic_write(output, text, mode=0o644)
+        ui.info(f"wrote {output}")
+
+
+def ssh_config(ctx: typer.Context, lab: LabArg = None, lab_opt: LabOpt = None) -> None:
+    """OpenSSH Host blocks for every machine (`LAB-VM` and `VM`), with the host keys labctl pinned:
+    ssh -F <(labctl ssh-config) LAB-node1"""
+    from labctl.ops import handoff
+
+    text, failed = handoff.ssh_config(home(ctx), lab or lab_opt)
+    _emit(text, None)
+    report(failed)
+
+
+def inventory(
+    ctx: typer.Context,
+    lab: LabArg = None,
+    lab_opt: LabOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="ansible (INI), yaml or json.")
+    ] = "ansible",
+    declared: DeclaredOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """An Ansible inventory: groups by role (mysql groups by the servers' live roles) and lab."""
+    from labctl.ops import handoff
+
+    text, failed = handoff.inventory(home(ctx), lab or lab_opt, fmt, declared)
+    _emit(text, output)
+    report(failed)
+
+
+def graph(
+    ctx: typer.Context,
+    lab: LabArg = None,
+    lab_opt: LabOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="mermaid, dot, svg or html (default: -o's extension, else mermaid).",
+        ),
+    ] = None,
+    declared: DeclaredOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """Machines, their network, replication (with lag), Jenkins agents, containerd tasks."""
+    from labctl.ops import handoff
+
+    chosen = handoff.graph_format(fmt, output)
+    text, failed = handoff.draw(home(ctx), lab or lab_opt, chosen, declared)
+    _emit(text, output)
+    report(failed)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ssh-config")(ssh_config)
+    app.command("inventory")(inventory)
+    app.command("graph")(graph)
