@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,15 +132,16 @@ class LabHome:
                 used[self.load(name).subnet] = name
         return used
 
-    def free_subnet(self) -> str:
-        """The first 192.168.N (N from 56) no lab here uses."""
+    def free_subnet(self, taken: Callable[[str], bool] = lambda subnet: False) -> str:
+        """The first 192.168.N (N from 56) that no lab here uses and that is
+        not `taken` (a network the host is already on)."""
         used = self.subnets_in_use()
         prefix, _, first = DEFAULT_SUBNET.rpartition(".")
         for third in range(int(first), 256):
             candidate = f"{prefix}.{third}"
-            if candidate not in used:
+            if candidate not in used and not taken(candidate):
                 return candidate
-        raise SpecError("every 192.168.x subnet is taken by a lab: pass --subnet")
+        raise SpecError("every 192.168.x subnet is taken by a lab or the host: pass --subnet")
 
     def check_subnet_free(self, subnet: str, lab: str) -> None:
         owner = self.subnets_in_use(except_lab=lab).get(subnet)

@@ -106,14 +106,17 @@ def detect() -> str:
     )
 
 
-def require(provider: str) -> None:
-    """SpecError naming the package to install when `provider` is not installed."""
-    installed = {
+def installed(provider: str) -> bool:
+    return {
         "virtualbox": virtualbox_installed,
         "libvirt": libvirt_plugin_installed,
         "docker": docker_installed,
     }[provider]()
-    if not installed:
+
+
+def require(provider: str) -> None:
+    """SpecError naming the package to install when `provider` is not installed."""
+    if not installed(provider):
         raise SpecError(f"provider {provider} is not installed", hint=INSTALL_HINTS[provider])
     if provider == "docker" and not docker_guests_reachable():
         raise SpecError(

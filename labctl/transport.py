@@ -140,10 +140,30 @@ class HostKeys:
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, dict[str, str]]:
+        """The pins; none yet when the file is missing. A file that cannot be
+        read is an error, never a fresh start: that would pin any key again."""
         try:
-            return dict(json.loads(self.path.read_text()))
-        except (OSError, ValueError):
+            text = self.path.read_text()
+        except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise self._unreadable(exc) from None
+        try:
+            pins = json.loads(text)
+            if not isinstance(pins, dict) or not all(
+                isinstance(p, dict) and {"type", "key"} <= p.keys() for p in pins.values()
+            ):
+                raise ValueError("not a map of machine -> pinned key")
+            return pins
+        except ValueError as exc:
+            raise self._unreadable(exc) from None
+
+    def _unreadable(self, exc: Exception) -> LabctlError:
+        return LabctlError(
+            f"cannot read the pinned host keys in {self.path}: {exc}",
+            hint="if you trust the machines as they are now, delete the file: "
+            "each key is pinned again at the next connection",
+        )
 
     def check(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> bool:
         """ConnectError (pinned) for a changed key of the same incarnation;

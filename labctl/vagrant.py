@@ -210,8 +210,11 @@ class VagrantDriver:
 
     # ------------------------------------------------------------ commands
 
-    def validate(self) -> None:
-        self._pv._run_vagrant_command(["validate"])
+    def validate(self, ignore_provider: bool = False) -> None:
+        """`vagrant validate`; with `ignore_provider`, for a provider this host lacks."""
+        self._pv._run_vagrant_command(
+            ["validate", "--ignore-provider" if ignore_provider else None]
+        )
 
     def status(self) -> list[MachineState]:
         """Every machine of the lab with Vagrant's state for it."""

@@ -139,6 +139,8 @@ def render(
         return
     done = ops_up.render_lab(home(ctx), lab, name, req)
     ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
+    if done.note:
+        ui.info(done.note)
     print(done.path)
 
 

@@ -292,3 +292,17 @@ def judge_edge(replica: str, source: str, source_ips: set[str], state: ReplicaSt
         behind = "unknown" if state.seconds_behind is None else f"{state.seconds_behind} s"
         return Edge(replica, source, "lagging", f"{behind} behind")
     return Edge(replica, source, "ok", f"{state.seconds_behind} s behind")
+
+
+# A password as the client may quote it back in an error (a statement's text
+# after "near '...'"): the value after MASTER_PASSWORD=, SOURCE_PASSWORD=,
+# IDENTIFIED BY or PASSWORD(, quoted, or cut off where the client cut the quote.
+_SECRET = re.compile(
+    r"(?i)((?:MASTER|SOURCE)_PASSWORD\s*=\s*|IDENTIFIED\s+(?:WITH\s+\S+\s+)?BY\s+|PASSWORD\s*\(\s*)"
+    r"(['\"])(?:\\.|(?!\2).)*(?:\2|$)"
+)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` with every password a statement carried replaced by '***'."""
+    return _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***{m.group(2)}", text)

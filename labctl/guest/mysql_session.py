@@ -51,7 +51,7 @@ class MysqlServer:
         result = self.t.run([*CLIENT, *flags], sudo=True, stdin=stdin, timeout=timeout)
         if not result.ok:
             lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-            reason = lines[-1] if lines else f"exit status {result.exit_code}"
+            reason = mysql.mask_secrets(lines[-1]) if lines else f"exit status {result.exit_code}"
             if result.exit_code == 127 or "command not found" in reason:
                 raise SqlError(
                     f"{self.name}: no MySQL/MariaDB client here",
@@ -117,7 +117,8 @@ class MysqlServer:
             session.close_stdin()
             done = session.wait(timeout=30)
             if not done.ok:
-                raise SqlError(f"{self.name}: {done.stderr.strip() or 'lock session failed'}")
+                why = mysql.mask_secrets(done.stderr.strip()) or "lock session failed"
+                raise SqlError(f"{self.name}: {why}")
         finally:
             session.kill()
 

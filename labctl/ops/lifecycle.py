@@ -14,7 +14,7 @@ from labctl import inventory, provider_state, providers, render
 from labctl.errors import LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
-from labctl.spec import LabSpec
+from labctl.spec import LabSpec, check_name
 from labctl.vagrant import Event, VagrantDriver
 
 EventSink = Callable[[Event], None]
@@ -41,7 +41,17 @@ def split_target(
 ) -> tuple[str | None, list[str]]:
     """`[LAB] [MACHINE...]`: the first word is a lab unless it is a machine of
     the default lab (so `destroy gone-lab` stays a lab, and nothing to do)."""
-    if lab is not None or not args:
+    if lab is not None:
+        # LABCTL_LAB=demo with `halt demo`: the lab named twice, not a machine
+        if (
+            args
+            and args[0] == lab
+            and home.exists(lab)
+            and lab not in home.load(lab).machine_names()
+        ):
+            return lab, list(args[1:])
+        return lab, list(args)
+    if not args:
         return lab, list(args)
     first = args[0]
     if not home.exists(first):
@@ -175,6 +185,7 @@ def destroy(
         if not labs:
             return None
         name = home.resolve(None)  # the only lab, or the error listing several
+    check_name(name)  # a bad name is bad usage, not "nothing to destroy"
     if not home.exists(name):
         return None
     try:

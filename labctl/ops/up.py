@@ -6,6 +6,7 @@ them), render, init, and up (the plan applied, then the roles' set-up).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import inventory, plan, providers, render, topologies
+from labctl import hostnet, inventory, plan, providers, render, topologies
 from labctl.errors import LabctlError, SpecError
 from labctl.fsutil import atomic_write
 from labctl.home import LabHome
@@ -68,6 +69,7 @@ class UpResult:
 class Rendered:
     spec: LabSpec
     path: str
+    note: str = ""  # said when the provider is not installed here
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def prepare(
     name: str | None,
     request: Request,
     host_checks: bool = True,
+    require_provider: bool = True,
 ) -> Prepared:
     """The lab to render for `up|render [LAB] [-f FILE]`, the lab as it is,
     and the plan between them. Nothing is written. Without `host_checks`
@@ -203,6 +206,8 @@ def prepare(
     found = _source(home, lab, name, request)
     if isinstance(found, LabSpec):
         made = frozenset(inventory.machine_ids(home.paths(found.name)))
+        if not made and host_checks and require_provider:
+            providers.require(found.provider)  # only rendered so far
         return Prepared(found, found, plan.make(found, found, made), None, made)
     lab_name, parsed, origin, existing = found
     from labctl import labfile  # pydantic and YAML: only for a lab file
@@ -220,6 +225,7 @@ def prepare(
     libvirt_uri = (
         given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
     )
+    networks = hostnet.host_networks() if host_checks and not existing else []
     resolved = labfile.Resolved(
         name=lab_name,
         provider=provider,
@@ -227,7 +233,7 @@ def prepare(
         subnet=given.get("subnet")
         or model.subnet
         or (existing.subnet if existing else None)
-        or home.free_subnet(),
+        or home.free_subnet(taken=lambda s: hostnet.clash(s, networks) is not None),
         timezone=model.timezone or _timezone(existing),
         lab_id=existing.id if existing else uuid.uuid4().hex[:12],
         origin=origin,
@@ -239,6 +245,8 @@ def prepare(
     spec = built.spec
     try:
         home.check_subnet_free(spec.subnet, lab_name)
+        if not existing and host_checks:
+            _check_host_network(spec.subnet, networks)
     except SpecError as exc:
         if model.subnet:
             raise parsed.error(("subnet",), exc.message) from None
@@ -251,7 +259,8 @@ def prepare(
                     f"cannot change the {key} of lab {lab_name!r} while it has machines",
                     hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
                 )
-    if not existing and host_checks:
+    # a lab with no machine yet (new, or only rendered) needs its provider here
+    if not created and host_checks and require_provider:
         providers.require(spec.provider)
     steps = plan.make(existing, spec, created)
     from labctl import roles
@@ -261,8 +270,19 @@ def prepare(
     return Prepared(spec, existing, steps, files, created)
 
 
-def _vagrant_validate(folder: Path) -> None:
-    VagrantDriver(folder).validate()
+def _check_host_network(subnet: str, networks: list[hostnet.HostNetwork]) -> None:
+    """A new lab's subnet must not be a network this host is already on."""
+    found = hostnet.clash(subnet, networks)
+    if found:
+        raise SpecError(
+            f"subnet {subnet}.0/24 overlaps {found.network} on this host (interface "
+            f"{found.interface}): another lab, docker or libvirt network, or VPN",
+            hint="leave --subnet out (labctl picks a free one) or pass another",
+        )
+
+
+def _vagrant_validate(folder: Path, ignore_provider: bool = False) -> None:
+    VagrantDriver(folder).validate(ignore_provider)
 
 
 @contextlib.contextmanager
@@ -282,10 +302,13 @@ def _staged(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _write(home: LabHome, spec: LabSpec, files: Mapping[str, str | bytes]) -> str:
+def _write(
+    home: LabHome, spec: LabSpec, files: Mapping[str, str | bytes], ignore_provider: bool = False
+) -> str:
     """Stage the rendered files, let Vagrant validate them, then move them in."""
     paths = home.paths(spec.name)
-    with _staged(home, spec, files) as staging:
+    validate = functools.partial(_vagrant_validate, ignore_provider=ignore_provider)
+    with _staged(home, spec, files, validate) as staging:
         render.install(staging, paths.root)
     inventory.invalidate(paths)
     return str(paths.root)
@@ -306,14 +329,18 @@ def _stale(root: Path, files: Mapping[str, str | bytes]) -> bool:
 
 def render_text(home: LabHome, lab: str | None, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
-    return render.render_vagrantfile(prepare(home, lab, name, request).spec)
+    spec = prepare(home, lab, name, request, require_provider=False).spec
+    return render.render_vagrantfile(spec)
 
 
 def render_lab(home: LabHome, lab: str | None, name: str | None, request: Request) -> Rendered:
     """Write (or rewrite) the lab folder and validate it with Vagrant. Machines
-    that exist are never dropped from it: that is `up`'s plan to apply."""
-    prepared = prepare(home, lab, name, request)
+    that exist are never dropped from it: that is `up`'s plan to apply. A
+    provider this host lacks is no obstacle (a lab prepared for a teammate's
+    laptop): Vagrant validates without it, and the note says `up` needs it."""
+    prepared = prepare(home, lab, name, request, require_provider=False)
     spec = prepared.spec
+    missing = not providers.installed(spec.provider)
     with home.lock(spec.name, "render"):
         touched = [s for s in prepared.changes if s.machine in prepared.created]
         if touched:
@@ -324,8 +351,14 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
                 hint="labctl up applies it (see the plan first with --dry-run)",
             )
         files = prepared.files or _rerendered(home, spec)
-        path = _write(home, spec, files)
-    return Rendered(spec, path)
+        path = _write(home, spec, files, ignore_provider=missing)
+    if not missing:
+        return Rendered(spec, path)
+    note = (
+        f"provider {spec.provider} is not installed here: validated without it; "
+        f"labctl up will need it ({providers.INSTALL_HINTS[spec.provider]})"
+    )
+    return Rendered(spec, path, note)
 
 
 def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:

@@ -223,3 +223,32 @@ def test_a_container_of_another_lab_by_the_same_name_is_refused(
         assert docker("ps", "-aq", "--filter", f"name=^{taken}$").strip()
     finally:
         docker("rm", "-f", "-v", taken)
+
+
+def test_a_network_already_on_the_host_is_never_taken(labctl, make_lab, lab_home: Path) -> None:
+    """A docker network (say, another user's lab) on the subnet labctl would
+    pick: the new lab takes the next one, and naming it is refused."""
+    probe, _ = make_lab("e2e-probe")
+    rendered = labctl("render", "nodes", "--name", probe, "--count", "1", "--provider", "docker")
+    assert rendered.code == 0, rendered.stderr
+    wanted = json.loads((lab_home / probe / "lab.json").read_text())["subnet"]
+    assert labctl("destroy", probe, "--yes").code == 0
+    foreign = "e2e-foreign-net"
+    subprocess.run(["docker", "network", "rm", foreign], capture_output=True)
+    docker("network", "create", "--subnet", f"{wanted}.0/24", foreign)
+    try:
+        lab, _ = make_lab("e2e-beside")
+        refused = labctl(
+            "up", "nodes", "--name", lab, "--count", "1", "--subnet", wanted, "--provider", "docker"
+        )
+        assert refused.code == 2 and f"subnet {wanted}.0/24 overlaps" in refused.stderr
+        assert not (lab_home / lab).exists() and containers_of(lab) == []
+        up = labctl(
+            "up", "nodes", "--name", lab, "--count", "1", "--no-containerd", "--provider", "docker"
+        )
+        assert up.code == 0, up.stderr[-2000:]
+        taken = json.loads((lab_home / lab / "lab.json").read_text())["subnet"]
+        assert taken != wanted
+        assert labctl("exec", "--lab", lab, "--", "true").code == 0
+    finally:
+        subprocess.run(["docker", "network", "rm", foreign], capture_output=True)

@@ -61,7 +61,7 @@ def test_bad_input_exits_2_and_writes_nothing(
 
 def test_provider_not_installed_names_the_package(cli, home: Path) -> None:
     require(not shutil.which("VBoxManage"), "VirtualBox is installed here")
-    ran = cli("render", "nodes", "--provider", "virtualbox")
+    ran = cli("up", "nodes", "--provider", "virtualbox")
     assert ran.code == 2
     text = " ".join(ran.stderr.split())
     assert "provider virtualbox is not installed" in text
@@ -74,7 +74,7 @@ def test_docker_provider_needs_a_linux_host(
 ) -> None:
     """Docker Desktop keeps the containers' addresses inside its VM."""
     monkeypatch.setattr("labctl.providers.sys.platform", "darwin")
-    ran = cli("render", "nodes", "--provider", "docker")
+    ran = cli("up", "nodes", "--provider", "docker")
     assert ran.code == 2
     assert ran.stderr.splitlines()[0].endswith(
         "the docker provider needs a Linux host: labctl connects to the containers' own addresses"
@@ -124,7 +124,7 @@ def test_subnet_of_another_lab_is_refused(cli, home: Path) -> None:
 def test_failed_validate_leaves_no_folder(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from labctl import vagrant
 
-    def refuse(self: object) -> None:
+    def refuse(self: object, ignore_provider: bool = False) -> None:
         raise VagrantError("There are errors in the configuration of this machine.")
 
     monkeypatch.setattr(vagrant.VagrantDriver, "validate", refuse)

@@ -1,0 +1,180 @@
+"""Scripts can trust labctl: labs never take a network the host is on, the
+lab named twice is still the lab, bad names are bad usage, host keys fail
+closed, no password in an error, render works without the provider."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from labctl import hostnet
+from labctl.errors import LabctlError
+from labctl.guest.mysql import mask_secrets
+from labctl.home import LabHome
+from labctl.ops.lifecycle import split_target
+from labctl.spec import spec_to_record
+from labctl.transport import HostKeys
+
+from ..conftest import require
+from .captured import DATA, load
+from .labs import topology
+
+
+def test_routes_parsed_from_the_kernels_table() -> None:
+    found = hostnet.parse_routes(load("host/proc-net-route.txt").stdout)
+    assert [(str(n.network), n.interface) for n in found] == [
+        ("172.17.0.0/16", "docker0"),
+        ("192.0.2.0/24", "eth0"),
+        ("192.168.100.0/24", "br-f2e62721b25f"),  # another lab's network: not the default route
+    ]
+    assert hostnet.clash("192.168.100", found) == found[2]
+    assert hostnet.clash("192.168.101", found) is None
+    wide = [hostnet.HostNetwork(ipaddress.IPv4Network("192.168.0.0/16"), "vpn0")]
+    assert hostnet.clash("192.168.56", wide) == wide[0]  # a wider network covers the /24
+
+
+@pytest.fixture
+def routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The host's routes, as the test says they are."""
+
+    def set_routes(*networks: str) -> None:
+        rows = ["Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT"]
+        for i, net in enumerate(networks):
+            n = ipaddress.IPv4Network(net)
+            dest = int.from_bytes(n.network_address.packed, "little")
+            mask = int.from_bytes(n.netmask.packed, "little")
+            rows.append(f"br{i}\t{dest:08X}\t00000000\t0001\t0\t0\t0\t{mask:08X}\t0\t0\t0")
+        path = tmp_path / "route"
+        path.write_text("\n".join(rows) + "\n")
+        monkeypatch.setattr(hostnet, "ROUTES", path)
+
+    return set_routes
+
+
+def test_a_new_lab_skips_a_network_the_host_is_on(cli, home: Path, routes) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    routes("192.168.56.0/24")  # say, another user's lab
+    done = cli("render", "nodes", "--provider", "docker", "--count", "1")
+    assert done.code == 0, done.stderr
+    assert json.loads((home / "nodes" / "lab.json").read_text())["subnet"] == "192.168.57"
+
+
+def test_a_subnet_the_host_is_on_is_refused_before_anything_is_written(
+    cli, home: Path, routes, tmp_path: Path
+) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    routes("192.168.100.0/24")
+    done = cli("render", "nodes", "--provider", "docker", "--subnet", "192.168.100")
+    assert done.code == 2
+    assert "subnet 192.168.100.0/24 overlaps 192.168.100.0/24 on this host (interface br0)" in (
+        done.stderr
+    )
+    assert not home.exists() or not any(home.iterdir())
+    lab = tmp_path / "lab.yaml"
+    lab.write_text("name: f\nsubnet: 192.168.100\nmachines:\n  n1: {roles: []}\n")
+    from_file = cli("render", "-f", str(lab), "--provider", "docker")
+    assert (
+        from_file.code == 2
+        and "lab.yaml:2: subnet: subnet 192.168.100.0/24 overlaps" in from_file.stderr
+    )
+
+
+def write_lab(home: Path, name: str, count: int = 2) -> LabHome:
+    spec = topology("nodes", count=count, name=name)
+    (home / name).mkdir(parents=True)
+    (home / name / "lab.json").write_text(json.dumps(spec_to_record(spec)))
+    return LabHome(home)
+
+
+def test_the_lab_named_twice_is_still_the_lab(home: Path) -> None:
+    """LABCTL_LAB=demo and `labctl halt demo` (a teardown script that names it too)."""
+    lab_home = write_lab(home, "demo")
+    assert split_target(lab_home, ["demo"], "demo") == ("demo", [])
+    assert split_target(lab_home, ["demo", "node2"], "demo") == ("demo", ["node2"])
+    assert split_target(lab_home, ["node1"], "demo") == ("demo", ["node1"])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("destroy", "../x", "--yes"),
+        ("destroy", "Demo", "--yes"),
+        ("destroy", "--yes", "--lab", "a/b"),
+    ],
+)
+def test_a_bad_name_is_bad_usage_even_for_destroy(cli, home: Path, args) -> None:
+    done = cli(*args)
+    assert done.code == 2 and "invalid lab name" in done.stderr
+    assert not home.exists()
+
+
+def test_destroy_of_a_lab_that_is_gone_is_still_nothing_to_do(cli, home: Path) -> None:
+    done = cli("destroy", "gone", "--yes")
+    assert done.code == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", '["a list"]', '{"node1": {"type": "ssh-ed25519"}}', '{"node1": "x"}'],
+)
+def test_unreadable_host_keys_fail_closed(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "host-keys.json"
+    path.write_text(text)
+    keys = HostKeys(path)
+    with pytest.raises(LabctlError, match="cannot read the pinned host keys") as exc:
+        keys.check("node1", "id1", "ssh-ed25519", "AAAA")
+    assert exc.value.hint and "delete the file" in exc.value.hint
+    with pytest.raises(LabctlError):
+        keys.pinned()
+
+
+def test_missing_host_keys_are_a_fresh_start(tmp_path: Path) -> None:
+    keys = HostKeys(tmp_path / "host-keys.json")
+    assert keys.check("node1", "id1", "ssh-ed25519", "AAAA") is True
+    keys.pin("node1", "id1", "ssh-ed25519", "AAAA")
+    assert keys.pinned() == {"node1": ("ssh-ed25519", "AAAA")}
+
+
+@pytest.mark.parametrize(
+    ("error", "secret"),
+    [
+        (
+            "ERROR 1064 (42000) at line 1: You have an error in your SQL syntax; check the "
+            "manual that corresponds to your MariaDB server version for the right syntax to "
+            "use near 'MASTER_PASSWORD='Xy7pQ2', MASTER_PORT=3306' at line 1",
+            "Xy7pQ2",
+        ),
+        ("near 'SOURCE_PASSWORD = 'Xy7pQ2", "Xy7pQ2"),  # cut where the client cut it
+        ("near 'MASTER_PASSWORD='it\\'s', MASTER_PORT=1' at line 1", "it\\'s"),
+        ("ALTER USER r IDENTIFIED BY 'Xy7pQ2'", "Xy7pQ2"),
+        ('CREATE USER r IDENTIFIED WITH caching_sha2_password BY "Xy7pQ2"', "Xy7pQ2"),
+        ("SET PASSWORD FOR r = PASSWORD('Xy7pQ2')", "Xy7pQ2"),
+    ],
+)
+def test_a_password_never_reaches_an_error(error: str, secret: str) -> None:
+    masked = mask_secrets(error)
+    assert secret not in masked and "***" in masked
+
+
+def test_render_for_a_provider_this_host_lacks(cli, home: Path, monkeypatch) -> None:
+    """A lab prepared for a teammate's laptop: VirtualBox is not here."""
+    vagrant = shutil.which("vagrant")
+    require(vagrant, "vagrant is not installed")
+    monkeypatch.setenv("PATH", str(Path(str(vagrant)).parent))
+    assert shutil.which("VBoxManage") is None
+    done = cli("render", "nodes", "--provider", "virtualbox")
+    assert done.code == 0, done.stderr
+    assert "provider virtualbox is not installed here: validated without it" in done.stderr
+    assert (home / "nodes" / "Vagrantfile").is_file()
+    up = cli("up", "nodes")
+    assert up.code == 2 and "provider virtualbox is not installed" in up.stderr
+
+
+def test_capture_files_name_their_origin() -> None:
+    for path in sorted((DATA / "host").glob("*.txt")):
+        cap = load(f"host/{path.name}")
+        assert cap.command and cap.version and cap.captured
