@@ -12,8 +12,10 @@ import glob
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +55,46 @@ WantedBy=multi-user.target
 """
 
 Sink = Callable[[str], None]
+
+
+# ---------------------------------------------------------------- VM boxes
+
+BOX_SERVER = "https://vagrantcloud.com"
+
+
+def vagrant_box_present(name: str, provider: str) -> bool:
+    """Whether `vagrant box add` has put a box of this name for this provider
+    here (Vagrant's own layout: boxes/OWNER-VAGRANTSLASH-NAME/VERSION/PROVIDER)."""
+    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    folder = home / "boxes" / name.replace("/", "-VAGRANTSLASH-")
+    return any(p.is_dir() for p in folder.glob(f"*/{provider}"))
+
+
+def box_server_answers(timeout: float = 5.0) -> bool:
+    """Whether the server Vagrant downloads boxes from (VAGRANT_SERVER_URL,
+    else Vagrant Cloud) takes a connection."""
+    url = urllib.parse.urlsplit(os.environ.get("VAGRANT_SERVER_URL") or BOX_SERVER)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_vm_box(name: str, provider: str) -> None:
+    """Before a VM lab starts: its box is here, or can be downloaded; else
+    one line saying how to get one (not minutes later, in Vagrant's words)."""
+    if "://" in name or name.startswith(("/", ".")) or vagrant_box_present(name, provider):
+        return
+    if box_server_answers():
+        return
+    server = os.environ.get("VAGRANT_SERVER_URL") or BOX_SERVER
+    raise LabctlError(
+        f"box {name!r} for {provider} is not on this host and {server} cannot be reached",
+        hint=f"add it from a file (vagrant box add {name} BOX_FILE --provider {provider}), "
+        "or pass --box with one that is here (vagrant box list)",
+    )
 
 
 def image_present(image: str = DOCKER_BOX) -> bool:

@@ -151,36 +151,46 @@ class LabHome:
     # ------------------------------------------------------------ locking
 
     @contextlib.contextmanager
-    def lock(self, name: str, action: str) -> Iterator[None]:
-        """Hold the lab's lock for one labctl action; LabBusy if another holds it.
+    def lock(self, name: str, action: str, shared: bool = False) -> Iterator[None]:
+        """Hold the lab's lock for one labctl action; LabBusy if it cannot be had.
+
+        Writers (up, halt, destroy...) hold it alone; readers (ctr, mysql,
+        exec) share it with each other, never with a writer: `destroy` does
+        not pull the machines from under a running `mysql check`.
 
         The lock file lives beside the lab folder, not in it, so that creating
         and deleting the folder happen under the lock too. With no lab left
-        after the action, the lock file goes too (while still held).
+        after a writer's action, the lock file goes too (while still held).
         """
         locks = self.root / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         path = locks / f"{check_name(name)}.lock"
-        fd = self._take(path, name)
+        fd = self._take(path, name, shared)
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"labctl {action} (pid {os.getpid()})".encode(), 0)
+            if not shared:  # the writer says who it is, for those it keeps out
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"labctl {action} (pid {os.getpid()})".encode(), 0)
             yield
         finally:
-            if not (self.root / name).exists():
-                with contextlib.suppress(OSError):
-                    path.unlink()
+            if not shared:
+                os.ftruncate(fd, 0)  # never name a finished writer to the next one kept out
+                if not (self.root / name).exists():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
             os.close(fd)
 
     @staticmethod
-    def _take(path: Path, name: str) -> int:
+    def _take(path: Path, name: str, shared: bool = False) -> int:
         """An fd holding the flock of the file now at `path`."""
+        kind = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, kind | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another labctl"
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or (
+                    "another labctl (ctr, mysql, exec or the like)"
+                )
                 os.close(fd)
                 raise LabBusy(
                     f"lab {name!r} is busy: {holder} is working on it",

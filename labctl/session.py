@@ -6,6 +6,7 @@ one outcome per machine; the caller decides how to report the failures.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -71,9 +72,23 @@ def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> list[Outcome[T]]:
 class LabSession:
     """Open SSH connections to some machines of one lab."""
 
-    def __init__(self, home: LabHome, lab: str | None, connect_timeout: float = 8.0) -> None:
+    def __init__(
+        self, home: LabHome, lab: str | None, connect_timeout: float = 8.0, hold: bool = True
+    ) -> None:
+        """`hold`: share the lab's lock for the session (a reader), so no writer
+        (destroy, halt, up) changes the machines meanwhile; False where the
+        caller holds the lab already (a role's set-up inside `up`)."""
         self.name = home.resolve(lab)
-        self.spec: LabSpec = home.load(self.name)
+        self._held: contextlib.AbstractContextManager[None] | None = None
+        if hold:
+            held = home.lock(self.name, "read", shared=True)
+            held.__enter__()
+            self._held = held
+        try:
+            self.spec: LabSpec = home.load(self.name)
+        except BaseException:
+            self._release()
+            raise
         self.paths: LabPaths = home.paths(self.name)
         self.connect_timeout = connect_timeout
         self.host_keys = HostKeys(self.paths.host_keys)
@@ -185,6 +200,12 @@ class LabSession:
         for t in self.transports.values():
             t.close()
         self.transports.clear()
+        self._release()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.__exit__(None, None, None)
 
     def __enter__(self) -> LabSession:
         return self

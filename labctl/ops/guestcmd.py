@@ -32,7 +32,8 @@ def terminal(
 ) -> int:
     """An interactive terminal in one machine running `argv` (a login shell if
     None); when this side is not a terminal, the command runs plainly."""
-    with LabSession(home, lab) as session:
+    # an interactive shell may sit for hours: it never keeps `destroy` out
+    with LabSession(home, lab, hold=False) as session:
         machine = _one_machine(session, machines)
         t = session.transport(machine)
         line = command_line(argv, sudo) if argv is not None else None

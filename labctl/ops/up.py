@@ -402,8 +402,15 @@ def init(topology: str, params: dict[str, Any], output: Path, force: bool = Fals
     return output
 
 
-def _ensure_provider_ready(spec: LabSpec, on_line: Callable[[str], None]) -> None:
+def _ensure_provider_ready(
+    spec: LabSpec, on_line: Callable[[str], None], created: frozenset[str] = frozenset()
+) -> None:
     if spec.provider != "docker":
+        from labctl import box
+
+        # the machines to make need their box; made ones have their own disks
+        for name in sorted({m.box for m in spec.machines if m.name not in created}):
+            box.check_vm_box(name, spec.provider)
         return
     if not providers.docker_engine_answers():
         raise LabctlError(
@@ -464,7 +471,9 @@ def up(
     with home.lock(spec.name, "up"):
         paths = home.paths(spec.name)
         # before anything is written: a refusal leaves no lab folder behind
-        _ensure_provider_ready(spec, lambda text: on_event(Event("", "info", text)))
+        _ensure_provider_ready(
+            spec, lambda text: on_event(Event("", "info", text)), prepared.created
+        )
         driver = VagrantDriver(
             paths.root,
             on_event=on_event,

@@ -246,7 +246,7 @@ def setup(
     boss = controller(spec).name
     private, public = vault.ssh_keypair(paths, KEY_SECRET)
     password = vault.password(paths, ADMIN_SECRET)
-    with LabSession(home, spec.name) as session:
+    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
         say(boss, "installing the lab's SSH key for jenkins on the controller and its agents")
         install_keys(session, spec, private, public)
         server = session.transport(boss)
@@ -261,7 +261,7 @@ def setup(
             or f"the machines stay up for a look (labctl ssh {spec.name} {boss}); labctl destroy {spec.name} removes them"
         )
         raise
-    with LabSession(home, spec.name) as session:
+    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
         _deliver_agent_secrets(session, spec)
         wait_online(session, spec, password)
     return notes(home, spec)

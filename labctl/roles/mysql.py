@@ -357,7 +357,7 @@ def setup(
     edges = sources(spec)
     password = vault.password(home.paths(spec.name), REPL_SECRET)
     ips = {m.name: m.ip for m in spec.machines}
-    with LabSession(home, spec.name) as session:
+    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
         servers = connect(session, require(spec))
         _check_identities(servers)
         for m in spec.with_role(PRIMARY):

@@ -73,3 +73,45 @@ def test_lock_is_exclusive_and_says_who(tmp_path: Path) -> None:
     assert not (tmp_path / ".locks" / "lab.lock").exists()  # no lab folder: no lock file
     with home.lock("lab", "halt"):
         pass
+
+
+def test_readers_share_the_lab_and_keep_writers_out(tmp_path: Path) -> None:
+    home = LabHome(tmp_path)
+    (tmp_path / "lab").mkdir()
+    with home.lock("lab", "read", shared=True), home.lock("lab", "read", shared=True):
+        # two readers at once; a writer is kept out, told it is a reader
+        with pytest.raises(LabBusy, match="another labctl") as exc, home.lock("lab", "destroy"):
+            pass
+        assert exc.value.exit_code == 75
+        assert "pid" not in exc.value.message  # no finished writer named
+    # a writer keeps readers out, and says who it is
+    with (
+        home.lock("lab", "destroy"),
+        pytest.raises(LabBusy, match=r"labctl destroy \(pid \d+\)"),
+        home.lock("lab", "read", shared=True),
+    ):
+        pass
+    with home.lock("lab", "read", shared=True):  # free again
+        pass
+
+
+def test_a_session_holds_the_lab_unless_told_not_to(tmp_path: Path) -> None:
+    import json
+
+    from labctl.session import LabSession
+    from labctl.spec import spec_to_record
+
+    from .labs import topology
+
+    home = LabHome(tmp_path)
+    (tmp_path / "lab").mkdir()
+    spec = topology("nodes", count=1, name="lab")
+    (tmp_path / "lab" / "lab.json").write_text(json.dumps(spec_to_record(spec)))
+    with LabSession(home, "lab"), pytest.raises(LabBusy), home.lock("lab", "destroy"):
+        pass
+    with home.lock("lab", "up"), LabSession(home, "lab", hold=False) as session:
+        assert session.spec.name == "lab"  # a role's set-up inside up
+    with pytest.raises(LabBusy), home.lock("lab", "up"), LabSession(home, "lab"):
+        pass
+    with home.lock("lab", "destroy"):  # every hold was let go
+        pass
