@@ -31,6 +31,10 @@ _ADVICE = ("If you believe this message is in error",)
 _HINTS = {
     "SuspendNotSupported": "the docker provider cannot suspend: use `labctl halt`, later `labctl up`",
 }
+# status, ssh-config, validate and port answer in seconds; a Vagrant that hangs
+# there (a stuck provider, a lock) must not hang labctl. Long commands (up,
+# destroy ...) stream and run under the caller's --timeout.
+QUICK_TIMEOUT = 180.0
 _NOT_INSTALLED_HINT = (
     "install Vagrant: apt-get install vagrant (or https://developer.hashicorp.com/vagrant/install)"
 )
@@ -179,6 +183,15 @@ class VagrantDriver:
 
         return _Vagrant(root=str(self.root), env=self.env())
 
+    def quick_timeout(self) -> float:
+        """The time limit of a question to Vagrant (LABCTL_QUICK_TIMEOUT seconds
+        overrides it; a shorter --timeout wins)."""
+        try:
+            quick = float(os.environ.get("LABCTL_QUICK_TIMEOUT") or QUICK_TIMEOUT)
+        except ValueError:
+            quick = QUICK_TIMEOUT
+        return min(quick, self.timeout) if self.timeout else quick
+
     @staticmethod
     def executable() -> str:
         exe = shutil.which("vagrant")
@@ -202,7 +215,7 @@ class VagrantDriver:
             env=self.env(),
             on_stdout=self._emit if stream else None,
             on_interrupt=self.on_interrupt,
-            timeout=self.timeout,
+            timeout=self.timeout if stream else self.quick_timeout(),
         )
         if done.returncode != 0:
             raise error_of(parse_output(done.stdout), done.stderr)

@@ -55,3 +55,26 @@ def test_docker_cannot_suspend_gets_a_hint() -> None:
 def test_failure_without_error_exit_uses_stderr() -> None:
     err = error_of([], "Vagrant failed to initialize at a very early stage:\n  plugin broken")
     assert err.message.startswith("Vagrant failed to initialize")
+
+
+def test_a_question_to_vagrant_has_a_time_limit(tmp_path, monkeypatch) -> None:
+    """A Vagrant that hangs on `status` (a stuck provider) ends in exit 124."""
+    import time
+
+    import pytest
+
+    from labctl.errors import TimedOut
+    from labctl.vagrant import VagrantDriver
+
+    fake = tmp_path / "bin" / "vagrant"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv("LABCTL_QUICK_TIMEOUT", "1")
+    start = time.monotonic()
+    with pytest.raises(TimedOut, match="took longer than 1 s") as exc:
+        VagrantDriver(tmp_path).status()
+    assert exc.value.exit_code == 124
+    assert time.monotonic() - start < 10
+    assert VagrantDriver(tmp_path, timeout=0.5).quick_timeout() == 0.5  # --timeout is shorter
