@@ -131,11 +131,8 @@ def ask_docker(ids: Sequence[str], run: Runner = run_tool) -> dict[str, LiveStat
         return {}
     statuses = parse_docker(run(docker_command(ids)))
     found = {}
-    for ident in ids:
-        # docker answers with full ids; Vagrant records full ids too
-        status = statuses.get(ident) or next(
-            (s for full, s in statuses.items() if full.startswith(ident)), None
-        )
+    for ident in ids:  # Vagrant records the full ids docker answers with
+        status = statuses.get(ident)
         if status is None:
             found[ident] = LiveState("", "not_created", "docker", "no such container")
         else:
@@ -271,8 +268,8 @@ def ask(
     (and libvirt URI) for all the labs together; `vagrant status` for a lab
     whose provider gave no answer (labs in parallel). `tolerant`: a failing
     `vagrant status` leaves that lab's states unknown instead of raising."""
-    run = run or run_tool
-    vagrant = vagrant or _vagrant_states
+    runner: Runner = run or run_tool
+    asker: VagrantAsker = vagrant or _vagrant_states
     start = time.perf_counter()
     recorded = [recorded_ids(paths.vagrant_dir) for paths, _ in labs]
     asks: dict[tuple[str, str], _Ask] = {}
@@ -283,7 +280,7 @@ def ask(
     answers: dict[tuple[str, str], dict[str, LiveState] | NoAnswer] = {}
     for key, a in asks.items():
         try:
-            answers[key] = _ask_one(a, run)
+            answers[key] = _ask_one(a, runner)
         except NoAnswer as exc:
             answers[key] = exc
         except Interrupted:
@@ -294,8 +291,7 @@ def ask(
 
     def one(lab: tuple[tuple[LabPaths, LabSpec], dict[str, tuple[str, str]]]) -> LabStates:
         (paths, spec), ids = lab
-        assert vagrant is not None
-        return _lab_states(paths, spec, ids, answers, vagrant, elapsed, tolerant)
+        return _lab_states(paths, spec, ids, answers, asker, elapsed, tolerant)
 
     pairs = list(zip(labs, recorded, strict=True))
     if all(not isinstance(a, NoAnswer) for a in answers.values()) or len(pairs) < 2:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,21 +55,14 @@ def gather(home: LabHome, lab: str | None, live: bool = True, tasks: bool = Fals
             if o.value is not None
         }
         up = [m for m in spec.machine_names() if m in ssh]
-        mysql_roles, links = _declared_mysql(spec)
         counts: dict[str, int] = {}
         if live:
             mysql_roles, links, more = _live_mysql(session, spec, up)
             failed += more
             links += _jenkins_links(session, spec, up)
         else:
-            links += (
-                [
-                    Link("jenkins", jenkins_role.controller(spec).name, a, "declared", True)
-                    for a in jenkins_role.agents(spec)
-                ]
-                if spec.with_role(jenkins_role.CONTROLLER)
-                else []
-            )
+            mysql_roles, links = _declared_mysql(spec)
+            links += _declared_jenkins(spec)
         if tasks:
             counts, more = _task_counts(session, spec, up)
             failed += more
@@ -163,6 +157,13 @@ def _live_mysql(
     return roles, links, [o for o in outcomes if o.error]
 
 
+def _declared_jenkins(spec: LabSpec) -> list[Link]:
+    if not spec.with_role(jenkins_role.CONTROLLER):
+        return []
+    boss = jenkins_role.controller(spec).name
+    return [Link("jenkins", boss, a, "declared", True) for a in jenkins_role.agents(spec)]
+
+
 def _jenkins_links(session: LabSession, spec: LabSpec, up: Sequence[str]) -> list[Link]:
     if not spec.with_role(jenkins_role.CONTROLLER):
         return []
@@ -244,8 +245,6 @@ def draw(
 
 def graphviz(argv: list[str], dot_text: str) -> str | None:
     """Graphviz's SVG of `dot_text`, or None where Graphviz is not installed."""
-    import shutil
-
     if not shutil.which(argv[0]):
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".gv") as source:

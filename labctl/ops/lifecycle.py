@@ -138,9 +138,10 @@ def status(home: LabHome, lab: str | None) -> list[MachineRow]:
 def ls(home: LabHome) -> StatusView:
     """Every machine of every lab: one question per provider for all the labs.
     A lab that cannot be read or asked shows as such instead of hiding the others."""
+    names = home.names()
     rows: dict[str, list[MachineRow]] = {}
     readable: list[tuple[LabPaths, LabSpec]] = []
-    for name in home.names():
+    for name in names:
         try:
             readable.append((home.paths(name), home.load(name)))
         except LabctlError:
@@ -148,7 +149,7 @@ def ls(home: LabHome) -> StatusView:
     asked = provider_state.ask(readable, tolerant=True)
     for (_, spec), states in zip(readable, asked, strict=True):
         rows[spec.name] = _rows(spec, states)
-    return StatusView([r for name in home.names() for r in rows.get(name, [])], asked)
+    return StatusView([r for name in names for r in rows[name]], asked)
 
 
 # ---------------------------------------------------------------- destroy
