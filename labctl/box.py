@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Callable
@@ -98,12 +99,7 @@ def check_vm_box(name: str, provider: str) -> None:
 
 
 def image_present(image: str = DOCKER_BOX) -> bool:
-    return (
-        subprocess.run(
-            ["docker", "image", "inspect", image], capture_output=True, check=False
-        ).returncode
-        == 0
-    )
+    return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
 
 
 def _source_lines() -> list[str]:
@@ -150,9 +146,13 @@ def vagrant_public_keys() -> list[str]:
 
 def _customize(rootfs: Path, keys: list[str]) -> None:
     def chroot(*argv: str) -> None:
-        subprocess.run(["chroot", str(rootfs), *argv], check=True, capture_output=True)
+        done = process.run(["chroot", str(rootfs), *argv], timeout=600)
+        if done.returncode != 0:
+            raise LabctlError(
+                f"preparing the box failed at chroot {' '.join(argv)}: {done.stderr[-300:]}"
+            )
 
-    if subprocess.run(["chroot", str(rootfs), "id", "vagrant"], capture_output=True).returncode:
+    if process.run(["chroot", str(rootfs), "id", "vagrant"], timeout=60).returncode:
         chroot("useradd", "--create-home", "--shell", "/bin/bash", "vagrant")
     ssh_dir = rootfs / "home/vagrant/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
@@ -198,22 +198,21 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
         done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
         if done.returncode != 0:
             raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
-        try:
-            _customize(rootfs, keys)
-        except subprocess.CalledProcessError as exc:
-            detail = (exc.stderr or b"").decode(errors="replace").strip()[-300:]
-            raise LabctlError(
-                f"preparing the box failed at {' '.join(map(str, exc.cmd))}: {detail}"
-            ) from exc
+        _customize(rootfs, keys)
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        imported = process.run(
-            ["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", image],
-            stdin=tar.stdout,
-        )
-        assert tar.stdout is not None
-        tar.stdout.close()
+        try:
+            imported = process.run(
+                ["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", image],
+                stdin=tar.stdout,
+                timeout=1800,
+            )
+        finally:
+            assert tar.stdout is not None
+            tar.stdout.close()
+            if tar.poll() is None and sys.exc_info()[0] is not None:
+                tar.kill()
         if tar.wait() != 0 or imported.returncode != 0:
             raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
         return True

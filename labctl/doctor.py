@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 
-from labctl import providers
+from labctl import process, providers
 from labctl.spec import DOCKER_BOX
 
 MIN_VAGRANT = (2, 2, 19)
@@ -26,7 +25,7 @@ def _vagrant() -> Check:
     exe = shutil.which("vagrant")
     if not exe:
         return Check("vagrant", False, "not found", "apt-get install vagrant", required=True)
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
+    out = process.run([exe, "--version"], timeout=60).stdout
     m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
     version = tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
     ok = version >= MIN_VAGRANT

@@ -58,6 +58,11 @@ class LabPaths:
         return self.state / "known_hosts"
 
     @property
+    def unprovisioned(self) -> Path:
+        """The machines an `up` is provisioning, until it has finished."""
+        return self.state / "provisioning.json"
+
+    @property
     def vagrant_dir(self) -> Path:
         return self.root / ".vagrant"
 
@@ -103,8 +108,9 @@ class LabHome:
 
     def resolve(self, name: str | None) -> str:
         """The lab meant: the one named, else LABCTL_LAB, else the only lab there is."""
-        chosen = name or os.environ.get("LABCTL_LAB")
-        if chosen:
+        chosen = name if name is not None else os.environ.get("LABCTL_LAB")
+        if chosen is not None:
+            check_name(chosen)  # '' too: never "the only lab"
             if not self.exists(chosen):
                 raise SpecError(self._unknown(chosen))
             return chosen

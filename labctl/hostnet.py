@@ -1,14 +1,22 @@
 """The IPv4 networks this host is already on, so that a new lab never takes
 one: other labs (of other LABCTL_HOMEs too), docker and libvirt networks,
-VPNs. Read from the kernel's routing table, which every one of them adds to."""
+VPNs. Read from the kernel's routing table, which every one of them adds to;
+and the subnets labs have claimed host-wide but not yet brought up."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
+import json
+import os
 import socket
 import struct
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from labctl.errors import SpecError
 
 ROUTES = Path("/proc/net/route")
 
@@ -49,3 +57,135 @@ def clash(subnet: str, networks: list[HostNetwork]) -> HostNetwork | None:
     """The host network a lab's /24 (`192.168.56`) would overlap, if any."""
     mine = ipaddress.IPv4Network(f"{subnet}.0/24")
     return next((n for n in networks if n.network.overlaps(mine)), None)
+
+
+# ---------------------------------------------------------------- claims
+
+LOCK = "subnets.lock"
+
+
+def host_dir() -> Path:
+    """Where labctl's host-wide records live: shared by every user and every
+    LABCTL_HOME on this host (LABCTL_HOST_DIR overrides it)."""
+    return Path(os.environ.get("LABCTL_HOST_DIR") or "/var/tmp/labctl")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A lab's /24, recorded host-wide when the lab is made; `pid` made it."""
+
+    subnet: str
+    home: str
+    lab: str
+    lab_id: str
+    pid: int
+
+    def owner(self) -> str:
+        return f"lab {self.lab!r} of {self.home}"
+
+    def alive(self) -> bool:
+        """The lab still exists (its record says so), or its maker still runs
+        (an `up` that has not written the record yet)."""
+        try:
+            record = json.loads((Path(self.home) / self.lab / "lab.json").read_text())
+            if record.get("id") == self.lab_id:
+                return True
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's process
+        return True
+
+
+class SubnetClaims:
+    """Which lab holds which subnet, across every home on this host, so two
+    labs made at once (in one home or in two) never take the same network.
+    Choosing and claiming happen under one host-wide lock."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or host_dir()
+        self.folder = self.root / "subnets"
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._make_folders()
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: waiting is fine
+            yield
+        finally:
+            os.close(fd)
+
+    def _make_folders(self) -> None:
+        for folder in (self.root, self.folder):
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):  # every user claims here
+                    folder.chmod(0o1777)
+
+    def live(self) -> list[Claim]:
+        """Every claim whose lab still exists or is being made; the others are
+        removed where this user may."""
+        found = []
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            try:
+                claim = Claim(**json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError):
+                continue
+            if claim.alive():
+                found.append(claim)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return found
+
+    def others(self, home: Path, lab: str) -> dict[str, Claim]:
+        """subnet -> the claim of any lab but `lab` of `home`."""
+        return {c.subnet: c for c in self.live() if (c.home, c.lab) != (str(home), lab)}
+
+    def claim(self, subnet: str, home: Path, lab: str, lab_id: str, strict: bool = True) -> None:
+        """Record that `lab` holds `subnet`; SubnetTaken when another live lab
+        does (a lab that already had it before claims existed is let be when
+        not `strict`)."""
+        with self.held():
+            holder = self.others(home, lab).get(subnet)
+            if holder is not None:
+                if strict:
+                    raise SubnetTaken(
+                        f"subnet {subnet}.0/24 is already used by {holder.owner()}", holder
+                    )
+                return
+            claim = Claim(subnet, str(home), lab, lab_id, os.getpid())
+            for path in self.folder.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    old = Claim(**json.loads(path.read_text()))
+                    if (old.home, old.lab) == (claim.home, claim.lab) and old.subnet != subnet:
+                        path.unlink()
+            path = self.folder / f"{subnet}.json"
+            tmp = self.folder / f".{subnet}.{os.getpid()}"
+            tmp.write_text(json.dumps(asdict(claim)))
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+
+    def release(self, home: Path, lab: str) -> None:
+        """Forget `lab`'s claim (its lab folder is gone)."""
+        with self.held():
+            for path in self.folder.glob("*.json"):
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    c = Claim(**json.loads(path.read_text()))
+                    if (c.home, c.lab) == (str(home), lab):
+                        path.unlink()
+
+
+class SubnetTaken(SpecError):
+    """Another lab on this host holds the subnet."""
+
+    def __init__(self, message: str, holder: Claim) -> None:
+        super().__init__(
+            message, hint="leave --subnet out (labctl picks a free one) or pass another"
+        )
+        self.holder = holder

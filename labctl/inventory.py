@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labctl import process
 from labctl.errors import VagrantError
 from labctl.fsutil import atomic_write
 from labctl.home import LabPaths
@@ -85,7 +86,7 @@ def ask_vagrant(driver: VagrantDriver, running: Sequence[str] | None = None) -> 
             running = [m.name for m in driver.status() if m.state == "running"]
     found: dict[str, Endpoint] = {}
     if running:
-        with ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
+        with process.interruptible(), ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
             for params in pool.map(driver.ssh_config, running):
                 found.update(params)
     return found

@@ -102,8 +102,15 @@ def _provisioned(step: Step, why: str) -> Step:
     return step
 
 
-def make(old: LabSpec | None, new: LabSpec, created: Collection[str]) -> list[Step]:
-    """Every machine of both labs, with what happens to it."""
+def make(
+    old: LabSpec | None,
+    new: LabSpec,
+    created: Collection[str],
+    unprovisioned: Collection[str] = (),
+) -> list[Step]:
+    """Every machine of both labs, with what happens to it. `unprovisioned`:
+    machines whose provisioning an earlier `up` began and did not finish
+    (Vagrant marks a machine provisioned before its provisioners run)."""
     before = {m.name: m for m in old.machines} if old else {}
     steps = []
     docker = new.provider == "docker"
@@ -124,6 +131,12 @@ def make(old: LabSpec | None, new: LabSpec, created: Collection[str]) -> list[St
     if moved:
         why = f"the lab's hosts changed ({', '.join(moved)} moved)"
         steps = [_provisioned(s, why) for s in steps]
+    cut = {n for n in unprovisioned if n in created}
+    if cut:
+        steps = [
+            _provisioned(s, "its provisioning was cut short") if s.machine in cut else s
+            for s in steps
+        ]
     names = set(new.machine_names())
     for m in before.values():
         if m.name not in names:

@@ -47,26 +47,91 @@ def _pump(stream: IO[bytes], sink: LineSink | None, keep: list[str]) -> None:
     stream.close()
 
 
+class _Children:
+    """Every child labctl runs now, on any thread, so that one Ctrl-C reaches
+    each of them exactly once (a signal reaches Python's main thread only)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.live: dict[subprocess.Popen[bytes], dict[str, Any]] = {}
+        self.depth = 0
+        self.pressed = False
+
+    def add(self, proc: subprocess.Popen[bytes], state: dict[str, Any]) -> None:
+        with self.lock:
+            if self.pressed:  # Ctrl-C came first: this child gets it at once
+                self._interrupt(proc, state)
+            self.live[proc] = state
+
+    def remove(self, proc: subprocess.Popen[bytes]) -> None:
+        with self.lock:
+            self.live.pop(proc, None)
+
+    def interrupt_all(self) -> bool:
+        """SIGINT to every live child not yet sent one; False if none was running."""
+        with self.lock:
+            self.pressed = True
+            for proc, state in self.live.items():
+                self._interrupt(proc, state)
+            return bool(self.live)
+
+    @staticmethod
+    def _interrupt(proc: subprocess.Popen[bytes], state: dict[str, Any]) -> None:
+        if state["interrupted"]:
+            return
+        state["interrupted"] = True
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        if state.get("on_interrupt"):
+            state["on_interrupt"]()
+
+
+_CHILDREN = _Children()
+# Other things Ctrl-C must stop (the SSH connections): each returns True if it
+# had something to stop. Called from the signal handler: they must take no lock
+# that the interrupted code may hold.
+_STOPPERS: list[Callable[[], bool]] = []
+
+
+def on_ctrl_c(stop: Callable[[], bool]) -> None:
+    _STOPPERS.append(stop)
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed during the current operation."""
+    return _CHILDREN.pressed
+
+
 @contextlib.contextmanager
-def _forward_sigint(proc: subprocess.Popen[bytes], state: dict[str, Any]) -> Iterator[None]:
-    """While `proc` runs, Ctrl-C is passed on to it once and otherwise waited out."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def interruptible() -> Iterator[None]:
+    """Within this (on the main thread), Ctrl-C is passed on once to every
+    child labctl runs, on this thread or on workers; the children finish their
+    clean-up and each `run` raises Interrupted. The other stoppers (`on_ctrl_c`:
+    SSH connections) are closed under the code using them, which then fails.
+    With nothing running, Ctrl-C interrupts the main thread as usual, and the
+    workers' next `run` raises Interrupted at once, so no pool waits for
+    their work."""
+    if threading.current_thread() is not threading.main_thread() or _CHILDREN.depth:
+        yield  # a worker cannot take signals; an outer scope already does
         return
 
     def handler(signum: int, frame: object) -> None:
-        if not state["interrupted"]:
-            state["interrupted"] = True
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGINT)
-            if state.get("on_interrupt"):
-                state["on_interrupt"]()
+        busy = _CHILDREN.interrupt_all()
+        for stop in _STOPPERS:
+            busy = stop() or busy
+        # Raised only where nothing was running: raised inside a library (an
+        # SSH packet half-sent), it would leave that library's locks held
+        if not busy:
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
+    _CHILDREN.depth = 1
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        _CHILDREN.depth = 0
+        _CHILDREN.pressed = False
 
 
 def run(
@@ -81,6 +146,32 @@ def run(
     stdin: IO[bytes] | int | None = subprocess.DEVNULL,
 ) -> Completed:
     """Run `argv` to completion; raise Interrupted or TimedOut after its clean-up."""
+    with interruptible():  # before the child starts: no Ctrl-C may orphan it
+        state: dict[str, Any] = {"interrupted": False, "on_interrupt": on_interrupt}
+        proc = _start(argv, cwd, env, stdin, state)
+        try:
+            out, err, timed_out = _wait(proc, on_stdout, on_stderr, timeout)
+        finally:
+            _CHILDREN.remove(proc)
+    name = Path(argv[0]).name
+    if state["interrupted"]:
+        raise Interrupted(f"interrupted; {name} finished its clean-up")
+    if timed_out:
+        raise TimedOut(f"{name} {argv[1] if len(argv) > 1 else ''} took longer than {timeout:g} s")
+    return Completed(tuple(argv), proc.returncode, "\n".join(out), "\n".join(err))
+
+
+def _start(
+    argv: Sequence[str],
+    cwd: Path | None,
+    env: dict[str, str] | None,
+    stdin: IO[bytes] | int | None,
+    state: dict[str, Any],
+) -> subprocess.Popen[bytes]:
+    """The child, started and known to Ctrl-C's handler."""
+    if _CHILDREN.pressed:  # Ctrl-C ended the operation this call belongs to
+        raise Interrupted(f"interrupted before {Path(argv[0]).name} started")
+    proc = None
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -91,10 +182,26 @@ def run(
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        _CHILDREN.add(proc, state)
     except FileNotFoundError as exc:
         if cwd is not None and not Path(cwd).is_dir():
             raise
         raise SpecError(f"{argv[0]} is not installed") from exc
+    except KeyboardInterrupt:  # between the start and the handler's knowing of it
+        if proc is not None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+        raise Interrupted(f"interrupted as {Path(argv[0]).name} started") from None
+    return proc
+
+
+def _wait(
+    proc: subprocess.Popen[bytes],
+    on_stdout: LineSink | None,
+    on_stderr: LineSink | None,
+    timeout: float | None,
+) -> tuple[list[str], list[str], bool]:
+    """The child's lines, once it has exited; True if its time limit ended it."""
     out: list[str] = []
     err: list[str] = []
     assert proc.stdout is not None and proc.stderr is not None
@@ -104,7 +211,6 @@ def run(
     ]
     for t in pumps:
         t.start()
-    state: dict[str, Any] = {"interrupted": False, "on_interrupt": on_interrupt}
     timed_out = False
     deadline = time.monotonic() + timeout if timeout else None
     # A thread waits for the child, so a quick one is seen at once (Popen's own
@@ -117,20 +223,14 @@ def run(
         exited.set()
 
     threading.Thread(target=reap, daemon=True).start()
-    with _forward_sigint(proc, state):
-        while not exited.wait(0.2):
-            if deadline and not timed_out and time.monotonic() > deadline:
-                timed_out = True
-                proc.send_signal(signal.SIGINT)
+    while not exited.wait(0.2):
+        if deadline and not timed_out and time.monotonic() > deadline:
+            timed_out = True
+            proc.send_signal(signal.SIGINT)
+            if not exited.wait(TIMEOUT_GRACE):
+                proc.terminate()
                 if not exited.wait(TIMEOUT_GRACE):
-                    proc.terminate()
-                    if not exited.wait(TIMEOUT_GRACE):
-                        proc.kill()
-        for t in pumps:
-            t.join()
-    name = Path(argv[0]).name
-    if state["interrupted"]:
-        raise Interrupted(f"interrupted; {name} finished its clean-up")
-    if timed_out:
-        raise TimedOut(f"{name} {argv[1] if len(argv) > 1 else ''} took longer than {timeout:g} s")
-    return Completed(tuple(argv), proc.returncode, "\n".join(out), "\n".join(err))
+                    proc.kill()
+    for t in pumps:
+        t.join()
+    return out, err, timed_out

@@ -74,6 +74,13 @@ class NoAnswer(LabctlError):
     """The provider's tool did not answer (not installed, engine down)."""
 
 
+class EngineDown(NoAnswer):
+    """The Docker engine is not running: Vagrant cannot answer either."""
+
+
+_ENGINE_DOWN = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running")
+
+
 def run_tool(argv: Sequence[str]) -> process.Completed:
     return process.run(argv, timeout=ASK_TIMEOUT)
 
@@ -113,6 +120,12 @@ def parse_docker(done: process.Completed) -> dict[str, str]:
         line for line in done.stderr.splitlines() if line.strip() and not _NOT_FOUND.search(line)
     ]
     if done.returncode != 0 and complaints:
+        if _ENGINE_DOWN.search(done.stderr):
+            raise EngineDown(
+                "the Docker engine is not answering",
+                hint="start it (systemctl start docker, or dockerd &); its labs' machines "
+                "stopped with it: labctl up LAB starts them again",
+            )
         raise NoAnswer(f"docker: {complaints[0].strip()}")
     try:
         found = json.loads(done.stdout or "[]")
@@ -229,7 +242,7 @@ def ask_virtualbox(ids: Sequence[str], run: Runner = run_tool) -> dict[str, Live
     def info(ident: str) -> str:
         return parse_vbox_info(run(["VBoxManage", "showvminfo", ident, "--machinereadable"]))
 
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(rest)))) as pool:
+    with process.interruptible(), ThreadPoolExecutor(max_workers=max(1, min(8, len(rest)))) as pool:
         others = dict(zip(rest, pool.map(info, rest), strict=True))
     return {i: LiveState("", others.get(i, "running"), "virtualbox") for i in ids}
 
@@ -296,7 +309,8 @@ def ask(
     pairs = list(zip(labs, recorded, strict=True))
     if all(not isinstance(a, NoAnswer) for a in answers.values()) or len(pairs) < 2:
         return [one(p) for p in pairs]
-    with ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
+    # Ctrl-C reaches the vagrant status run on each worker (process.interruptible)
+    with process.interruptible(), ThreadPoolExecutor(max_workers=min(8, len(pairs))) as pool:
         return list(pool.map(one, pairs))
 
 
@@ -327,6 +341,14 @@ def _lab_states(
         provider, ident = ids[m.name]
         uri = (spec.libvirt_uri or DEFAULT_LIBVIRT_URI) if provider == "libvirt" else ""
         answer = answers[(provider, uri)]
+        if isinstance(answer, EngineDown):  # Vagrant asks the same engine: no fallback
+            if not tolerant:
+                raise answer
+            states = {
+                n.name: LiveState(n.name, "unknown", spec.provider, "docker engine down")
+                for n in spec.machines
+            }
+            return LabStates(spec.name, states, "docker", answer.message, elapsed)
         if isinstance(answer, NoAnswer):
             return _from_vagrant(paths, spec, answer.message, vagrant, elapsed, tolerant)
         st = answer[ident]

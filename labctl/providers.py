@@ -6,11 +6,11 @@ import glob
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from labctl.errors import LabctlError, SpecError
+from labctl import process
+from labctl.errors import LabctlError, SpecError, TimedOut
 
 INSTALL_HINTS = {
     "virtualbox": "install VirtualBox (Debian/Ubuntu: the virtualbox package from "
@@ -57,29 +57,20 @@ def docker_engine_answers(timeout: float = 10.0) -> bool:
     if not docker_installed():
         return False
     try:
-        return (
-            subprocess.run(
-                ["docker", "info", "--format", "{{.ServerVersion}}"],
-                capture_output=True,
-                timeout=timeout,
-            ).returncode
-            == 0
-        )
-    except subprocess.TimeoutExpired:
+        done = process.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
+    except TimedOut:
         return False
+    return done.returncode == 0
 
 
 def docker_containers(label: str) -> dict[str, str]:
     """Every container's name and its value of `label` ("" when unset)."""
     try:
-        listed = subprocess.run(
+        listed = process.run(
             ["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'],
-            capture_output=True,
-            text=True,
-            check=False,
             timeout=60,
         )
-    except subprocess.TimeoutExpired:
+    except TimedOut:
         raise LabctlError("the Docker engine did not list its containers within 60 s") from None
     if listed.returncode != 0:
         raise LabctlError(f"docker ps failed: {listed.stderr.strip() or listed.returncode}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from labctl import inventory, provider_state
+from labctl.deadline import Deadline
 from labctl.errors import ConnectError, GuestError, LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
@@ -73,11 +74,17 @@ class LabSession:
     """Open SSH connections to some machines of one lab."""
 
     def __init__(
-        self, home: LabHome, lab: str | None, connect_timeout: float = 8.0, hold: bool = True
+        self,
+        home: LabHome,
+        lab: str | None,
+        connect_timeout: float = 8.0,
+        hold: bool = True,
+        deadline: Deadline | None = None,
     ) -> None:
         """`hold`: share the lab's lock for the session (a reader), so no writer
         (destroy, halt, up) changes the machines meanwhile; False where the
-        caller holds the lab already (a role's set-up inside `up`)."""
+        caller holds the lab already (a role's set-up inside `up`). `deadline`:
+        the operation's (`--timeout`), which no command in a guest outlives."""
         self.name = home.resolve(lab)
         self._held: contextlib.AbstractContextManager[None] | None = None
         if hold:
@@ -91,6 +98,7 @@ class LabSession:
             raise
         self.paths: LabPaths = home.paths(self.name)
         self.connect_timeout = connect_timeout
+        self.deadline = deadline or Deadline()
         self.host_keys = HostKeys(self.paths.host_keys)
         self.transports: dict[str, SshTransport] = {}
         self._lock = threading.RLock()
@@ -183,13 +191,24 @@ class LabSession:
     def _connect_one(self, name: str, endpoints: dict[str, Endpoint]) -> SshTransport:
         if name not in endpoints:
             raise ConnectError(f"machine {name!r} is not running", hint=f"labctl up {self.name}")
-        return SshTransport(endpoints[name], self.host_keys, self.connect_timeout).connect()
+        return SshTransport(
+            endpoints[name], self.host_keys, self.connect_timeout, self.deadline
+        ).connect()
 
     def transport(self, machine: str) -> SshTransport:
         """One connected machine (MachineDown if it is not running,
         ConnectError if it cannot be reached)."""
         self.require_running(machine)
-        return self._open(machine)
+        try:
+            return self._open(machine)
+        except ConnectError as exc:
+            if not exc.pinned and exc.hint and "is it running" in exc.hint:
+                # it is running (the provider says so): its SSH server is what fails
+                exc.hint = (
+                    f"{machine} is running but its SSH server does not answer: "
+                    f"labctl reload {self.name} {machine} restarts the machine"
+                )
+            raise
 
     def each(self, machines: Sequence[str], fn: Callable[[SshTransport], T]) -> list[Outcome[T]]:
         """Connect to each machine and run fn(transport) there, all in parallel;

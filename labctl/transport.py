@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import shlex
 import socket
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from labctl.errors import ConnectError, GuestError, LabctlError
+from labctl import process
+from labctl.deadline import Deadline
+from labctl.errors import ConnectError, ExitCode, GuestError, Interrupted, LabctlError
 from labctl.fsutil import atomic_write
 
 TIMEOUT_EXIT = 124
@@ -52,6 +55,9 @@ class CommandFailed(GuestError):
     def __init__(self, result: Result, what: str | None = None) -> None:
         detail = (result.stderr.strip() or result.stdout.strip()).splitlines()
         reason = detail[-1] if detail else f"exit status {result.exit_code}"
+        if result.timed_out:
+            reason = "no answer within its time limit (--timeout, LABCTL_SSH_TIMEOUT)"
+            self.exit_code = ExitCode.TIMEOUT
         super().__init__(f"{result.host}: {what or result.command}: {reason}")
         self.result = result
 
@@ -73,6 +79,10 @@ def import_paramiko() -> Any:
     command that talks to a guest."""
     if "paramiko" not in sys.modules:
         sys.modules.setdefault("invoke", None)  # type: ignore[arg-type]
+        # paramiko logs a failed handshake with its traceback; with no handler
+        # of its own, Python's last-resort handler would print that to the
+        # user's terminal. labctl reports the failure itself.
+        logging.getLogger("paramiko").addHandler(logging.NullHandler())
     import paramiko
 
     return paramiko
@@ -181,7 +191,8 @@ class HostKeys:
             raise ConnectError(
                 f"host key of machine {machine!r} changed ({pin['type']} -> {key_type}) "
                 "though the machine was not recreated: refusing to connect",
-                hint=f"if you rebuilt it on purpose, delete its entry in {self.path}",
+                hint=f"if it was rebuilt on purpose, delete its entry in {self.path}; "
+                "else look at what now answers at its address",
                 pinned=True,
             )
         return True
@@ -221,25 +232,66 @@ def _drain(recv: Any, sink: bytearray) -> None:
         sink.extend(data)
 
 
+class _Sockets:
+    """Every open SSH connection's socket, so that Ctrl-C can end them all:
+    a shut-down socket ends paramiko's waits, on any thread, without taking
+    any of paramiko's locks (which the interrupted code may hold)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: set[socket.socket] = set()
+
+    def add(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.open.add(sock)
+
+    def discard(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.open.discard(sock)
+
+    def shut_all(self) -> bool:
+        """Called by Ctrl-C's handler: no lock here, a copy of the set instead
+        (the handler may run while this thread holds self.lock)."""
+        found = list(self.open)
+        for sock in found:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        return bool(found)
+
+
+_SOCKETS = _Sockets()
+process.on_ctrl_c(_SOCKETS.shut_all)
+
+
 class SshTransport:
     """One paramiko connection to one guest."""
 
     def __init__(
-        self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float = 20.0
+        self,
+        endpoint: Endpoint,
+        host_keys: HostKeys,
+        connect_timeout: float = 20.0,
+        deadline: Deadline | None = None,
     ) -> None:
+        """`deadline`: the operation's own (`--timeout`), which no command
+        here outlives; each command also has a default limit (LABCTL_SSH_TIMEOUT)."""
         self.endpoint = endpoint
         self.name = endpoint.name
         self.host_keys = host_keys
         self.connect_timeout = connect_timeout
+        self.deadline = deadline or Deadline()
         self._transport: Any = None
+        self._sock: socket.socket | None = None
 
     # ------------------------------------------------------------ connection
 
     def connect(self) -> SshTransport:
         """Open the connection, retrying with backoff while the guest boots."""
         paramiko = import_paramiko()
+        if process.interrupted():
+            raise Interrupted(f"interrupted before connecting to {self.name}")
 
-        deadline = time.monotonic() + self.connect_timeout
+        deadline = time.monotonic() + self.deadline.cap("ssh", self.connect_timeout)
         delay = 0.2
         while True:
             try:
@@ -271,6 +323,10 @@ class SshTransport:
         # paramiko leaves Nagle on: each request/reply exchange then waits out
         # the peer's delayed ACK (about 40 ms an exchange, 0.1 s a connection).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._sock is not None:  # a dropped connection's
+            _SOCKETS.discard(self._sock)
+        _SOCKETS.add(sock)
+        self._sock = sock
         t = paramiko.Transport(sock)
         try:
             t.start_client(timeout=10)
@@ -288,12 +344,17 @@ class SshTransport:
             return t
         except BaseException:
             t.close()
+            _SOCKETS.discard(sock)
+            self._sock = None
             raise
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._sock is not None:
+            _SOCKETS.discard(self._sock)
+            self._sock = None
 
     def __enter__(self) -> SshTransport:
         return self.connect() if self._transport is None else self
@@ -341,8 +402,10 @@ class SshTransport:
         """Run `argv` (each word quoted) and collect its output. Without `stdin`
         the command reads end-of-file at once, unless `hold_stdin` keeps it open
         as a terminal would (ctr closes a detached process's stdin on EOF). A
-        time limit is enforced in the guest too (timeout(1)), so nothing keeps
-        running there."""
+        time limit (`timeout`, else LABCTL_SSH_TIMEOUT's default; never past
+        the deadline) is enforced in the guest too (timeout(1)), so nothing
+        keeps running there."""
+        timeout = self.deadline.cap("ssh", timeout)
         cmd = command_line(argv, sudo, timeout)
         start = time.monotonic()
         chan = self._exec(cmd)
@@ -357,9 +420,7 @@ class SshTransport:
             chan.shutdown_write()  # a command that reads stdin gets EOF, not a wait
         for t in readers:
             t.start()
-        finished = chan.status_event.wait(
-            None if timeout is None else timeout + REMOTE_KILL_GRACE + 5
-        )
+        finished = chan.status_event.wait(timeout + REMOTE_KILL_GRACE + 5)
         if finished:
             for t in readers:
                 t.join()
@@ -374,7 +435,7 @@ class SshTransport:
             stdout=out.decode(errors="replace"),
             stderr=err.decode(errors="replace"),
             duration_ms=int((time.monotonic() - start) * 1000),
-            timed_out=not finished or (timeout is not None and code == TIMEOUT_EXIT),
+            timed_out=not finished or code == TIMEOUT_EXIT,
         )
         if check and not result.ok:
             raise CommandFailed(result)

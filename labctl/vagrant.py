@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import process
+from labctl.deadline import Deadline
 from labctl.errors import LabBusy, SpecError, VagrantError
 from labctl.transport import Endpoint, import_paramiko
 
@@ -31,10 +32,19 @@ _ADVICE = ("If you believe this message is in error",)
 _HINTS = {
     "SuspendNotSupported": "the docker provider cannot suspend: use `labctl halt`, later `labctl up`",
 }
-# status, ssh-config, validate and port answer in seconds; a Vagrant that hangs
-# there (a stuck provider, a lock) must not hang labctl. Long commands (up,
-# destroy ...) stream and run under the caller's --timeout.
-QUICK_TIMEOUT = 180.0
+# Each kind of Vagrant call has its own default time limit (labctl.deadline):
+# a question (status, ssh-config, validate, port) answers in seconds, taking a
+# lab down in minutes, building one (apt in the guests) in up to an hour. A
+# hang there (a stuck provider, a lock) must never hang labctl.
+_KINDS = {
+    "up": "build",
+    "provision": "build",
+    "reload": "build",
+    "halt": "teardown",
+    "suspend": "teardown",
+    "resume": "teardown",
+    "destroy": "teardown",
+}
 _NOT_INSTALLED_HINT = (
     "install Vagrant: apt-get install vagrant (or https://developer.hashicorp.com/vagrant/install)"
 )
@@ -148,11 +158,14 @@ class VagrantDriver:
         on_event: Callable[[Event], None] | None = None,
         on_interrupt: Callable[[], None] | None = None,
         timeout: float | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
+        """`timeout` (seconds from now) or `deadline` (shared with the caller's
+        other steps) bounds every call; each kind also has its own default."""
         self.root = root
         self.on_event = on_event
         self.on_interrupt = on_interrupt
-        self.timeout = timeout
+        self.deadline = deadline or Deadline.after(timeout)
         self._pv = self._python_vagrant()
 
     # ------------------------------------------------------------ plumbing
@@ -183,14 +196,10 @@ class VagrantDriver:
 
         return _Vagrant(root=str(self.root), env=self.env())
 
-    def quick_timeout(self) -> float:
-        """The time limit of a question to Vagrant (LABCTL_QUICK_TIMEOUT seconds
-        overrides it; a shorter --timeout wins)."""
-        try:
-            quick = float(os.environ.get("LABCTL_QUICK_TIMEOUT") or QUICK_TIMEOUT)
-        except ValueError:
-            quick = QUICK_TIMEOUT
-        return min(quick, self.timeout) if self.timeout else quick
+    def time_limit(self, subcommand: str, stream: bool) -> float:
+        """The time limit of one `vagrant SUBCOMMAND`: its kind's default, never
+        past the deadline."""
+        return self.deadline.cap(_KINDS.get(subcommand, "build") if stream else "quick")
 
     @staticmethod
     def executable() -> str:
@@ -215,7 +224,7 @@ class VagrantDriver:
             env=self.env(),
             on_stdout=self._emit if stream else None,
             on_interrupt=self.on_interrupt,
-            timeout=self.timeout if stream else self.quick_timeout(),
+            timeout=self.time_limit(argv[1] if len(argv) > 1 else "", stream),
         )
         if done.returncode != 0:
             raise error_of(parse_output(done.stdout), done.stderr)

@@ -7,8 +7,9 @@ import os
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 
-from labctl.errors import ExitCode, LabctlError
+from labctl.errors import ExitCode, Interrupted, LabctlError
 
 
 def _internal_error(exc: BaseException) -> int:
@@ -39,6 +40,24 @@ def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
     return tuple(aborts), tuple(usage)
 
 
+def _run(command: Callable[[], object]) -> object:
+    """The command under one Ctrl-C handler (labctl.process): whatever fails
+    because Ctrl-C closed it under its feet (an SSH connection) is the
+    interrupt, exit 130, not that failure."""
+    from labctl import process
+
+    with process.interruptible():
+        try:
+            code = command()
+        except Exception as exc:
+            if process.interrupted() and not isinstance(exc, Interrupted):
+                raise Interrupted("interrupted; the connections to the guests were closed") from exc
+            raise
+        if process.interrupted() and code != ExitCode.INTERRUPTED:
+            raise Interrupted("interrupted; what had started was stopped")
+        return code
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every failure to one message and exit code."""
     from typer.main import get_command
@@ -48,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     aborts, usage = _parser_errors()
     command = get_command(app)
     try:
-        code = command.main(args=argv, prog_name="labctl", standalone_mode=False)
+        code = _run(lambda: command.main(args=argv, prog_name="labctl", standalone_mode=False))
+        if code == ExitCode.INTERRUPTED:  # typer's own word for a KeyboardInterrupt
+            sys.stderr.write("labctl: interrupted\n")
         sys.exit(code if isinstance(code, int) else 0)
     except LabctlError as exc:
         from labctl import ui

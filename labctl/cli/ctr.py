@@ -70,12 +70,17 @@ def _target(
 ) -> Any:
     from dataclasses import replace
 
+    from click.core import ParameterSource
+
     from labctl.ops.ctr import Target
 
-    # ctx.obj is the ctr group's (inherited); options given on the subcommand win
+    # ctx.obj is the ctr group's (inherited); options given on the subcommand
+    # win, but LABCTL_LAB never beats the group's own --lab
     base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
+    if ctx.get_parameter_source("lab") is not ParameterSource.COMMANDLINE:
+        lab = base.get("lab") if base.get("lab") is not None else lab
     target = Target(
-        lab=lab or base.get("lab"),
+        lab=lab,
         machines=tuple(vm or base.get("vm") or ()),
         timeout=base.get("timeout"),
     )

@@ -311,7 +311,7 @@ def status(
     from labctl import ui
     from labctl.ops import lifecycle
 
-    view = lifecycle.status_view(home(ctx), lab or lab_opt)
+    view = lifecycle.status_view(home(ctx), lab if lab is not None else lab_opt)
     ui.print_json(view.rows) if json else ui.machines(view.rows)
     if verbose:
         ui.asked(view.asked)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from labctl import inventory, provider_state, providers, render
+from labctl import deadline, hostnet, inventory, process, provider_state, providers, render
 from labctl.errors import LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
@@ -166,12 +165,11 @@ def _docker_leftovers(spec: LabSpec) -> None:
         return  # best effort: Vagrant has destroyed what it knew of
     found = [name for name, lab_id in owners.items() if lab_id == spec.id]
     if found:
-        subprocess.run(["docker", "rm", "-f", "-v", *found], capture_output=True, check=False)
+        process.run(["docker", "rm", "-f", "-v", *found], timeout=deadline.default("teardown"))
         # Vagrant's network for the subnet; docker refuses while others use it.
-        subprocess.run(
+        process.run(
             ["docker", "network", "rm", f"vagrant_network_{spec.subnet}.0/24"],
-            capture_output=True,
-            check=False,
+            timeout=deadline.default("quick"),
         )
 
 
@@ -180,13 +178,15 @@ def destroy(
 ) -> str | None:
     """Destroy machines, and the lab folder with them; the lab's name, or None
     when there was no such lab (nothing to do)."""
-    name = lab or os.environ.get("LABCTL_LAB")
+    name = lab if lab is not None else os.environ.get("LABCTL_LAB")
     if name is None:
         labs = home.names()
         if not labs:
             return None
         name = home.resolve(None)  # the only lab, or the error listing several
     check_name(name)  # a bad name is bad usage, not "nothing to destroy"
+    for m in machines:
+        check_name(m, "machine name")
     if not home.exists(name):
         return None
     try:
@@ -208,4 +208,5 @@ def destroy(
             shutil.rmtree(paths.root)
         except OSError as exc:
             raise LabctlError(f"the machines are gone, but not the lab folder: {exc}") from exc
+        hostnet.SubnetClaims().release(home.root, name)
     return name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import hostnet, inventory, plan, providers, render, topologies
+from labctl.deadline import Deadline
 from labctl.errors import LabctlError, SpecError
 from labctl.fsutil import atomic_write
 from labctl.home import LabHome
@@ -29,6 +31,7 @@ from labctl.spec import (
     check_box,
     check_name,
     check_provider,
+    check_subnet,
 )
 from labctl.vagrant import Event, VagrantDriver
 
@@ -133,6 +136,15 @@ def _source(
 ) -> tuple[str, Any, Origin, LabSpec | None] | LabSpec:
     """(lab name, parsed lab file, origin, existing lab) of `up|render [LAB] [-f FILE]`;
     or the existing lab itself when it is to come up as recorded."""
+    # an empty value given is a bad one, never "not given" (which would mean
+    # the only lab, an automatic subnet, the detected provider)
+    for value, check in ((lab, check_name), (name, check_name)):
+        if value is not None:
+            check(value)
+    if request.subnet is not None:
+        check_subnet(request.subnet)
+    if request.provider is not None:
+        check_provider(request.provider)
     if request.file:
         return _from_file(home, lab, name, request)
     if not lab:
@@ -208,7 +220,8 @@ def prepare(
         made = frozenset(inventory.machine_ids(home.paths(found.name)))
         if not made and host_checks and require_provider:
             providers.require(found.provider)  # only rendered so far
-        return Prepared(found, found, plan.make(found, found, made), None, made)
+        steps = plan.make(found, found, made, _unprovisioned(home, found.name))
+        return Prepared(found, found, steps, None, made)
     lab_name, parsed, origin, existing = found
     from labctl import labfile  # pydantic and YAML: only for a lab file
 
@@ -225,7 +238,9 @@ def prepare(
     libvirt_uri = (
         given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
     )
-    networks = hostnet.host_networks() if host_checks and not existing else []
+    new_here = host_checks and not existing
+    networks = hostnet.host_networks() if new_here else []
+    claimed = hostnet.SubnetClaims().others(home.root, lab_name) if new_here else {}
     resolved = labfile.Resolved(
         name=lab_name,
         provider=provider,
@@ -233,7 +248,7 @@ def prepare(
         subnet=given.get("subnet")
         or model.subnet
         or (existing.subnet if existing else None)
-        or home.free_subnet(taken=lambda s: hostnet.clash(s, networks) is not None),
+        or home.free_subnet(taken=lambda s: s in claimed or hostnet.clash(s, networks) is not None),
         timezone=model.timezone or _timezone(existing),
         lab_id=existing.id if existing else uuid.uuid4().hex[:12],
         origin=origin,
@@ -245,8 +260,8 @@ def prepare(
     spec = built.spec
     try:
         home.check_subnet_free(spec.subnet, lab_name)
-        if not existing and host_checks:
-            _check_host_network(spec.subnet, networks)
+        if new_here:
+            _check_host_network(spec.subnet, networks, claimed)
     except SpecError as exc:
         if model.subnet:
             raise parsed.error(("subnet",), exc.message) from None
@@ -262,7 +277,7 @@ def prepare(
     # a lab with no machine yet (new, or only rendered) needs its provider here
     if not created and host_checks and require_provider:
         providers.require(spec.provider)
-    steps = plan.make(existing, spec, created)
+    steps = plan.make(existing, spec, created, _unprovisioned(home, lab_name))
     from labctl import roles
 
     roles.check_plan(existing, spec, steps)
@@ -270,8 +285,16 @@ def prepare(
     return Prepared(spec, existing, steps, files, created)
 
 
-def _check_host_network(subnet: str, networks: list[hostnet.HostNetwork]) -> None:
-    """A new lab's subnet must not be a network this host is already on."""
+def _check_host_network(
+    subnet: str, networks: list[hostnet.HostNetwork], claimed: Mapping[str, hostnet.Claim]
+) -> None:
+    """A new lab's subnet must not be a network this host is already on, nor
+    one that a lab of another home holds."""
+    if subnet in claimed:
+        raise SpecError(
+            f"subnet {subnet}.0/24 is already used by {claimed[subnet].owner()}",
+            hint="leave --subnet out (labctl picks a free one) or pass another",
+        )
     found = hostnet.clash(subnet, networks)
     if found:
         raise SpecError(
@@ -338,20 +361,17 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
     that exist are never dropped from it: that is `up`'s plan to apply. A
     provider this host lacks is no obstacle (a lab prepared for a teammate's
     laptop): Vagrant validates without it, and the note says `up` needs it."""
-    prepared = prepare(home, lab, name, request, require_provider=False)
-    spec = prepared.spec
-    missing = not providers.installed(spec.provider)
-    with home.lock(spec.name, "render"):
-        touched = [s for s in prepared.changes if s.machine in prepared.created]
-        if touched:
-            raise SpecError(
-                "the change is for machines that exist ("
-                + ", ".join(f"{s.machine}: {s.action}" for s in touched)
-                + "): render would record it without applying it",
-                hint="labctl up applies it (see the plan first with --dry-run)",
-            )
-        files = prepared.files or _rerendered(home, spec)
-        path = _write(home, spec, files, ignore_provider=missing)
+    first = prepare(home, lab, name, request, require_provider=False)  # bad input: no lock taken
+    with home.lock(first.spec.name, "render"):
+        prepared = _claimed(home, lambda: prepare(home, lab, name, request, require_provider=False))
+        spec = prepared.spec
+        missing = not providers.installed(spec.provider)
+        try:
+            path = _render_prepared(home, prepared, missing)
+        except BaseException:
+            if not home.paths(spec.name).root.exists():  # nothing written: the subnet is free
+                hostnet.SubnetClaims().release(home.root, spec.name)
+            raise
     if not missing:
         return Rendered(spec, path)
     note = (
@@ -359,6 +379,48 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
         f"labctl up will need it ({providers.INSTALL_HINTS[spec.provider]})"
     )
     return Rendered(spec, path, note)
+
+
+def _render_prepared(home: LabHome, prepared: Prepared, missing: bool) -> str:
+    touched = [s for s in prepared.changes if s.machine in prepared.created]
+    if touched:
+        raise SpecError(
+            "the change is for machines that exist ("
+            + ", ".join(f"{s.machine}: {s.action}" for s in touched)
+            + "): render would record it without applying it",
+            hint="labctl up applies it (see the plan first with --dry-run)",
+        )
+    files = prepared.files or _rerendered(home, prepared.spec)
+    return _write(home, prepared.spec, files, ignore_provider=missing)
+
+
+def _claimed(home: LabHome, make: Callable[[], Prepared]) -> Prepared:
+    """The lab prepared (again: now under its lock) with its subnet claimed
+    host-wide. Another lab that claimed the chosen subnet meanwhile makes the
+    choice fall on the next one; an explicit subnet so taken is refused."""
+    for _ in range(8):
+        prepared = make()
+        spec = prepared.spec
+        try:
+            hostnet.SubnetClaims().claim(
+                spec.subnet, home.root, spec.name, spec.id, strict=prepared.existing is None
+            )
+            return prepared
+        except hostnet.SubnetTaken:
+            continue  # the next make() sees the claim: it chooses again, or refuses
+    raise LabctlError("could not claim a subnet: other labs kept taking the chosen one")
+
+
+def _unprovisioned(home: LabHome, name: str) -> frozenset[str]:
+    try:
+        found = json.loads(home.paths(name).unprovisioned.read_text())
+    except (OSError, ValueError):
+        return frozenset()
+    return (
+        frozenset(m for m in found if isinstance(m, str))
+        if isinstance(found, list)
+        else frozenset()
+    )
 
 
 def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
@@ -463,12 +525,16 @@ def up(
     render and `vagrant up`; for an existing one, apply the plan (removed and
     recreated machines destroyed first, with the Vagrantfile that knows them,
     then the new files, `vagrant up`, reloads, provisioning of the changed
-    machines only). Then each role's set-up (replication, Jenkins)."""
-    prepared = prepare(home, lab, name, request)
-    spec = prepared.spec
-    if on_plan is not None:
-        on_plan(prepared)
-    with home.lock(spec.name, "up"):
+    machines only). Then each role's set-up (replication, Jenkins). The plan
+    is made under the lab's lock (so it is the lab as it is), and `timeout`
+    bounds the whole of it."""
+    deadline = Deadline.after(timeout)
+    first = prepare(home, lab, name, request)  # bad input: refused before any lock
+    with home.lock(first.spec.name, "up"):
+        prepared = _claimed(home, lambda: prepare(home, lab, name, request))
+        spec = prepared.spec
+        if on_plan is not None:
+            on_plan(prepared)
         paths = home.paths(spec.name)
         # before anything is written: a refusal leaves no lab folder behind
         _ensure_provider_ready(
@@ -480,15 +546,19 @@ def up(
             on_interrupt=lambda: on_event(
                 Event("", "warn", "interrupted: waiting for Vagrant to clean up...")
             ),
-            timeout=timeout,
+            deadline=deadline,
         )
         try:
             _apply(home, prepared, driver)
+        except BaseException:
+            if not paths.root.exists():  # nothing was made: the subnet is free again
+                hostnet.SubnetClaims().release(home.root, spec.name)
+            raise
         finally:
             inventory.invalidate(paths)
         from labctl import roles  # the roles' set-up: SSH, guests' clients
 
-        notes = roles.setup(home, spec, on_event)
+        notes = roles.setup(home, spec, on_event, deadline)
     return UpResult(status(home, spec.name), notes, prepared.steps)
 
 
@@ -518,6 +588,13 @@ def _apply(
         if staging is not None:
             render.install(staging, paths.root, record=prepared.existing is None)
             inventory.invalidate(paths)
+    # Vagrant marks a machine provisioned before its provisioners run: until
+    # this plan is through, labctl remembers which it is provisioning
+    provisioning = {
+        s.machine for s in prepared.changes if s.action in ("add", "recreate") or s.provision
+    } | (_unprovisioned(home, spec.name) & set(spec.machine_names()))
+    if provisioning:
+        atomic_write(paths.unprovisioned, json.dumps(sorted(provisioning)))
     # new and recreated machines are provisioned on creation; running ones are left alone
     driver.up(provider=spec.provider)
     reload = [s for s in prepared.changes if s.action == "reload"]
@@ -530,5 +607,6 @@ def _apply(
     again = by_action.get("provision", []) + unfinished
     if again:
         driver.provision(again)
+    paths.unprovisioned.unlink(missing_ok=True)
     if files is not None and prepared.existing is not None:
         atomic_write(paths.record, files["lab.json"], mode=0o644)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from labctl.deadline import Deadline
 from labctl.roles import containerd, jenkins, mysql
 
 if TYPE_CHECKING:
@@ -86,9 +87,15 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
     return steps
 
 
-def setup(home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None) -> list[str]:
-    """Each family's set-up after `up` (replication, Jenkins); their notes."""
+def setup(
+    home: LabHome,
+    spec: LabSpec,
+    on_event: Callable[[Event], None] | None,
+    deadline: Deadline | None = None,
+) -> list[str]:
+    """Each family's set-up after `up` (replication, Jenkins), within `up`'s
+    deadline; their notes."""
     notes: list[str] = []
     for family in families_of(spec):
-        notes += cast(list[str], family.setup(home, spec, on_event))
+        notes += cast(list[str], family.setup(home, spec, on_event, deadline or Deadline()))
     return notes

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labctl.deadline import Deadline
 from labctl.spec import LabSpec, Machine, Provisioner
 
 if TYPE_CHECKING:
@@ -34,5 +35,10 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
     return [Provisioner("containerd", "containerd.sh")]
 
 
-def setup(home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None) -> list[str]:
+def setup(
+    home: LabHome,
+    spec: LabSpec,
+    on_event: Callable[[Event], None] | None,
+    deadline: Deadline,
+) -> list[str]:
     return []

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from labctl import vault
+from labctl.deadline import Deadline
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.home import LabHome
@@ -238,7 +239,10 @@ def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
 
 
 def setup(
-    home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None = None
+    home: LabHome,
+    spec: LabSpec,
+    on_event: Callable[[Event], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[str]:
     """After `vagrant up` of a jenkins lab: keys, Jenkins, agents online."""
     say = (lambda m, t: on_event(Event(m, "info", t))) if on_event else (lambda m, t: None)
@@ -246,7 +250,8 @@ def setup(
     boss = controller(spec).name
     private, public = vault.ssh_keypair(paths, KEY_SECRET)
     password = vault.password(paths, ADMIN_SECRET)
-    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
+    deadline = deadline or Deadline()
+    with LabSession(home, spec.name, hold=False, deadline=deadline) as session:  # up holds it
         say(boss, "installing the lab's SSH key for jenkins on the controller and its agents")
         install_keys(session, spec, private, public)
         server = session.transport(boss)
@@ -254,16 +259,18 @@ def setup(
         if spec.family(KEY).get("war"):
             _upload_war(server, boss, Path(spec.family(KEY)["war"]), say)
     try:
-        VagrantDriver(paths.root, on_event=on_event).provision([boss], only=["jenkins"])
+        VagrantDriver(paths.root, on_event=on_event, deadline=deadline).provision(
+            [boss], only=["jenkins"]
+        )
     except LabctlError as exc:
         exc.hint = (
             exc.hint
             or f"the machines stay up for a look (labctl ssh {spec.name} {boss}); labctl destroy {spec.name} removes them"
         )
         raise
-    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
+    with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
         _deliver_agent_secrets(session, spec)
-        wait_online(session, spec, password)
+        wait_online(session, spec, password, deadline.cap("ssh", ONLINE_TIMEOUT))
     return notes(home, spec)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from labctl import vault
+from labctl.deadline import Deadline
 from labctl.errors import GuestError, InvalidField, SpecError
 from labctl.guest import mysql
 from labctl.guest.mysql_session import MysqlServer, SqlError, dump_argv
@@ -348,7 +349,10 @@ def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOU
 
 
 def setup(
-    home: LabHome, spec: LabSpec, on_event: Callable[[Event], None] | None = None
+    home: LabHome,
+    spec: LabSpec,
+    on_event: Callable[[Event], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[str]:
     """After `vagrant up`: every declared edge replicating. An edge already
     replicating from its source is left alone, so a grown lab seeds only its
@@ -357,7 +361,9 @@ def setup(
     edges = sources(spec)
     password = vault.password(home.paths(spec.name), REPL_SECRET)
     ips = {m.name: m.ip for m in spec.machines}
-    with LabSession(home, spec.name, hold=False) as session:  # up holds the lab
+    deadline = deadline or Deadline()
+    # up holds the lab
+    with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
         servers = connect(session, require(spec))
         _check_identities(servers)
         for m in spec.with_role(PRIMARY):
@@ -381,5 +387,5 @@ def setup(
                 bool(spec.family(KEY).get("gtid")),
                 say,
             )
-        wait_healthy([servers[r] for r in edges])
+        wait_healthy([servers[r] for r in edges], deadline.cap("ssh", HEALTHY_TIMEOUT))
     return [topology_line(spec)]

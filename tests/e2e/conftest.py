@@ -11,10 +11,11 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,82 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Labctl = Callable[..., Done]
 
 
+@dataclass
+class Seen:
+    """Everything the run's labctl commands printed, every file of their lab
+    folders, and every secret labctl generated, for the last test's grep."""
+
+    outputs: list[tuple[str, str]] = field(default_factory=list)  # (command, what it printed)
+    files: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # secret -> its file
+
+    def output(self, args: Sequence[str], *texts: str) -> None:
+        self.outputs.extend((" ".join(args), text) for text in texts)
+
+    def lab_folders(self, home: Path) -> None:
+        for secret in home.glob("*/secrets/*"):
+            text = secret.read_text(errors="replace").strip()
+            # a private key: its longest line stands for it
+            token = max(text.splitlines(), key=len) if "PRIVATE KEY" in text else text
+            if len(token) >= 8:
+                self.secrets[token] = str(secret)
+        for lab in (p for p in home.iterdir() if p.is_dir()) if home.is_dir() else []:
+            for path in lab.rglob("*"):
+                skip = {".vagrant", "secrets"} & set(path.relative_to(lab).parts)
+                if path.is_file() and not skip and path.stat().st_size < 1_000_000:
+                    self.files[str(path)] = path.read_text(errors="replace")
+
+
+SEEN = Seen()
+
+
+class Running:
+    """One labctl started as from a terminal: its own process group, which a
+    Ctrl-C reaches as a whole."""
+
+    def __init__(self, home: Path, host_dir: Path, *args: str, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "labctl", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            cwd=cwd,
+            env={**os.environ, "LABCTL_HOME": str(home), "LABCTL_HOST_DIR": str(host_dir)},
+        )
+        self.seen: list[str] = []
+        self.args = args
+
+    def wait_for(self, *needles: str) -> str:
+        """Read its output until a line holds one of `needles`."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.seen.append(line)
+            if any(n in line for n in needles):
+                return line
+        raise AssertionError(f"never said any of {needles}:\n" + "".join(self.seen[-40:]))
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def finish(self, timeout: float = 600) -> tuple[int, str]:
+        assert self.proc.stdout is not None
+        rest = self.proc.stdout.read()
+        code = self.proc.wait(timeout=timeout)
+        text = "".join(self.seen) + rest
+        SEEN.output(self.args, text)
+        return code, text
+
+
 @pytest.fixture(scope="session")
-def labctl(real_parts: None, lab_home: Path) -> Labctl:
+def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's host-wide records (subnet claims): an earlier run's labs,
+    left in its own temporary homes, hold no subnet of this one."""
+    return tmp_path_factory.mktemp("host")
+
+
+@pytest.fixture(scope="session")
+def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
     """Run the real `labctl` command in a subprocess, as a user would."""
 
     def run(
@@ -94,19 +169,23 @@ def labctl(real_parts: None, lab_home: Path) -> Labctl:
         input: str | None = None,
         env: dict[str, str] | None = None,
     ) -> Done:
+        environment = {
+            **os.environ,
+            "LABCTL_HOME": str(lab_home),
+            "LABCTL_HOST_DIR": str(host_dir),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",
+            **(env or {}),
+        }
         done = subprocess.run(
             [sys.executable, "-m", "labctl", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
             input=input,
-            env={
-                **os.environ,
-                "LABCTL_HOME": str(lab_home),
-                "VAGRANT_CHECKPOINT_DISABLE": "1",
-                **(env or {}),
-            },
+            env=environment,
         )
+        SEEN.output(args, done.stdout, done.stderr)
+        SEEN.lab_folders(Path(environment["LABCTL_HOME"]))
         return Done(done.returncode, done.stdout, done.stderr)
 
     return run

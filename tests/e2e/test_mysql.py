@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import docker, lab_up
+from .conftest import Running, docker, lab_up
 
 # About 200 transactions a second (an insert and an update each round), for
 # a bounded time: the writer stops by itself.
@@ -316,3 +316,24 @@ def test_readers_and_writers_never_overlap(labctl, mysql, star, lab_home: Path) 
     finally:
         assert writer.wait(timeout=600) == 0
     assert mysql("status").code == 0
+
+
+def test_ctrl_c_during_role_setup_leaves_the_lab_to_the_next_up(
+    labctl, mysql, star, lab_home: Path, host_dir: Path
+) -> None:
+    """replica2 forgets its source, so `up` seeds it again from a snapshot
+    taken under a read lock on the primary; a Ctrl-C there leaves no lock on
+    the primary, and the next `up` finishes the set-up."""
+    sql(labctl, star, "replica2", "STOP SLAVE")
+    sql(labctl, star, "replica2", "RESET SLAVE ALL")
+    run = Running(lab_home, host_dir, "up", star)
+    run.wait_for("snapshot of primary")
+    run.ctrl_c()
+    code, text = run.finish()
+    assert code == 130, text[-2000:]
+    assert "interrupted" in text.strip().splitlines()[-1], text[-500:]
+    sql(labctl, star, "primary", "INSERT INTO app.t (v, note) VALUES (1, 'after ctrl-c')")
+    again = labctl("up", star)
+    assert again.code == 0, again.stderr[-2000:]
+    assert mysql("verify").code == 0
+    assert mysql("check").code == 0

@@ -203,7 +203,8 @@ def test_help_is_fast_to_import() -> None:
 def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(
     cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Docker gives no answer, so Vagrant is asked, and Vagrant fails."""
+    """Docker gives no answer it can read (not an engine down), so Vagrant is
+    asked, and Vagrant fails."""
     vagrant = shutil.which("vagrant")
     require(vagrant, "vagrant is not installed")
     assert cli("render", "nodes", "--provider", "docker").code == 0
@@ -216,7 +217,9 @@ def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(
     bin_dir.mkdir()
     (bin_dir / "vagrant").symlink_to(str(vagrant))
     fake = bin_dir / "docker"
-    fake.write_text("#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'error during connect: context deadline exceeded' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     ran = cli("status", "--json")

@@ -240,3 +240,66 @@ def test_up_without_a_box_stops_before_anything_starts(
     assert "is not on this host and http://127.0.0.1:1 cannot be reached" in done.stderr
     assert len(done.stderr) < 600  # a line and a hint, not Vagrant's page
     assert not (home / "nodes").exists()
+
+
+# ---------------------------------------------------------------- host-wide subnet claims
+
+
+def test_a_claim_keeps_a_subnet_from_every_other_home(tmp_path: Path) -> None:
+    claims = hostnet.SubnetClaims(tmp_path / "host")
+    one, two = tmp_path / "one", tmp_path / "two"
+    claims.claim("192.168.56", one, "a", "id-a")
+    claims.claim("192.168.56", one, "a", "id-a")  # again by its holder: fine
+    with pytest.raises(hostnet.SubnetTaken, match=rf"lab 'a' of {one}") as exc:
+        claims.claim("192.168.56", two, "a", "id-b")
+    assert exc.value.exit_code == 2
+    claims.claim("192.168.56", two, "old", "id-c", strict=False)  # a lab older than claims
+    assert sorted(claims.others(two, "x")) == ["192.168.56"]
+    claims.claim("192.168.57", one, "a", "id-a")  # a lab holds one subnet: the old is freed
+    assert sorted(claims.others(two, "x")) == ["192.168.57"]
+    claims.release(one, "a")
+    assert claims.others(two, "x") == {}
+
+
+def test_a_claim_lives_while_its_lab_or_its_maker_does(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    claims = hostnet.SubnetClaims(tmp_path / "host")
+    home = tmp_path / "home"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(gone.stdout)
+    (claims.folder).mkdir(parents=True)
+    for subnet, lab in (("192.168.60", "made"), ("192.168.61", "abandoned")):
+        (claims.folder / f"{subnet}.json").write_text(
+            json.dumps(
+                {"subnet": subnet, "home": str(home), "lab": lab, "lab_id": lab, "pid": dead_pid}
+            )
+        )
+    (home / "made").mkdir(parents=True)
+    (home / "made" / "lab.json").write_text(json.dumps({"id": "made"}))
+    # an up still running (this process) holds its subnet before its record exists
+    claims.claim("192.168.62", home, "making", "making")
+    assert sorted(claims.others(tmp_path, "x")) == ["192.168.60", "192.168.62"]
+    assert not (claims.folder / "192.168.61.json").exists()  # the abandoned claim is gone
+
+
+def test_a_new_lab_skips_a_subnet_another_home_claimed(cli, home: Path, tmp_path: Path) -> None:
+    require(shutil.which("vagrant"), "vagrant is not installed")
+    other = tmp_path / "other-home"
+    hostnet.SubnetClaims().claim("192.168.56", other, "theirs", "id")
+    done = cli("render", "nodes", "--provider", "docker", "--count", "1")
+    assert done.code == 0, done.stderr
+    assert json.loads((home / "nodes" / "lab.json").read_text())["subnet"] == "192.168.57"
+    mine = hostnet.SubnetClaims().others(other, "theirs")
+    assert list(mine) == ["192.168.57"] and mine["192.168.57"].home == str(home)
+    # asked for by name, it is refused with its holder, and nothing is written
+    done = cli("render", "nodes", "--name", "two", "--subnet", "192.168.56", "--provider", "docker")
+    assert done.code == 2
+    assert f"subnet 192.168.56.0/24 is already used by lab 'theirs' of {other}" in done.stderr
+    assert not (home / "two").exists()
+    # destroy frees the subnet
+    assert cli("destroy", "nodes", "--yes").code == 0
+    assert hostnet.SubnetClaims().others(other, "theirs") == {}

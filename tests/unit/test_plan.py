@@ -323,3 +323,17 @@ def test_a_moved_machine_also_provisions_those_being_reloaded() -> None:
     assert steps["a"].action == "recreate"
     assert (steps["b"].action, steps["b"].provision) == ("reload", True)
     assert steps["b"].reasons[-1].startswith("the lab's hosts changed (a moved)")
+
+
+def test_a_machine_whose_provisioning_was_cut_short_is_provisioned_again() -> None:
+    """Vagrant marks a machine provisioned before its provisioners run: an `up`
+    interrupted there leaves a machine that a plain `vagrant up` never
+    provisions. labctl's own record of it makes the next plan do so."""
+    old = _spec(THREE)
+    steps = _by_name(plan.make(old, old, {"a", "b", "c"}, unprovisioned={"b", "gone"}))
+    assert steps["b"].action == "provision" and steps["b"].provision
+    assert steps["b"].reasons == ("its provisioning was cut short",)
+    assert steps["a"].action == steps["c"].action == "keep"
+    # one never made is simply made (and provisioned) by the plan's "add"
+    steps = _by_name(plan.make(old, old, {"a", "c"}, unprovisioned={"b"}))
+    assert steps["b"].action == "add"

@@ -56,9 +56,31 @@ def test_docker_paused_is_running_as_vagrant_says() -> None:
     assert ps.docker_state("created") == ps.docker_state("dead") == "stopped"
 
 
-def test_docker_without_an_engine_is_no_answer() -> None:
-    with pytest.raises(ps.NoAnswer, match="Cannot connect to the Docker daemon"):
+def test_docker_without_an_engine_is_the_engine_down() -> None:
+    with pytest.raises(ps.EngineDown, match="the Docker engine is not answering"):
         ps.parse_docker(load("providers/docker-inspect-no-engine.txt").completed())
+
+
+# written by hand: an engine that answers, but not to the point (no capture of one)
+CONFUSED = Completed(("docker", "inspect"), 1, "", "Error response from daemon: something odd")
+
+
+def test_an_engine_down_is_said_once_and_vagrant_is_not_asked(tmp_path: Path) -> None:
+    """Vagrant would ask the same engine, and say it in 600 characters."""
+    paths = LabPaths(tmp_path / "a")
+    spec = topology("nodes", count=2, name="a")
+    record(paths, spec, {"node1": NODE1, "node2": NODE2})
+    engine_down = load("providers/docker-inspect-no-engine.txt").completed()
+
+    def vagrant(p: LabPaths) -> dict[str, ps.LiveState]:
+        raise AssertionError("vagrant status asked")
+
+    with pytest.raises(ps.EngineDown) as exc:
+        ps.ask([(paths, spec)], lambda argv: engine_down, vagrant)
+    assert "labctl up LAB starts them again" in (exc.value.hint or "")
+    (got,) = ps.ask([(paths, spec)], lambda argv: engine_down, vagrant, tolerant=True)
+    assert {st.state for st in got.states.values()} == {"unknown"}
+    assert got.note == "the Docker engine is not answering"
 
 
 def test_virsh_states_by_uuid() -> None:
@@ -178,11 +200,10 @@ def test_no_answer_asks_vagrant_status_and_says_so(tmp_path: Path) -> None:
     paths = LabPaths(tmp_path / "a")
     spec = topology("nodes", count=2, name="a")
     record(paths, spec, {"node1": NODE1, "node2": NODE2})
-    engine_down = load("providers/docker-inspect-no-engine.txt").completed()
     told = {"node1": ps.LiveState("node1", "running", "docker")}
-    (got,) = ps.ask([(paths, spec)], lambda argv: engine_down, lambda p: told)
+    (got,) = ps.ask([(paths, spec)], lambda argv: CONFUSED, lambda p: told)
     assert got.asked == "vagrant status"
-    assert got.note.startswith("docker: Cannot connect to the Docker daemon")
+    assert got.note.startswith("docker: Error response from daemon: something odd")
     assert got.note.endswith("asked vagrant status instead")
     assert got.states["node1"].running and got.states["node2"].state == "unknown"
 
@@ -200,14 +221,13 @@ def test_failing_vagrant_status_raises_unless_tolerant(tmp_path: Path) -> None:
     paths = LabPaths(tmp_path / "a")
     spec = topology("nodes", count=1, name="a")
     record(paths, spec, {"node1": NODE1})
-    engine_down = load("providers/docker-inspect-no-engine.txt").completed()
 
     def broken(p: LabPaths) -> dict[str, ps.LiveState]:
         raise VagrantError("There is a syntax error in the following Vagrantfile")
 
     with pytest.raises(VagrantError):
-        ps.ask([(paths, spec)], lambda argv: engine_down, broken)
-    (got,) = ps.ask([(paths, spec)], lambda argv: engine_down, broken, tolerant=True)
+        ps.ask([(paths, spec)], lambda argv: CONFUSED, broken)
+    (got,) = ps.ask([(paths, spec)], lambda argv: CONFUSED, broken, tolerant=True)
     assert got.states["node1"].state == "unknown" and "syntax error" in got.note
 
 

@@ -77,4 +77,6 @@ def test_a_question_to_vagrant_has_a_time_limit(tmp_path, monkeypatch) -> None:
         VagrantDriver(tmp_path).status()
     assert exc.value.exit_code == 124
     assert time.monotonic() - start < 10
-    assert VagrantDriver(tmp_path, timeout=0.5).quick_timeout() == 0.5  # --timeout is shorter
+    assert VagrantDriver(tmp_path, timeout=0.5).time_limit("status", False) <= 0.5  # --timeout wins
+    assert VagrantDriver(tmp_path).time_limit("destroy", True) == 900  # a teardown's own default
+    assert VagrantDriver(tmp_path).time_limit("up", True) == 3600
