@@ -23,7 +23,7 @@ from labctl.errors import VagrantError
 from labctl.fsutil import atomic_write
 from labctl.home import LabPaths
 from labctl.provider_state import recorded_ids
-from labctl.transport import Endpoint
+from labctl.transport.interface import Endpoint
 
 if TYPE_CHECKING:
     from labctl.vagrant import VagrantDriver

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from labctl import inventory, provider_state
 from labctl.deadline import Deadline
@@ -19,10 +19,48 @@ from labctl.errors import ConnectError, GuestError, LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
 from labctl.spec import LabSpec
-from labctl.transport import Endpoint, HostKeys, SshTransport
+from labctl.transport.hostkeys import HostKeys
+from labctl.transport.interface import Endpoint, Transport
 
 T = TypeVar("T")
 MAX_PARALLEL = 16
+
+
+class Backend(Protocol):
+    """Where a session's answers come from: the provider (states), Vagrant
+    (SSH endpoints) and the guests (transports). The tests put a fake here."""
+
+    def states(self, paths: LabPaths, spec: LabSpec) -> LabStates: ...
+
+    def endpoints(
+        self, paths: LabPaths, refresh: bool, running: list[str] | None
+    ) -> dict[str, Endpoint]: ...
+
+    def connect(
+        self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float, deadline: Deadline
+    ) -> Transport: ...
+
+
+class GuestBackend:
+    """The real one: the provider asked, Vagrant's ssh-config, SSH."""
+
+    def states(self, paths: LabPaths, spec: LabSpec) -> LabStates:
+        return provider_state.ask([(paths, spec)])[0]
+
+    def endpoints(
+        self, paths: LabPaths, refresh: bool, running: list[str] | None
+    ) -> dict[str, Endpoint]:
+        return inventory.endpoints(paths, refresh=refresh, running=running)
+
+    def connect(
+        self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float, deadline: Deadline
+    ) -> Transport:
+        from labctl.transport.ssh import SshTransport  # paramiko: only when a guest is asked
+
+        return SshTransport(endpoint, host_keys, connect_timeout, deadline).connect()
+
+
+BACKEND: Backend = GuestBackend()
 
 
 class MachineDown(GuestError):
@@ -100,7 +138,8 @@ class LabSession:
         self.connect_timeout = connect_timeout
         self.deadline = deadline or Deadline()
         self.host_keys = HostKeys(self.paths.host_keys)
-        self.transports: dict[str, SshTransport] = {}
+        self.backend = BACKEND
+        self.transports: dict[str, Transport] = {}
         self._lock = threading.RLock()
         self._cached: dict[str, Endpoint] | None = None
         self._states: LabStates | None = None
@@ -110,7 +149,7 @@ class LabSession:
         """Each machine's state, asked of the provider once per session."""
         with self._lock:
             if self._states is None:
-                self._states = provider_state.ask([(self.paths, self.spec)])[0]
+                self._states = self.backend.states(self.paths, self.spec)
             return self._states
 
     def running(self) -> list[str]:
@@ -159,9 +198,7 @@ class LabSession:
         with self._lock:
             if self._cached is None or (refresh and not self._refreshed):
                 self._refreshed = self._refreshed or refresh
-                self._cached = inventory.endpoints(
-                    self.paths, refresh=refresh, running=self._some_running()
-                )
+                self._cached = self.backend.endpoints(self.paths, refresh, self._some_running())
             return self._cached
 
     def _some_running(self) -> list[str] | None:
@@ -170,7 +207,7 @@ class LabSession:
         running = self.running()
         return None if len(running) == len(self.spec.machines) else running
 
-    def _open(self, name: str) -> SshTransport:
+    def _open(self, name: str) -> Transport:
         if name in self.transports:
             return self.transports[name]
         cached = self._endpoints()
@@ -188,14 +225,14 @@ class LabSession:
             self.transports[name] = t
         return t
 
-    def _connect_one(self, name: str, endpoints: dict[str, Endpoint]) -> SshTransport:
+    def _connect_one(self, name: str, endpoints: dict[str, Endpoint]) -> Transport:
         if name not in endpoints:
             raise ConnectError(f"machine {name!r} is not running", hint=f"labctl up {self.name}")
-        return SshTransport(
+        return self.backend.connect(
             endpoints[name], self.host_keys, self.connect_timeout, self.deadline
-        ).connect()
+        )
 
-    def transport(self, machine: str) -> SshTransport:
+    def transport(self, machine: str) -> Transport:
         """One connected machine (MachineDown if it is not running,
         ConnectError if it cannot be reached)."""
         self.require_running(machine)
@@ -210,7 +247,7 @@ class LabSession:
                 )
             raise
 
-    def each(self, machines: Sequence[str], fn: Callable[[SshTransport], T]) -> list[Outcome[T]]:
+    def each(self, machines: Sequence[str], fn: Callable[[Transport], T]) -> list[Outcome[T]]:
         """Connect to each machine and run fn(transport) there, all in parallel;
         a machine that cannot be reached becomes a failed outcome."""
         return fan_out(machines, lambda name: fn(self.transport(name)))

@@ -21,7 +21,8 @@ from typing import Any
 from labctl import process
 from labctl.deadline import Deadline
 from labctl.errors import LabBusy, SpecError, VagrantError
-from labctl.transport import Endpoint, import_paramiko
+from labctl.transport.interface import Endpoint
+from labctl.transport.ssh import import_paramiko
 
 # Vagrant's own lock: another vagrant process works on the machine. Exit 75,
 # and never touch the other process.

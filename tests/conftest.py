@@ -18,6 +18,37 @@ class Ran:
     stderr: str
 
 
+FAKE_TOOL = """#!/bin/sh
+# unit tests run no real Vagrant, Docker or hypervisor (tests marked `vagrant` do)
+case "${0##*/} $1" in
+  "vagrant validate") exit 0 ;;
+  "vagrant --version") echo "Vagrant 2.3.4"; exit 0 ;;
+esac
+echo "${0##*/} is not run by unit tests: mark the test vagrant ($*)" >&2
+exit 99
+"""
+
+
+@pytest.fixture(scope="session")
+def _fake_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fake-tools")
+    for tool in ("vagrant", "docker"):
+        (folder / tool).write_text(FAKE_TOOL)
+        (folder / tool).chmod(0o755)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _unit_tools(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, _fake_tools: Path
+) -> None:
+    """A unit test finds fakes of vagrant and docker first on
+    PATH: `vagrant validate` passes, anything else fails loudly. Tests marked
+    `vagrant` use the real ones and run with the end-to-end tests."""
+    if "unit" in request.node.path.parts and not request.node.get_closest_marker("vagrant"):
+        monkeypatch.setenv("PATH", f"{_fake_tools}:{os.environ.get('PATH', '')}")
+
+
 @pytest.fixture(autouse=True)
 def _host_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Host-wide records (subnet claims) of this test only, never /var/tmp's;

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from labctl.transport import Transport
+from labctl.transport.interface import Transport
 
 
 def api_get(

@@ -15,7 +15,7 @@ from typing import IO
 
 from labctl.errors import GuestError
 from labctl.guest import mysql
-from labctl.transport import RemoteProcess, Transport
+from labctl.transport.interface import RemoteProcess, Transport
 
 CLIENT = ["mysql", "--batch", "--unbuffered"]
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")

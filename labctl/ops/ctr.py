@@ -12,7 +12,7 @@ from labctl.errors import GuestError, SpecError
 from labctl.guest import ctr
 from labctl.home import LabHome
 from labctl.session import LabSession, Outcome
-from labctl.transport import Result, SshTransport
+from labctl.transport.interface import Result, Transport
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def _check(vm: str, result: Result) -> Result:
     return result
 
 
-def each(home: LabHome, target: Target, fn: Callable[[SshTransport], Any]) -> list[Outcome[Any]]:
+def each(home: LabHome, target: Target, fn: Callable[[Transport], Any]) -> list[Outcome[Any]]:
     """fn(transport) on every targeted machine (default: the running ones
     with the containerd role), in parallel."""
     with LabSession(home, target.lab) as session:
@@ -60,7 +60,7 @@ def _run_ctr(
 ) -> list[Outcome[Any]]:
     """One ctr command on every targeted machine; ctr's output parsed or raw."""
 
-    def one(t: SshTransport) -> Any:
+    def one(t: Transport) -> Any:
         # A detached process gets ctr's stdin: held open, as on a terminal, it
         # lives on (an end-of-file would end a shell). In the foreground, the
         # end-of-file lets a process that reads stdin finish.
@@ -162,7 +162,7 @@ def _exec_id(given: str | None) -> str:
 def ns_remove(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
     """Remove a namespace; when it is not empty, say what is left in it."""
 
-    def one(t: SshTransport) -> str:
+    def one(t: Transport) -> str:
         result = t.run(ctr.ns_rm(name), sudo=True, timeout=target.timeout)
         if result.ok:
             return result.stdout
@@ -173,7 +173,7 @@ def ns_remove(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
     return each(home, target, one)
 
 
-def _contents(t: SshTransport, ns: str) -> str:
+def _contents(t: Transport, ns: str) -> str:
     parts = []
     for label, argv, parse in (
         ("task", ctr.tasks_ls(ns), lambda o: [x.container for x in ctr.parse_tasks(o, ns)]),
@@ -204,7 +204,7 @@ def import_image(home: LabHome, target: Target, path: Path, name: str | None) ->
         raise SpecError(f"cannot read image archive {str(path)!r}: not a file")
     remote = f"/tmp/labctl-import-{secrets.token_hex(6)}.tar"
 
-    def one(t: SshTransport) -> str:
+    def one(t: Transport) -> str:
         t.put(path, remote, mode=0o600)
         try:
             return str(
@@ -243,7 +243,7 @@ def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
     ns = target.namespace
     unit = ctr.unit_name(ns, cid) if ctr.can_have_unit(ns, cid) else None
 
-    def one(t: SshTransport) -> str:
+    def one(t: Transport) -> str:
         if unit and t.run(["test", "-e", f"{ctr.UNIT_DIR}/{unit}"]).ok:
             _check(t.name, t.run(["systemctl", "disable", "--now", unit], sudo=True))
             _check(t.name, t.run(["rm", "-f", f"{ctr.UNIT_DIR}/{unit}"], sudo=True))
@@ -266,7 +266,7 @@ def service(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
         raise SpecError(f"invalid container id or namespace: {cid!r} / {target.namespace!r}")
     unit = ctr.unit_name(target.namespace, cid)
 
-    def one(t: SshTransport) -> str:
+    def one(t: Transport) -> str:
         _check(t.name, t.run(ctr.containers_info(target.namespace, cid), sudo=True))
         t.put(
             ctr.service_unit(target.namespace, cid).encode(),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from labctl.errors import SpecError
 from labctl.home import LabHome
 from labctl.session import LabSession, Outcome
-from labctl.transport import Result, command_line
+from labctl.transport.interface import Result, command_line
 
 
 def _one_machine(session: LabSession, machines: Sequence[str]) -> str:

@@ -22,7 +22,7 @@ from labctl.roles import jenkins as jenkins_role
 from labctl.roles import mysql as mysql_role
 from labctl.session import LabSession, Outcome
 from labctl.spec import LabSpec
-from labctl.transport import SshTransport
+from labctl.transport.interface import Transport
 
 GRAPHVIZ_TIMEOUT = 60.0
 
@@ -188,7 +188,7 @@ def _task_counts(
 ) -> tuple[dict[str, int], list[Outcome[Any]]]:
     names = [m.name for m in spec.with_role("containerd") if m.name in up]
 
-    def count(t: SshTransport) -> int:
+    def count(t: Transport) -> int:
         return len(ctr.parse_ps_all(t.run(ctr.ps_all(), sudo=True, check=True).stdout))
 
     outcomes = session.each(names, count)

@@ -198,7 +198,10 @@ def destroy(
     chosen = _machines_of(spec, machines) if spec else []
     paths = home.paths(name)
     with home.lock(name, "destroy"):
-        VagrantDriver(paths.root, on_event=on_event).destroy(chosen)
+        # Vagrant knows a machine by the id it recorded; with none recorded
+        # (a lab only rendered) it has nothing to destroy, and is not asked
+        if inventory.machine_ids(paths):
+            VagrantDriver(paths.root, on_event=on_event).destroy(chosen)
         inventory.invalidate(paths)
         if spec and chosen and set(chosen) != set(spec.machine_names()):
             return name

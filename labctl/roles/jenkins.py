@@ -24,7 +24,7 @@ from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.home import LabHome
 from labctl.session import LabSession
 from labctl.spec import LabSpec, Machine, Provisioner
-from labctl.transport import SshTransport
+from labctl.transport.interface import Transport
 from labctl.vagrant import Event, VagrantDriver
 
 CONTROLLER = "jenkins-controller"
@@ -202,9 +202,7 @@ def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str
     )
 
 
-def _upload_war(
-    server: SshTransport, name: str, war: Path, say: Callable[[str, str], None]
-) -> None:
+def _upload_war(server: Transport, name: str, war: Path, say: Callable[[str, str], None]) -> None:
     """Copy --jenkins-war in, unless the controller runs that very file already."""
     if not war.is_file():
         raise SpecError(

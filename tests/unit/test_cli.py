@@ -200,6 +200,7 @@ def test_help_is_fast_to_import() -> None:
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.vagrant
 def test_failing_vagrant_status_is_a_failure_not_an_empty_lab(
     cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -85,7 +85,7 @@ def test_flags_always_come_before_positionals() -> None:
 
 
 def test_hostile_values_stay_single_arguments() -> None:
-    from labctl.transport import command_line
+    from labctl.transport.interface import command_line
 
     hostile = "x; touch /tmp/pwned $(id) `id` 'q' \"d\""
     line = command_line(ctr.containers_info("default", hostile), sudo=True)

@@ -17,7 +17,7 @@ from labctl.guest.mysql import mask_secrets
 from labctl.home import LabHome
 from labctl.ops.lifecycle import split_target
 from labctl.spec import spec_to_record
-from labctl.transport import HostKeys
+from labctl.transport.hostkeys import HostKeys
 
 from ..conftest import require
 from .captured import DATA, load

@@ -128,12 +128,12 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
     thread; what then fails is reported as the interrupt (exit 130)."""
     import socket
 
-    from labctl import transport
     from labctl.cli import _run
     from labctl.errors import GuestError
+    from labctl.transport import ssh
 
     mine, guest = socket.socketpair()
-    transport._SOCKETS.add(mine)
+    ssh._SOCKETS.add(mine)
     try:
 
         def command() -> int:
@@ -146,7 +146,7 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
             _run(command)
         assert exc.value.exit_code == 130
     finally:
-        transport._SOCKETS.discard(mine)
+        ssh._SOCKETS.discard(mine)
         mine.close()
         guest.close()
     assert not process.interrupted()  # the next operation starts afresh

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import ConnectError
-from labctl.transport import HostKeys, command_line
+from labctl.transport.hostkeys import HostKeys
+from labctl.transport.interface import command_line
 
 
 def see(keys: HostKeys, *seen: str) -> None:
