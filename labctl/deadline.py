@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from labctl.errors import TimedOut
@@ -56,3 +57,16 @@ class Deadline:
         if left <= 0:
             raise TimedOut(f"the operation took longer than its --timeout of {self.limit:g} s")
         return min(limit, left)
+
+
+def tries(timeout: float, every: float) -> Iterator[bool]:
+    """The rhythm of every wait for a guest to get somewhere: one try at once,
+    then one every `every` seconds until `timeout` has passed. Each yields
+    whether it is the last, after which the caller gives up with its reason."""
+    end = time.monotonic() + timeout
+    while True:
+        last = time.monotonic() >= end
+        yield last
+        if last:
+            return
+        time.sleep(min(every, max(0.0, end - time.monotonic())))

@@ -5,7 +5,6 @@ roles/mysql.py."""
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from labctl.vagrant import Event
 
+from labctl.deadline import tries
 from labctl.errors import SpecError
 from labctl.guest import mysql
 from labctl.guest.mysql_session import MysqlServer, SqlError
@@ -204,8 +204,7 @@ def _write_rows(primary: MysqlServer, count: int, token: str) -> None:
 
 
 def _wait_for_marker(server: MysqlServer, token: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    for _ in tries(timeout, every=0.3):
         try:
             rows = server.query(
                 f"SELECT COUNT(*) AS n FROM {CHECK_SCHEMA}.marker WHERE token = '{token}'"
@@ -214,7 +213,6 @@ def _wait_for_marker(server: MysqlServer, token: str, timeout: float) -> bool:
                 return True
         except SqlError:
             pass  # the schema has not arrived yet
-        time.sleep(0.3)
     return False
 
 

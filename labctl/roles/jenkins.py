@@ -11,14 +11,13 @@ runs only when asked). If the download fails, everything before it stays.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from labctl import vault
-from labctl.deadline import Deadline
+from labctl.deadline import Deadline, tries
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.home import LabHome
@@ -336,16 +335,14 @@ def wait_online(
     session: LabSession, spec: LabSpec, password: str, timeout: float = ONLINE_TIMEOUT
 ) -> None:
     """Until every agent is online (GuestError naming those that are not)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    for last in tries(timeout, every=2):
         st = read_status(session, spec, password)
         offline = [a.name for a in st.agents if not a.online]
         missing = set(agents(spec)) - {a.name for a in st.agents}
         if st.healthy and not offline and not missing:
             return
-        if time.monotonic() > deadline:
+        if last:
             raise GuestError(
                 f"agents not online after {timeout:.0f} s: {', '.join(sorted(set(offline) | missing)) or st.detail}",
                 hint=f"journalctl -u jenkins-agent on the agent (labctl ssh {spec.name} AGENT)",
             )
-        time.sleep(2)

@@ -10,14 +10,13 @@ primary); a replica that others replicate from passes on what it applies
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from labctl import vault
-from labctl.deadline import Deadline
+from labctl.deadline import Deadline, tries
 from labctl.errors import GuestError, InvalidField, SpecError
 from labctl.guest import mysql
 from labctl.guest.mysql_session import MysqlServer, SqlError, dump_argv
@@ -328,13 +327,12 @@ def seed(
 
 def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOUT) -> None:
     """Until every replica runs both threads; GuestError naming the others."""
-    deadline = time.monotonic() + timeout
-    while True:
+    for last in tries(timeout, every=0.5):
         states = {s.name: s.replica() for s in servers}
         bad = {n: st for n, st in states.items() if st is None or not st.healthy}
         if not bad:
             return
-        if time.monotonic() > deadline:
+        if last:
             detail = "; ".join(
                 f"{n}: "
                 + (
@@ -345,7 +343,6 @@ def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOU
                 for n, st in bad.items()
             )
             raise GuestError(f"replication did not start in {timeout:.0f} s: {detail}")
-        time.sleep(0.5)
 
 
 def setup(

@@ -47,6 +47,8 @@ def _run(channel: paramiko.Channel, command: str) -> None:
     code = proc.wait()
     for t in outs:
         t.join()
+    proc.stdout.close()
+    proc.stderr.close()
     channel.send_exit_status(code)
     channel.close()
 

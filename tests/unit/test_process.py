@@ -150,3 +150,16 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
         mine.close()
         guest.close()
     assert not process.interrupted()  # the next operation starts afresh
+
+
+def test_tries_one_at_once_then_at_a_rhythm_until_the_time_is_up() -> None:
+    import time
+
+    from labctl.deadline import tries
+
+    start = time.monotonic()
+    seen = list(tries(0.35, every=0.1))
+    took = time.monotonic() - start
+    assert seen[-1] is True and not any(seen[:-1])  # only the last says so
+    assert 4 <= len(seen) <= 6 and 0.35 <= took < 1.5
+    assert list(tries(0, every=5)) == [True]  # no time: one try, the last, no wait
