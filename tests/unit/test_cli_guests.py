@@ -58,17 +58,18 @@ def test_exec_on_every_machine_quotes_each_word(cli, nodes) -> None:
     assert guests["node1"].sent[0].argv == ["echo", "a b; c"]  # one word, never split by a shell
 
 
-def test_mysql_commands_print_what_the_servers_say(cli, home: Path, monkeypatch) -> None:
+@pytest.fixture
+def db(home: Path, monkeypatch: pytest.MonkeyPatch):
+    """A mysql-pair lab with two replicas, as captured (192.168.56)."""
     spec = topology("mysql-pair", replicas=2, name="db", subnet="192.168.56")
-    install(
-        monkeypatch,
-        home,
-        spec,
-        [
-            mariadb("primary", "primary"),
-            mariadb("replica1", "replica"),
-            mariadb("replica2", "replica"),
-        ],
+    return lambda *fakes: install(monkeypatch, home, spec, fakes)
+
+
+def test_mysql_commands_print_what_the_servers_say(cli, db) -> None:
+    db(
+        mariadb("primary", "primary"),
+        mariadb("replica1", "replica"),
+        mariadb("replica2", "replica"),
     )
     roles = cli("mysql", "role", "--lab", "db", "--json")
     assert roles.code == 0, roles.stderr
@@ -114,18 +115,17 @@ def test_jenkins_status_reads_the_rest_api_with_the_password_on_stdin(
     assert not any("pa55word" in " ".join(s.argv) for s in controller.sent)
 
 
-def test_inventory_and_graph_from_what_the_servers_say(cli, home: Path, monkeypatch) -> None:
+def test_inventory_and_graph_from_what_the_servers_say(cli, db) -> None:
     """A lab handed to the user's tools groups the mysql servers by their live
     roles, and the picture shows each replication edge and each machine's
     containerd tasks."""
-    spec = topology("mysql-pair", replicas=2, name="db", subnet="192.168.56")
     guests = [
         mariadb(name, "primary" if name == "primary" else "replica").on(
             ALL, Reply(data("ctr/ps-all.txt"))
         )
         for name in ("primary", "replica1", "replica2")
     ]
-    install(monkeypatch, home, spec, guests)
+    db(*guests)
     inventory = cli("inventory", "db", "--format", "json")
     assert inventory.code == 0, inventory.stderr
     groups = json.loads(inventory.stdout)["all"]["children"]
@@ -200,14 +200,8 @@ def test_every_ctr_command_on_every_machine(cli, nodes, argv: list[str], shown: 
         assert g.sent and all(s.sudo for s in g.sent if s.argv[0] == "ctr")
 
 
-def test_mysql_check_and_sql_as_printed(cli, home: Path, monkeypatch) -> None:
-    spec = topology("mysql-pair", replicas=2, name="db", subnet="192.168.56")
-    install(
-        monkeypatch,
-        home,
-        spec,
-        [checked("primary", "111"), checked("replica1", "111"), checked("replica2", "999")],
-    )
+def test_mysql_check_and_sql_as_printed(cli, db) -> None:
+    db(checked("primary", "111"), checked("replica1", "111"), checked("replica2", "999"))
     done = cli("mysql", "check", "--lab", "db", "--rows", "10")
     assert done.code == 1  # replica2 differs
     assert "replica2: labctl_check.rows_written differs from primary" in done.stderr + done.stdout
