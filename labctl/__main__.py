@@ -1,3 +1,3 @@
-from labctl.cli import main
+from labctl.cli import entry
 
-main()
+entry()

@@ -76,5 +76,9 @@ class ConnectError(LabctlError):
         self.pinned = pinned
 
 
+class Unreachable(ConnectError):
+    """No SSH server answered at the machine's address within the time limit."""
+
+
 class GuestError(LabctlError):
     """A command in a guest, or a check of a guest's state, failed."""

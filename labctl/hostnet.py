@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from labctl.errors import SpecError
+from labctl.home import RECORD
 
 ROUTES = Path("/proc/net/route")
 
@@ -87,7 +88,7 @@ class Claim:
         """The lab still exists (its record says so), or its maker still runs
         (an `up` that has not written the record yet)."""
         try:
-            record = json.loads((Path(self.home) / self.lab / "lab.json").read_text())
+            record = json.loads((Path(self.home) / self.lab / RECORD).read_text())
             if record.get("id") == self.lab_id:
                 return True
         except (OSError, ValueError, AttributeError):
@@ -127,15 +128,17 @@ class SubnetClaims:
                 with contextlib.suppress(OSError):  # every user claims here
                     folder.chmod(0o1777)
 
+    def _files(self) -> Iterator[tuple[Path, Claim]]:
+        """Every claim file that can be read, with its claim."""
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                yield path, Claim(**json.loads(path.read_text()))
+
     def live(self) -> list[Claim]:
         """Every claim whose lab still exists or is being made; the others are
         removed where this user may."""
         found = []
-        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
-            try:
-                claim = Claim(**json.loads(path.read_text()))
-            except (OSError, ValueError, TypeError):
-                continue
+        for path, claim in self._files():
             if claim.alive():
                 found.append(claim)
             else:
@@ -148,44 +151,40 @@ class SubnetClaims:
         return {c.subnet: c for c in self.live() if (c.home, c.lab) != (str(home), lab)}
 
     def claim(self, subnet: str, home: Path, lab: str, lab_id: str, strict: bool = True) -> None:
-        """Record that `lab` holds `subnet`; SubnetTaken when another live lab
-        does (a lab that already had it before claims existed is let be when
-        not `strict`)."""
+        """Record that `lab` holds `subnet` (and no other); SubnetTaken when
+        another live lab does (a lab that already had it before claims
+        existed is let be when not `strict`)."""
         with self.held():
             holder = self.others(home, lab).get(subnet)
             if holder is not None:
                 if strict:
-                    raise SubnetTaken(
-                        f"subnet {subnet}.0/24 is already used by {holder.owner()}", holder
-                    )
+                    raise SubnetTaken(subnet, holder)
                 return
+            self._drop(home, lab)
             claim = Claim(subnet, str(home), lab, lab_id, os.getpid())
-            for path in self.folder.glob("*.json"):
-                with contextlib.suppress(OSError, ValueError, TypeError):
-                    old = Claim(**json.loads(path.read_text()))
-                    if (old.home, old.lab) == (claim.home, claim.lab) and old.subnet != subnet:
-                        path.unlink()
-            path = self.folder / f"{subnet}.json"
             tmp = self.folder / f".{subnet}.{os.getpid()}"
             tmp.write_text(json.dumps(asdict(claim)))
             tmp.chmod(0o644)
-            os.replace(tmp, path)
+            os.replace(tmp, self.folder / f"{subnet}.json")
 
     def release(self, home: Path, lab: str) -> None:
         """Forget `lab`'s claim (its lab folder is gone)."""
         with self.held():
-            for path in self.folder.glob("*.json"):
-                with contextlib.suppress(OSError, ValueError, TypeError):
-                    c = Claim(**json.loads(path.read_text()))
-                    if (c.home, c.lab) == (str(home), lab):
-                        path.unlink()
+            self._drop(home, lab)
+
+    def _drop(self, home: Path, lab: str) -> None:
+        for path, c in self._files():
+            if (c.home, c.lab) == (str(home), lab):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 class SubnetTaken(SpecError):
     """Another lab on this host holds the subnet."""
 
-    def __init__(self, message: str, holder: Claim) -> None:
+    def __init__(self, subnet: str, holder: Claim) -> None:
         super().__init__(
-            message, hint="leave --subnet out (labctl picks a free one) or pass another"
+            f"subnet {subnet}.0/24 is already used by {holder.owner()}",
+            hint="leave --subnet out (labctl picks a free one) or pass another",
         )
         self.holder = holder

@@ -54,7 +54,7 @@ class _Children:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.live: dict[subprocess.Popen[bytes], dict[str, Any]] = {}
-        self.depth = 0
+        self.scoped = False  # an interruptible() scope holds the handler
         self.pressed = False
 
     def add(self, proc: subprocess.Popen[bytes], state: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def interruptible() -> Iterator[None]:
     With nothing running, Ctrl-C interrupts the main thread as usual, and the
     workers' next `run` raises Interrupted at once, so no pool waits for
     their work."""
-    if threading.current_thread() is not threading.main_thread() or _CHILDREN.depth:
+    if threading.current_thread() is not threading.main_thread() or _CHILDREN.scoped:
         yield  # a worker cannot take signals; an outer scope already does
         return
 
@@ -125,12 +125,12 @@ def interruptible() -> Iterator[None]:
             raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
-    _CHILDREN.depth = 1
+    _CHILDREN.scoped = True
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-        _CHILDREN.depth = 0
+        _CHILDREN.scoped = False
         _CHILDREN.pressed = False
 
 

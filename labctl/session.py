@@ -15,7 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from labctl import inventory, provider_state
 from labctl.deadline import Deadline
-from labctl.errors import ConnectError, GuestError, LabctlError, SpecError
+from labctl.errors import ConnectError, GuestError, LabctlError, SpecError, Unreachable
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
 from labctl.spec import LabSpec
@@ -238,13 +238,12 @@ class LabSession:
         self.require_running(machine)
         try:
             return self._open(machine)
-        except ConnectError as exc:
-            if not exc.pinned and exc.hint and "is it running" in exc.hint:
-                # it is running (the provider says so): its SSH server is what fails
-                exc.hint = (
-                    f"{machine} is running but its SSH server does not answer: "
-                    f"labctl reload {self.name} {machine} restarts the machine"
-                )
+        except Unreachable as exc:
+            # the provider says it runs: its SSH server is what fails
+            exc.hint = (
+                f"{machine} is running but its SSH server does not answer: "
+                f"labctl reload {self.name} {machine} restarts the machine"
+            )
             raise
 
     def each(self, machines: Sequence[str], fn: Callable[[Transport], T]) -> list[Outcome[T]]:

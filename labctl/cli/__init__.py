@@ -58,6 +58,20 @@ def _run(command: Callable[[], object]) -> object:
         return code
 
 
+def entry() -> None:
+    """The `labctl` program: main(), and after a Ctrl-C an exit at once with
+    130. Python's own finalization would run what the interrupt left pending
+    and, now and then, die by SIGINT instead (a parent sees -2, not 130)."""
+    try:
+        main()
+    except SystemExit as done:
+        if done.code == ExitCode.INTERRUPTED:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(ExitCode.INTERRUPTED)
+        raise
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the command, map every failure to one message and exit code."""
     from typer.main import get_command

@@ -60,6 +60,11 @@ TimeoutOpt = Annotated[
 ]
 
 
+def lab_named(argument: str | None, option: str | None) -> str | None:
+    """The lab given as `LAB` or as --lab (an empty name is a name: refused later)."""
+    return argument if argument is not None else option
+
+
 def home(ctx: typer.Context) -> "LabHome":
     from labctl.home import LabHome
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.common import LabOpt, complete_lab, home, report
+from labctl.cli.common import LabOpt, complete_lab, home, lab_named, report
 
 LabArg = Annotated[str | None, typer.Argument(autocompletion=complete_lab, show_default=False)]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")]
@@ -32,7 +32,7 @@ def ssh_config(ctx: typer.Context, lab: LabArg = None, lab_opt: LabOpt = None) -
     ssh -F <(labctl ssh-config) LAB-node1"""
     from labctl.ops import handoff
 
-    text, failed = handoff.ssh_config(home(ctx), lab if lab is not None else lab_opt)
+    text, failed = handoff.ssh_config(home(ctx), lab_named(lab, lab_opt))
     _emit(text, None)
     report(failed)
 
@@ -50,7 +50,7 @@ def inventory(
     """An Ansible inventory: groups by role (mysql groups by the servers' live roles) and lab."""
     from labctl.ops import handoff
 
-    text, failed = handoff.inventory(home(ctx), lab if lab is not None else lab_opt, fmt, declared)
+    text, failed = handoff.inventory(home(ctx), lab_named(lab, lab_opt), fmt, declared)
     _emit(text, output)
     report(failed)
 
@@ -74,7 +74,7 @@ def graph(
     from labctl.ops import handoff
 
     chosen = handoff.graph_format(fmt, output)
-    text, failed = handoff.draw(home(ctx), lab if lab is not None else lab_opt, chosen, declared)
+    text, failed = handoff.draw(home(ctx), lab_named(lab, lab_opt), chosen, declared)
     _emit(text, output)
     report(failed)
 

@@ -17,6 +17,7 @@ from labctl.cli.common import (
     complete_ssh_target,
     complete_target,
     home,
+    lab_named,
 )
 from labctl.errors import ExitCode, SpecError
 
@@ -311,7 +312,7 @@ def status(
     from labctl import ui
     from labctl.ops import lifecycle
 
-    view = lifecycle.status_view(home(ctx), lab if lab is not None else lab_opt)
+    view = lifecycle.status_view(home(ctx), lab_named(lab, lab_opt))
     ui.print_json(view.rows) if json else ui.machines(view.rows)
     if verbose:
         ui.asked(view.asked)

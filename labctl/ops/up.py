@@ -291,10 +291,7 @@ def _check_host_network(
     """A new lab's subnet must not be a network this host is already on, nor
     one that a lab of another home holds."""
     if subnet in claimed:
-        raise SpecError(
-            f"subnet {subnet}.0/24 is already used by {claimed[subnet].owner()}",
-            hint="leave --subnet out (labctl picks a free one) or pass another",
-        )
+        raise hostnet.SubnetTaken(subnet, claimed[subnet])
     found = hostnet.clash(subnet, networks)
     if found:
         raise SpecError(
@@ -590,9 +587,10 @@ def _apply(
             inventory.invalidate(paths)
     # Vagrant marks a machine provisioned before its provisioners run: until
     # this plan is through, labctl remembers which it is provisioning
+    # (a machine left unprovisioned before is in the plan as such already)
     provisioning = {
         s.machine for s in prepared.changes if s.action in ("add", "recreate") or s.provision
-    } | (_unprovisioned(home, spec.name) & set(spec.machine_names()))
+    }
     if provisioning:
         atomic_write(paths.unprovisioned, json.dumps(sorted(provisioning)))
     # new and recreated machines are provisioned on creation; running ones are left alone

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from labctl import process
 from labctl.deadline import Deadline
-from labctl.errors import ConnectError, GuestError, Interrupted, LabctlError
+from labctl.errors import ConnectError, GuestError, Interrupted, LabctlError, Unreachable
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import (
     REMOTE_KILL_GRACE,
@@ -141,7 +141,7 @@ class SshTransport:
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 if time.monotonic() + delay > deadline:
                     ep = self.endpoint
-                    raise ConnectError(
+                    raise Unreachable(
                         f"cannot reach machine {ep.name!r} at {ep.host}:{ep.port}: {exc or type(exc).__name__}",
                         hint="is it running? see `labctl status`",
                     ) from exc
