@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabBusy, SpecError
-from labctl.spec import DEFAULT_SUBNET, LabSpec, check_name, spec_from_record
+from labctl.spec import DEFAULT_SUBNET, LabSpec, check_name, is_name, spec_from_record
 
 RECORD = "lab.json"
 STATE = ".labctl"
@@ -91,10 +91,12 @@ class LabHome:
         return (self.root / name / RECORD).is_file()
 
     def names(self) -> list[str]:
-        """Every lab here, sorted."""
+        """Every lab here, sorted (not a staging folder beside them)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.parent.name for p in self.root.glob(f"*/{RECORD}"))
+        return sorted(
+            p.parent.name for p in self.root.glob(f"*/{RECORD}") if is_name(p.parent.name)
+        )
 
     def load(self, name: str) -> LabSpec:
         """The spec a lab was rendered from."""

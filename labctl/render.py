@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -146,14 +146,12 @@ def write_tree(files: Mapping[str, str | bytes], root: Path) -> None:
             path.chmod(0o755)
 
 
-def stage(name: str, files: Mapping[str, str | bytes], home: Path) -> Path:
-    """A lab's rendered files in a fresh temporary folder beside the labs; the
-    caller installs it."""
+def staging_folder(name: str, home: Path) -> Path:
+    """A fresh name beside the labs for a lab's rendered files, not created yet:
+    the caller creates it inside its own clean-up, so a Ctrl-C at any point
+    leaves no folder behind."""
     home.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".render-{name}-", dir=home))
-    staging.rmdir()  # write_tree creates it with the right mode
-    write_tree(files, staging)
-    return staging
+    return home / f".render-{name}-{secrets.token_hex(6)}"
 
 
 def install(staging: Path, target: Path, record: bool = True) -> None:

@@ -128,9 +128,14 @@ class LabSpec:
 # ---------------------------------------------------------------- checks
 
 
+def is_name(name: str) -> bool:
+    """Whether `name` is a lab or machine name (a staging folder's is not)."""
+    return bool(_NAME_RE.fullmatch(name or ""))
+
+
 def check_name(name: str, what: str = "lab name") -> str:
     """A lab name as Vagrant, docker and file systems all accept it."""
-    if not _NAME_RE.fullmatch(name or ""):
+    if not is_name(name):
         raise SpecError(
             f"invalid {what} {name!r}: use a lowercase letter, then up to 30 of a-z, 0-9, '-'"
         )

@@ -314,8 +314,9 @@ def _staged(
 ) -> Iterator[Path]:
     """The rendered files in a temporary folder beside the labs, validated by
     Vagrant; gone afterwards, whether the caller installed them or not."""
-    staging = render.stage(spec.name, files, home.root)
+    staging = render.staging_folder(spec.name, home.root)
     try:
+        render.write_tree(files, staging)
         validate(staging)
         yield staging
     finally:

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from labctl import render
 from labctl.errors import LabBusy, SpecError
 from labctl.home import LabHome
+from labctl.ops import up
 from labctl.spec import spec_to_record
 
 from .labs import topology
@@ -35,6 +37,25 @@ def test_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert home.resolve(None) == "one"
     with pytest.raises(SpecError, match=r"no lab named 'three'.*\(labs: one, two\)"):
         home.resolve("three")
+    add_lab(home, "x", "192.168.58")
+    (home.root / "x").rename(home.root / ".render-x-0a1b2c")
+    assert home.names() == ["one", "two"], "a staging folder is not a lab"
+
+
+def test_a_staging_folder_is_gone_whatever_stops_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = LabHome(tmp_path / "labs")
+    spec = topology("nodes", name="demo", subnet="192.168.56", lab_id="demo")
+
+    def interrupted(files: object, root: Path) -> None:
+        root.mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(render, "write_tree", interrupted)
+    with pytest.raises(KeyboardInterrupt), up._staged(home, spec, {"Vagrantfile": ""}):
+        pass
+    assert list(home.root.iterdir()) == []
 
 
 def test_free_subnet_skips_used(tmp_path: Path) -> None:
