@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from labctl.errors import LabBusy, SpecError
 from labctl.spec import DEFAULT_SUBNET, LabSpec, check_name, is_name, spec_from_record
@@ -63,6 +64,11 @@ class LabPaths:
         return self.state / "provisioning.json"
 
     @property
+    def moved(self) -> Path:
+        """Roles labctl moved (switchover) and what the lab file declared before."""
+        return self.state / "moved-roles.json"
+
+    @property
     def vagrant_dir(self) -> Path:
         return self.root / ".vagrant"
 
@@ -107,6 +113,19 @@ class LabHome:
         except (OSError, ValueError) as exc:
             raise SpecError(f"cannot read lab {name!r}: {exc}") from exc
         return spec_from_record(data)
+
+    def moved(self, name: str) -> dict[str, Any]:
+        """The roles labctl moved in a lab (roles.Moves); empty when none."""
+        path = self.paths(name).moved
+        try:
+            found = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise SpecError(f"cannot read {path}: {exc}") from exc
+        if not isinstance(found, dict):
+            raise SpecError(f"cannot read {path}: not a JSON object")
+        return found
 
     def resolve(self, name: str | None) -> str:
         """The lab meant: the one named, else LABCTL_LAB, else the only lab there is."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -49,6 +49,7 @@ class Resolved:
     cpus: int | None = None  # --cpus / --memory: over the file's defaults
     memory: int | None = None
     libvirt_uri: str | None = None
+    moved: roles.Moves = field(default_factory=dict)  # roles labctl moved (a switchover)
 
 
 @dataclass(frozen=True)
@@ -312,12 +313,10 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
         resolved = roles.resolve(spec, _where(p, names))
     except InvalidField as exc:
         raise p.error(exc.loc, exc.message) from None
-    spec = replace(
-        spec,
-        machines=tuple(
-            replace(m, options={**m.options, **resolved.get(m.name, {})}) for m in spec.machines
-        ),
-    )
+    machines = [
+        replace(m, options={**m.options, **resolved.get(m.name, {})}) for m in spec.machines
+    ]
+    spec = replace(spec, machines=tuple(roles.follow(machines, r.moved)))
     source = render.data_dir("provision")
     lib = (source / "lib.sh").read_bytes()
     contents = {target: path.read_bytes() for target, path in scripts.items()}

@@ -117,7 +117,7 @@ def lab_files(
     `scripts` are the user's own (below provision/), copied as they are."""
     files: dict[str, str | bytes] = {
         "Vagrantfile": render_vagrantfile(spec),
-        "lab.json": json.dumps(spec_to_record(spec), indent=2) + "\n",
+        "lab.json": record_text(spec),
         "lab.yaml": lab_yaml,
     }
     user = dict(scripts or {})
@@ -130,6 +130,11 @@ def lab_files(
     for script, content in sorted(user.items()):
         files[f"provision/{script}"] = content
     return files
+
+
+def record_text(spec: LabSpec) -> str:
+    """lab.json: the spec the lab folder was rendered from."""
+    return json.dumps(spec_to_record(spec), indent=2) + "\n"
 
 
 def write_tree(files: Mapping[str, str | bytes], root: Path) -> None:

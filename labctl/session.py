@@ -152,6 +152,11 @@ class LabSession:
                 self._states = self.backend.states(self.paths, self.spec)
             return self._states
 
+    def forget_states(self) -> None:
+        """Ask the provider again next time: a machine was halted or started meanwhile."""
+        with self._lock:
+            self._states = None
+
     def running(self) -> list[str]:
         """The lab's running machines, in the lab's order."""
         return self.states().running()

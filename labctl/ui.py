@@ -212,7 +212,15 @@ def info(text: str) -> None:
 
 
 def success(text: str) -> None:
-    err().print(f"[green]{text}[/]")
+    from rich.markup import escape
+
+    err().print(f"[green]{escape(text)}[/]")
+
+
+def warn(text: str) -> None:
+    from rich.markup import escape
+
+    err().print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
 
 
 def error(text: str, hint: str | None = None) -> None:

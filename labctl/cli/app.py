@@ -32,6 +32,7 @@ COMMANDS = {
     ),
     "labctl.cli.ctr": ("ctr", "exec"),
     "labctl.cli.mysql": ("mysql",),
+    "labctl.cli.link": ("link",),
     "labctl.cli.jenkins": ("jenkins",),
     "labctl.cli.handoff": ("ssh-config", "inventory", "graph"),
 }

@@ -1,6 +1,6 @@
 """`labctl mysql-pair` and `labctl mysql ...`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,23 @@ VmArgs = Annotated[
         help="Machines (default: the lab's MySQL servers).", autocompletion=complete_machine
     ),
 ]
+
+
+ToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--to",
+        help="The replica to promote (default: the one that has applied the most).",
+        autocompletion=complete_machine,
+    ),
+]
+StepsOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide each step.")]
+
+
+def _progress(quiet: bool, json: bool) -> Any:
+    from labctl import ui
+
+    return ui.Progress(verbose=not quiet and not json)
 
 
 def _fail_if(condition: bool) -> None:
@@ -178,6 +195,164 @@ def add_replica(
 
     result = mysql.add_replica(home(ctx), lab, ui.Progress(verbose=not quiet))
     ui.up_result(result, json)
+
+
+@mysql_app.command("switchover")
+def switchover(
+    ctx: typer.Context,
+    to: ToOpt = None,
+    lab: LabOpt = None,
+    json: JsonOpt = False,
+    quiet: StepsOpt = False,
+) -> None:
+    """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
+    from labctl import ui
+    from labctl.ops import promote
+
+    done = promote.switchover(home(ctx), lab, to, _progress(quiet, json))
+    if json:
+        ui.print_json(done)
+        return
+    ui.success(
+        f"{done.new} is the primary (was {done.old}); "
+        f"{done.read_only_ms} ms without a writable server"
+    )
+    by_source: dict[str, list[str]] = {}
+    for replica, source in done.edges.items():
+        by_source.setdefault(source, []).append(replica)
+    ui.info("replication: " + "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items()))
+
+
+@mysql_app.command("failover")
+def failover(
+    ctx: typer.Context,
+    to: ToOpt = None,
+    lab: LabOpt = None,
+    json: JsonOpt = False,
+    quiet: StepsOpt = False,
+) -> None:
+    """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
+    from labctl import ui
+    from labctl.ops import promote
+
+    done = promote.failover(home(ctx), lab, to, _progress(quiet, json))
+    if json:
+        ui.print_json(done)
+        return
+    ui.success(f"{done.new} is the primary ({done.why}); promoted in {done.promote_ms} ms")
+    ui.info(f"{done.old}'s last known position: {done.old_position or '-'} ({done.known_from})")
+    ui.info(f"{done.new}'s position when it opened: {done.new_position or '-'}")
+    if done.may_be_lost:
+        ui.warn(
+            f"may be lost ({done.old} had them, {done.new} has not): " + ", ".join(done.may_be_lost)
+        )
+    else:
+        ui.info("nothing known to be lost")
+    for vm in done.left_out:
+        ui.warn(
+            f"{vm}: not running, still points at {done.old}: labctl up, then labctl mysql verify"
+        )
+    ui.info(f"{done.old} is stale (was primary): labctl mysql rejoin {done.old}")
+
+
+@mysql_app.command("rejoin")
+def rejoin(
+    ctx: typer.Context,
+    machine: Annotated[
+        str, typer.Argument(help="The stale (failed) primary.", autocompletion=complete_machine)
+    ],
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="From a snapshot even if nothing diverged.")
+    ] = False,
+    lab: LabOpt = None,
+    json: JsonOpt = False,
+    quiet: StepsOpt = False,
+) -> None:
+    """A failed primary back as a replica: by GTID, or rebuilt from a snapshot when its history diverged."""
+    from labctl import ui
+    from labctl.ops import promote
+
+    done = promote.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
+    if json:
+        ui.print_json(done)
+        return
+    if done.diverged:
+        ui.warn(
+            f"{done.vm} had what {done.source} has not, now discarded: " + ", ".join(done.diverged)
+        )
+    ui.success(f"{done.vm} {done.how}: a replica of {done.source}")
+
+
+@mysql_app.command("drill")
+def drill(
+    ctx: typer.Context,
+    fault: Annotated[
+        str,
+        typer.Option("--fault", help="halt (the machine), kill-mysqld (kill -9), cut (its links)."),
+    ] = "halt",
+    rate: Annotated[float, typer.Option("--rate", help="Rows a second the writer inserts.")] = 200,
+    semi_sync: Annotated[
+        bool, typer.Option("--semi-sync", help="Semi-synchronous replication (AFTER_SYNC) first.")
+    ] = False,
+    before: Annotated[
+        float, typer.Option("--before", help="Seconds of writes before the fault.")
+    ] = 3,
+    after: Annotated[
+        float, typer.Option("--after", help="Seconds of writes after the failover.")
+    ] = 3,
+    lab: LabOpt = None,
+    json: JsonOpt = False,
+    quiet: StepsOpt = False,
+) -> None:
+    """Rehearse a failover under load: write, break the primary, fail over, count what was lost."""
+    from labctl import ui
+    from labctl.ops import drill as ops_drill
+
+    report = ops_drill.drill(
+        home(ctx),
+        lab,
+        fault,
+        rate,
+        semi_sync,
+        before,
+        after,
+        _progress(quiet, json),
+    )
+    if json:
+        ui.print_json(report)
+    else:
+        ui.table(
+            ["MEASURE", "VALUE"],
+            [
+                [
+                    "fault",
+                    f"{report.fault} on {report.old}"
+                    + (" (semi-sync)" if report.semi_sync else ""),
+                ],
+                ["new primary", report.new],
+                ["rows acknowledged", report.acknowledged],
+                ["on the new primary", report.present],
+                ["lost", len(report.lost)],
+                ["in doubt (connection died in the commit)", len(report.in_doubt)],
+                *[
+                    [f"{vm}: same rows", "yes" if same else "NO"]
+                    for vm, same in report.replicas.items()
+                ],
+                ["write outage", f"{report.write_outage_ms} ms"],
+                ["time to detect", f"{report.detect_ms} ms"],
+                ["time to promote", f"{report.promote_ms} ms"],
+            ],
+        )
+        if report.lost:
+            ui.warn(
+                f"lost rows: {', '.join(map(str, report.lost[:20]))}"
+                + (" ..." if len(report.lost) > 20 else "")
+            )
+        ui.info(f"{report.old} is stale: labctl up, then labctl mysql rejoin {report.old}")
+    # the numbers are the drill's result; a replica that differs, or a loss
+    # that semi-synchronous replication promised away, is a failure
+    if not all(report.replicas.values()) or (report.semi_sync and report.lost):
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @mysql_app.command("sql")

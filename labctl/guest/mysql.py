@@ -65,6 +65,62 @@ class Server:
         """The variable holding what a server has applied, as a GTID set/position."""
         return "gtid_executed" if self.mysql else "gtid_binlog_pos"
 
+    def gtid_binlog_variable(self) -> str:
+        """What a server has written to its own binary log, as GTIDs (a source's position)."""
+        return "gtid_executed" if self.mysql else "gtid_binlog_pos"
+
+    def gtid_applied_variable(self) -> str:
+        """What a replica has applied from its source, as GTIDs."""
+        return "gtid_executed" if self.mysql else "gtid_slave_pos"
+
+    def read_only(self, on: bool) -> list[str]:
+        """Writes closed (or opened) to every client; on MySQL to root too
+        (super_read_only), while MariaDB's root keeps its READ ONLY ADMIN."""
+        if self.mysql:
+            if on:
+                return ["SET GLOBAL super_read_only = ON"]
+            return ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
+        return [f"SET GLOBAL read_only = {'ON' if on else 'OFF'}"]
+
+    def wait_for_gtid(self, position: str, seconds: int) -> str:
+        """A SELECT answering `waited` = 0 once this server has applied
+        `position`, else (after `seconds`) a timeout: -1 MariaDB, 1 MySQL."""
+        fn = "WAIT_FOR_EXECUTED_GTID_SET" if self.mysql else "MASTER_GTID_WAIT"
+        return f"SELECT {fn}({quote(position)}, {int(seconds)}) AS waited"
+
+    def stop_io_thread(self) -> str:
+        """Stop receiving (a failed source must send nothing more) but go on applying."""
+        return f"{self.stop_replica()} IO_THREAD"
+
+    def promote(self) -> list[str]:
+        """A replica made a primary: its replication stopped and forgotten."""
+        return [self.stop_replica(), self.reset_replica()]
+
+    def demote(self, host: str, password: str) -> list[str]:
+        """A (read-only, caught-up) primary made a replica of `host` by GTID.
+        MariaDB starts a replica at gtid_slave_pos, which is empty on a server
+        that has only ever been a source: its own binlog position is what it has."""
+        own = [] if self.mysql else ["SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos"]
+        if not self.mysql:
+            # a replica that passes on what it applies would wait for its own
+            # (absent) replicas' acknowledgements, were it left a semi-sync source
+            own.append("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+        return [
+            self.stop_replica(),
+            self.reset_replica(),
+            *own,
+            self.change_source(host, password, gtid=True),
+            self.start_replica(),
+        ]
+
+    def repoint(self, host: str, password: str) -> list[str]:
+        """A replica moved to another source, by GTID (both have applied the same)."""
+        return [
+            self.stop_replica(),
+            self.change_source(host, password, gtid=True),
+            self.start_replica(),
+        ]
+
     def change_source(
         self,
         host: str,
@@ -124,6 +180,83 @@ def parse_version(text: str) -> Server:
     return Server("mariadb" if "mariadb" in text.lower() else "mysql", version)
 
 
+def gtid_count(text: str) -> int:
+    """How much a GTID position holds, comparable between servers of one
+    topology. MariaDB: '0-1-105,1-2-7' (domain-server-sequence, one per
+    domain): the sequences added. MySQL: 'uuid:1-100:102-110,uuid2:1-5'
+    (sets of intervals): the transactions counted."""
+    total = 0
+    for part in re.split(r"[,\s]+", text.strip()):
+        if not part:
+            continue
+        fields = part.split(":")
+        if len(fields) == 1:  # MariaDB
+            seq = part.rsplit("-", 1)[-1]
+            if not seq.isdigit():
+                raise ValueError(f"not a GTID position: {text!r}")
+            total += int(seq)
+            continue
+        for interval in fields[1:]:
+            low, _, high = interval.partition("-")
+            if not low.isdigit() or (high and not high.isdigit()):
+                raise ValueError(f"not a GTID set: {text!r}")
+            total += int(high or low) - int(low) + 1
+    return total
+
+
+def _mariadb_entries(text: str) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for part in re.split(r"[,\s]+", text.strip()):
+        if part:
+            domain, server, seq = part.split("-")
+            found[(domain, server)] = max(found.get((domain, server), 0), int(seq))
+    return found
+
+
+def _mysql_sets(text: str) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {}
+    for part in re.split(r"[,\s]+", text.strip()):
+        if part:
+            uuid, *intervals = part.split(":")
+            numbers = found.setdefault(uuid.lower(), set())
+            for interval in intervals:
+                low, _, high = interval.partition("-")
+                numbers.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def missing_from(old: str, new: str) -> list[str]:
+    """What `old` has written that `new` lacks, as GTIDs: empty when `new`
+    holds all of it (the old server can replicate from the new one);
+    otherwise their histories diverged. MariaDB: gtid_binlog_state per
+    domain and server; MySQL: gtid_executed sets."""
+    if ":" in old or ":" in new:
+        have = _mysql_sets(new)
+        extra = []
+        for uuid, numbers in _mysql_sets(old).items():
+            lacking = sorted(numbers - have.get(uuid, set()))
+            if lacking:
+                extra.append(f"{uuid}:{lacking[0]}-{lacking[-1]} ({len(lacking)})")
+        return extra
+    have_seq = _mariadb_entries(new)
+    return [
+        f"{domain}-{server}-{have_seq.get((domain, server), 0) + 1}..{seq} "
+        f"({seq - have_seq.get((domain, server), 0)})"
+        for (domain, server), seq in _mariadb_entries(old).items()
+        if seq > have_seq.get((domain, server), 0)
+    ]
+
+
+def most_advanced(positions: Mapping[str, str]) -> str:
+    """The server whose GTID position holds the most (the first of equals, in
+    the order given)."""
+    if not positions:
+        raise ValueError("no server to choose from")
+    counts = {name: gtid_count(text) for name, text in positions.items()}
+    best = max(counts.values())
+    return next(name for name, count in counts.items() if count == best)
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -180,6 +313,8 @@ class ReplicaState:
     seconds_behind: int | None
     last_io_error: str
     last_sql_error: str
+    received: tuple[str, int] = ("", 0)  # the source's binlog read up to (file, position)
+    applied: tuple[str, int] = ("", 0)  # ... and applied up to
 
     @property
     def configured(self) -> bool:
@@ -188,6 +323,11 @@ class ReplicaState:
     @property
     def healthy(self) -> bool:
         return self.io_running == "Yes" and self.sql_running == "Yes"
+
+    @property
+    def relay_applied(self) -> bool:
+        """Everything received from the source is applied (the relay log is done)."""
+        return self.applied == self.received
 
 
 def replica_state(row: Mapping[str, str]) -> ReplicaState:
@@ -200,7 +340,19 @@ def replica_state(row: Mapping[str, str]) -> ReplicaState:
         seconds_behind=int(lag) if lag.isdigit() else None,
         last_io_error=first(row, "Last_IO_Error"),
         last_sql_error=first(row, "Last_SQL_Error"),
+        received=(
+            first(row, "Source_Log_File", "Master_Log_File"),
+            _int(first(row, "Read_Source_Log_Pos", "Read_Master_Log_Pos")),
+        ),
+        applied=(
+            first(row, "Relay_Source_Log_File", "Relay_Master_Log_File"),
+            _int(first(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos")),
+        ),
     )
+
+
+def _int(text: str) -> int:
+    return int(text) if text.isdigit() else 0
 
 
 def connected_replicas(

@@ -95,6 +95,27 @@ class MysqlServer:
             self.variables("log_bin", "binlog_format"), self.replica_rows(), self.replicas()
         )
 
+    def drop_dump_threads(self, hosts: set[str]) -> list[str]:
+        """End this server's binlog dump threads to `hosts` (addresses of
+        replicas that now replicate from elsewhere): a dump thread notices a
+        gone replica only at its next heartbeat, and lists it as a replica
+        until then. The hosts whose threads were ended."""
+        rows = self.query(
+            "SELECT ID AS id, HOST AS host FROM information_schema.PROCESSLIST "
+            "WHERE COMMAND LIKE 'Binlog Dump%'"
+        )
+        ended = []
+        for row in rows:
+            host = row["host"].rsplit(":", 1)[0]
+            if host in hosts and row["id"].isdigit():
+                try:
+                    self.execute(f"KILL {int(row['id'])}")
+                except SqlError as exc:
+                    if "Unknown thread id" not in exc.message:
+                        raise
+                ended.append(host)
+        return ended
+
     def binlog(self) -> tuple[str, int]:
         return mysql.binlog_coordinates(self.query(self.server.binlog_status()))
 

@@ -92,7 +92,14 @@ def act(
                 getattr(driver, action)(chosen)
         finally:
             inventory.invalidate(paths)
-    return status(home, name)
+        rows = status(home, name)
+        if action == "reload" and all(r.state == "running" for r in rows):
+            # restarted servers come back as their roles left them at boot (a
+            # MySQL primary read-only): the set-up `up` ends with puts them back
+            from labctl import roles
+
+            roles.setup(home, spec, on_event, deadline.Deadline.after(timeout))
+    return rows
 
 
 def _rows(spec: LabSpec, states: LabStates | None) -> list[MachineRow]:

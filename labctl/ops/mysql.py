@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,7 +65,15 @@ def _targets(session: LabSession, machines: Sequence[str]) -> list[str]:
 def roles(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[Outcome[RoleRow]]:
     """primary / replica / dual / standalone for each server, with the evidence."""
     with LabSession(home, lab) as session:
-        return session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
+        stale = role.stale(session.spec)
+        outcomes = session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
+    # a failed primary kept out of replication says so, whatever it looks like now
+    return [
+        replace(o, value=replace(o.value, role="stale (was primary)"))
+        if o.value is not None and o.vm in stale
+        else o
+        for o in outcomes
+    ]
 
 
 def verify(home: LabHome, lab: str | None) -> tuple[list[mysql.Edge], list[Outcome[Any]]]:
@@ -76,8 +84,14 @@ def verify(home: LabHome, lab: str | None) -> tuple[list[mysql.Edge], list[Outco
         down = session.down(role.require(spec))
         sources = role.sources(spec)
         by_name = {m.name: m for m in spec.machines}
-        outcomes = session.each(list(sources), lambda t: MysqlServer(t).replica())
-        edges = []
+        stale = role.stale(spec)
+        outcomes = session.each(
+            [r for r in sources if r not in stale], lambda t: MysqlServer(t).replica()
+        )
+        edges = [
+            mysql.Edge(r, sources[r], "stale", f"a failed primary: labctl mysql rejoin {r}")
+            for r in stale
+        ]
         for o in outcomes:
             source = by_name[sources[o.vm]]
             if o.error:
@@ -86,7 +100,8 @@ def verify(home: LabHome, lab: str | None) -> tuple[list[mysql.Edge], list[Outco
                 edges.append(
                     mysql.judge_edge(o.vm, source.name, {source.ip, source.hostname}, o.value)
                 )
-        return edges, down
+        order = list(sources)
+        return sorted(edges, key=lambda e: order.index(e.replica)), down
 
 
 @dataclass(frozen=True)
@@ -236,8 +251,9 @@ def check(
     problems: list[str] = []
     with LabSession(home, lab) as session:
         spec = session.spec
-        failed = session.down(role.require(spec))
-        gone = {o.vm for o in failed}
+        stale = role.stale(spec)
+        failed = session.down([n for n in role.require(spec) if n not in stale])
+        gone = {o.vm for o in failed} | set(stale)
         trees = [
             [n for n in names if n not in gone]
             for primary, names in role.trees(spec).items()

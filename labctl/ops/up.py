@@ -255,6 +255,7 @@ def prepare(
         cpus=given.get("cpus") if origin.kind == "file" else None,
         memory=given.get("memory") if origin.kind == "file" else None,
         libvirt_uri=libvirt_uri,
+        moved=home.moved(lab_name) if existing else {},
     )
     built = labfile.build(parsed, resolved, existing)
     spec = built.spec

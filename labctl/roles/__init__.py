@@ -10,7 +10,7 @@ touches its module, its provision script, a test, and FAMILIES below.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -76,6 +76,49 @@ def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None
     """SpecError for a plan a family cannot follow (a replica's source recreated...)."""
     for family in FAMILIES:
         family.check_plan(old, new, steps)
+
+
+# ---------------------------------------------------------------- roles labctl moved
+
+Held = dict[str, dict[str, str]]  # a machine's roles, each with its options
+Moves = dict[str, dict[str, Held]]  # machine -> {"declared": Held, "live": Held}
+
+
+def held(m: Machine) -> Held:
+    """A machine's roles with their options, as the record keeps them."""
+    return {r: dict(m.options.get(r, {})) for r in m.roles}
+
+
+def moves(before: LabSpec, after: LabSpec, recorded: Moves) -> Moves:
+    """The roles labctl has moved (a switchover), each with what the lab's
+    file declared before: earlier moves carried on while the lab is still as
+    they left it; a machine back to what its file declares drops out."""
+    was = {m.name: held(m) for m in before.machines}
+    carried = recorded if all(was.get(n) == mv["live"] for n, mv in recorded.items()) else {}
+    found = dict(carried)
+    for m in after.machines:
+        if m.name in was and held(m) != was[m.name]:
+            declared = carried.get(m.name, {}).get("declared", was[m.name])
+            found[m.name] = {"declared": declared, "live": held(m)}
+    return {n: mv for n, mv in found.items() if mv["declared"] != mv["live"]}
+
+
+def follow(machines: Sequence[Machine], recorded: Moves) -> list[Machine]:
+    """The machines built from a lab file, with the roles labctl moved since,
+    while the file still declares for every moved machine what it did then.
+    A file edited there wins: the user has said what they want."""
+    by_name = {m.name: m for m in machines}
+    if not recorded or any(
+        n not in by_name or held(by_name[n]) != mv["declared"] for n, mv in recorded.items()
+    ):
+        return list(machines)
+    out = []
+    for m in machines:
+        live = recorded.get(m.name, {}).get("live")
+        if live is not None:
+            m = replace(m, roles=tuple(live), options={r: o for r, o in live.items() if o})
+        out.append(m)
+    return out
 
 
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:

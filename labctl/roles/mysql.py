@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ PRIMARY = "mysql-primary"
 REPLICA = "mysql-replica"
 NAMES = (PRIMARY, REPLICA)
 REPL_SECRET = "mysql-repl-password"
+STALE = "stale"  # a replica's option: a failed primary, not replicating until rejoined
 HEALTHY_TIMEOUT = 90.0
 
 Say = Callable[[str, str], None]  # (machine, text)
@@ -155,7 +156,8 @@ def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]
 
 
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
-    src = sources(spec)
+    """The same server on every mysql machine (its role is set at run time, so
+    a switchover leaves the Vagrantfile as it is)."""
     return [
         Provisioner(
             "mysql",
@@ -164,11 +166,6 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
                 # unique on the lab's /24, and stable when machines come and go
                 "MYSQL_SERVER_ID": m.ip.rsplit(".", 1)[1],
                 "MYSQL_BIND_ADDRESS": m.ip,
-                "MYSQL_ROLE": "primary" if m.has(PRIMARY) else "replica",
-                # a replica that is a source too passes on what it applies
-                "MYSQL_LOG_REPLICA_UPDATES": "1"
-                if m.name in src and m.name in src.values()
-                else "0",
                 "MYSQL_GTID": "1" if spec.family(KEY).get("gtid") else "0",
                 "LAB_HOSTNAME": m.hostname,
             },
@@ -198,11 +195,51 @@ def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None
         )
 
 
+def swapped(edges: dict[str, str], old: str, new: str) -> dict[str, str]:
+    """The replication edges (replica -> source) after `new` takes the place
+    of `old` at the head of its tree, and `old` takes `new`'s: a star stays a
+    star, a chain stays a chain with `new` at its head."""
+    swap = {old: new, new: old}
+
+    def after(name: str) -> str | None:
+        before = edges.get(swap.get(name, name))
+        return None if before is None else swap.get(before, before)
+
+    names = dict.fromkeys([*edges, *edges.values()])
+    return {n: src for n in names if (src := after(n)) is not None}
+
+
+def stale(spec: LabSpec) -> list[str]:
+    """Failed primaries that a failover left behind: recorded as replicas of
+    the new primary, not replicating until `labctl mysql rejoin`."""
+    return [m.name for m in spec.with_role(REPLICA) if m.option(REPLICA, STALE)]
+
+
+def moved(spec: LabSpec, edges: dict[str, str], stale: Sequence[str] = ()) -> LabSpec:
+    """The lab with its mysql roles as `edges` say (a server with no source
+    is a primary; one in `stale` a failed primary), everything else as it was."""
+
+    def one(m: Machine) -> Machine:
+        if not m.has(*NAMES):
+            return m
+        role = REPLICA if m.name in edges else PRIMARY
+        roles = tuple(role if r in NAMES else r for r in m.roles)
+        options = {r: o for r, o in m.options.items() if r not in NAMES}
+        if role == REPLICA:
+            options[REPLICA] = {"source": edges[m.name]}
+            if m.name in stale:
+                options[REPLICA][STALE] = "was primary"
+        return replace(m, roles=roles, options=options)
+
+    return replace(spec, machines=tuple(one(m) for m in spec.machines))
+
+
 def topology_line(spec: LabSpec) -> str:
     """replication: primary -> replica1, replica2; replica1 -> replica3"""
     by_source: dict[str, list[str]] = {}
+    left = stale(spec)
     for replica, source in sources(spec).items():
-        by_source.setdefault(source, []).append(replica)
+        by_source.setdefault(source, []).append(replica + (" (stale)" if replica in left else ""))
     edges = "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items())
     return f"replication: {edges}" if edges else "mysql: no replication declared"
 
@@ -210,7 +247,7 @@ def topology_line(spec: LabSpec) -> str:
 # ---------------------------------------------------------------- set-up after up
 
 
-def _say(on_event: Callable[[Event], None] | None) -> Say:
+def say_to(on_event: Callable[[Event], None] | None) -> Say:
     if on_event is None:
         return lambda machine, text: None
     from labctl.vagrant import Event
@@ -266,7 +303,7 @@ class Writable:
             self.server.execute("SET GLOBAL super_read_only = ON")
 
 
-def _ensure_repl_user(server: MysqlServer, subnet: str, password: str) -> None:
+def ensure_repl_user(server: MysqlServer, subnet: str, password: str) -> None:
     with Writable(server):
         server.execute(*server.server.create_repl_user(subnet, password), log_bin=False)
 
@@ -286,7 +323,13 @@ def _dump(source: MysqlServer, schemas: Sequence[str], spool: IO[bytes]) -> None
 
 
 def seed(
-    source: MysqlServer, replica: MysqlServer, source_ip: str, password: str, gtid: bool, say: Say
+    source: MysqlServer,
+    replica: MysqlServer,
+    source_ip: str,
+    password: str,
+    gtid: bool,
+    say: Say,
+    fresh: bool = False,
 ) -> None:
     """Start `replica` from a consistent snapshot of `source`.
 
@@ -314,15 +357,41 @@ def seed(
             say(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)")
             spool.seek(0)
             replica.feed(spool, timeout=3600)
-        if gtid and rs.mysql:
+        if rs.mysql and gtid:
             replica.execute(rs.reset_gtids(), f"SET GLOBAL gtid_purged = {mysql.quote(snap.gtid)}")
-        elif gtid:
-            replica.execute(f"SET GLOBAL gtid_slave_pos = {mysql.quote(snap.gtid)}")
+        elif not rs.mysql:
+            _mariadb_position(replica, snap.gtid, fresh)
         replica.execute(
             rs.change_source(source_ip, password, snap.log_file, snap.log_pos, gtid),
             rs.start_replica(),
         )
     say(replica.name, f"replicating from {source.name} ({source_ip})")
+
+
+def _mariadb_position(replica: MysqlServer, gtid: str, fresh: bool = False) -> None:
+    """MariaDB keeps GTIDs in every lab, file/position ones too: the snapshot's
+    position becomes what the replica has applied and, on a server whose
+    binary log is still empty (or whose history is thrown away: `fresh`),
+    where its own binlog starts. A switchover's replicas ask their new
+    source for that position by GTID."""
+    reset = fresh or (
+        bool(gtid)
+        and replica.query("SELECT @@GLOBAL.gtid_binlog_state = '' AS empty")[0]["empty"] == "1"
+    )
+    statements = ["RESET MASTER"] if reset else []
+    if reset and gtid:
+        statements.append(f"SET GLOBAL gtid_binlog_state = {mysql.quote(gtid)}")
+    statements.append(f"SET GLOBAL gtid_slave_pos = {mysql.quote(gtid)}")
+    replica.execute(*statements)
+
+
+def open_writes(servers: dict[str, MysqlServer], spec: LabSpec) -> None:
+    """Writes open on the lab's primaries only: every server starts read-only
+    (mysql.sh), so one that restarts never takes writes unasked."""
+    for m in machines(spec):
+        if m.name in servers:
+            server = servers[m.name]
+            server.execute(*server.server.read_only(not m.has(PRIMARY)))
 
 
 def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOUT) -> None:
@@ -354,14 +423,16 @@ def setup(
     """After `vagrant up`: every declared edge replicating. An edge already
     replicating from its source is left alone, so a grown lab seeds only its
     new replicas (from a snapshot, while the sources keep working)."""
-    say = _say(on_event)
+    say = say_to(on_event)
     edges = sources(spec)
     password = vault.password(home.paths(spec.name), REPL_SECRET)
     ips = {m.name: m.ip for m in spec.machines}
     deadline = deadline or Deadline()
     # up holds the lab
+    left = stale(spec)
     with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
-        servers = connect(session, require(spec))
+        # a stale server is left as it is (read-only since it started) for rejoin
+        servers = connect(session, [n for n in require(spec) if n not in left])
         _check_identities(servers)
         for m in spec.with_role(PRIMARY):
             # a replica promoted in the lab file stops replicating
@@ -369,8 +440,11 @@ def setup(
                 rs = servers[m.name].server
                 servers[m.name].execute(rs.stop_replica(), rs.reset_replica())
                 say(m.name, "a primary now: its replication stopped and forgotten")
+        for name in left:
+            say(name, f"stale (a failed primary): labctl mysql rejoin {name} makes it a replica")
+        edges = {r: s for r, s in edges.items() if r not in left}
         for name in dict.fromkeys(edges.values()):
-            _ensure_repl_user(servers[name], spec.subnet, password)
+            ensure_repl_user(servers[name], spec.subnet, password)
         for replica, source in edges.items():
             live = servers[replica].replica()
             if live and live.healthy and live.source_host == ips[source]:
@@ -385,4 +459,5 @@ def setup(
                 say,
             )
         wait_healthy([servers[r] for r in edges], deadline.cap("ssh", HEALTHY_TIMEOUT))
+        open_writes(servers, spec)
     return [topology_line(spec)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import subprocess
 import sys
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from labctl.guest.writer import RowWriter, setup_statements
 
 from .conftest import Running, docker, lab_up
 
@@ -170,6 +173,10 @@ def test_primary_restart_heals_within_15_s(labctl, mysql, star) -> None:
         time.sleep(0.5)
     assert mysql("status").code == 0, "replicas did not reconnect within 15 s"
     assert time.monotonic() - start < 15
+    # a primary restarted behind labctl's back takes no writes until labctl opens it
+    assert sql(labctl, star, "primary", "SELECT @@GLOBAL.read_only AS ro") == [{"ro": "1"}]
+    assert labctl("up", star, "-q").code == 0
+    assert sql(labctl, star, "primary", "SELECT @@GLOBAL.read_only AS ro") == [{"ro": "0"}]
 
 
 def test_stopped_sql_thread_fails_status(labctl, mysql, star) -> None:
@@ -245,6 +252,24 @@ def test_chain_with_gtid(labctl) -> None:
             ("replica1", "primary", "ok"),
             ("replica2", "replica1", "ok"),
         ]
+        # a switchover keeps the chain, the new primary at its head
+        switched = labctl("mysql", "switchover", "--to", "replica1", "--lab", lab, "--json")
+        assert switched.code == 0, switched.stderr
+        assert switched.json()["edges"] == {"primary": "replica1", "replica2": "primary"}
+        roles = labctl("mysql", "role", "--lab", lab, "--json").json()
+        assert [(r["vm"], r["role"]) for r in roles] == [
+            ("primary", "dual"),
+            ("replica1", "primary"),
+            ("replica2", "replica"),
+        ]
+        edges = labctl("mysql", "verify", "--lab", lab, "--json")
+        assert edges.code == 0, edges.stdout
+        assert [(e["replica"], e["source"]) for e in edges.json()] == [
+            ("primary", "replica1"),
+            ("replica2", "primary"),
+        ]
+        check = labctl("mysql", "check", "--lab", lab, "--rows", "500")
+        assert check.code == 0, check.stderr
 
 
 def test_a_replica_killed_outside_labctl_is_named(labctl, mysql, star) -> None:
@@ -273,6 +298,11 @@ def test_a_replica_killed_outside_labctl_is_named(labctl, mysql, star) -> None:
         checked = {t["vm"] for t in check.json()["tables"]}
         assert checked == set(machines) - {"replica2"}  # the others still checked
         assert mysql("verify").code == 1
+        refused = mysql("switchover", "--to", "replica1")
+        assert (
+            refused.code == 1 and "needs every server of primary's tree running" in refused.stderr
+        )
+        assert mysql("role", "primary", "--json").json()[0]["role"] == "primary"  # unchanged
     finally:
         up = labctl("up", star, "-q")
     assert up.code == 0, up.stderr[-2000:]
@@ -337,3 +367,118 @@ def test_ctrl_c_during_role_setup_leaves_the_lab_to_the_next_up(
     assert again.code == 0, again.stderr[-2000:]
     assert mysql("verify").code == 0
     assert mysql("check").code == 0
+
+
+def test_a_cut_link_stops_a_replica_and_heal_restores_it(labctl, mysql, star) -> None:
+    """iptables in both guests: replica1's IO thread loses the primary within
+    its 10 s net timeout; heal removes exactly labctl's rules and replication
+    resumes by itself. netem needs a guest kernel of its own: the docker
+    provider's guests say so at once."""
+    cut = labctl("link", "cut", "replica1", "primary", "--lab", star, "--json")
+    try:
+        assert cut.code == 0, cut.stderr
+        listed = {
+            r["vm"]: r["cut_from"] for r in labctl("link", "ls", "--lab", star, "--json").json()
+        }
+        assert listed["replica1"] == ["primary"] and listed["primary"] == ["replica1"]
+        assert listed["replica2"] == []
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
+            status = mysql("status", "--json")
+            replica1 = next(r for r in status.json()["replicas"] if r["vm"] == "replica1")
+            if replica1["io_running"] != "Yes":
+                break
+            time.sleep(1)
+        assert status.code == 1 and replica1["io_running"] in ("Connecting", "No"), replica1
+        others = [r for r in status.json()["replicas"] if r["vm"] != "replica1"]
+        assert others and not any(r["broken"] for r in others)  # only that link is cut
+    finally:
+        healed = labctl("link", "heal", "--lab", star)
+    assert healed.code == 0, healed.stderr
+    assert all(not r["cut_from"] for r in labctl("link", "ls", "--lab", star, "--json").json())
+    deadline = time.monotonic() + 45
+    while mysql("status").code != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert mysql("status").code == 0 and mysql("check", "--rows", "100").code == 0
+
+    impaired = labctl("link", "impair", "replica1", "--delay", "200ms", "--lab", star)
+    assert impaired.code == 1
+    assert "replica1: its kernel has no netem" in impaired.stderr
+    assert "docker provider's guests run on the host's kernel" in impaired.stderr
+
+
+def start_writer(labctl, lab: str, rate: float = 200) -> RowWriter:
+    """The host-side writer (an ordinary account: read_only stops it) on the
+    lab's private network, its account and table made on the primary."""
+    machines = labctl("status", lab, "--json").json()
+    subnet = machines[0]["ip"].rsplit(".", 1)[0]
+    password = secrets.token_urlsafe(18)
+    for statement in setup_statements(subnet, password):
+        sql(labctl, lab, "primary", statement)
+    servers = {m["name"]: m["ip"] for m in machines}
+    return RowWriter(servers, password, rate).start()
+
+
+def test_switchover_under_writes_loses_nothing_and_the_record_follows(labctl, mysql, star) -> None:
+    """A 200 rows/s writer on the host through a switchover and back: every
+    acknowledged row on every server, one writable server at any time, the
+    lab's record (verify, a later up) following the new roles."""
+    writer = start_writer(labctl, star)
+    try:
+        time.sleep(3)
+        done = mysql("switchover", "--to", "replica1", "--json")
+        assert done.code == 0, done.stderr
+        time.sleep(3)
+    finally:
+        tally = writer.stop()
+    switched = done.json()
+    assert (switched["old"], switched["new"]) == ("primary", "replica1")
+    assert tally.servers == ["primary", "replica1"], tally.last_error
+    assert tally.unknown == [] and len(tally.acknowledged) > 600
+    kept = sql(
+        labctl, star, "replica1", "SELECT COUNT(*) AS n, MAX(n) AS top FROM labctl_writer.acked"
+    )
+    assert kept == [{"n": str(len(tally.acknowledged)), "top": str(tally.acknowledged[-1])}]
+    print(
+        f"switchover under {len(tally.acknowledged)} acknowledged rows: "
+        f"{switched['read_only_ms']} ms without a writable server, "
+        f"longest gap between two acknowledgements {tally.longest_gap_ms} ms, lost 0"
+    )
+
+    roles = {r["vm"]: r for r in mysql("role", "--json").json()}
+    assert roles["replica1"]["role"] == "primary"
+    assert {vm: r["role"] for vm, r in roles.items() if vm != "replica1"} == {
+        vm: "replica" for vm in roles if vm != "replica1"
+    }
+    assert {r["source_host"] for vm, r in roles.items() if vm != "replica1"} == {
+        roles["primary"]["source_host"]
+    } and roles["primary"]["source_host"].endswith(".21")
+    read_only = {
+        vm: sql(labctl, star, vm, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"] for vm in roles
+    }
+    assert read_only == {vm: ("0" if vm == "replica1" else "1") for vm in roles}
+    assert mysql("verify").code == 0
+    check = mysql("check", "--rows", "200", "--json")
+    assert check.code == 0, check.stderr
+    acked = {t["checksum"] for t in check.json()["tables"] if t["table"] == "labctl_writer.acked"}
+    assert len(acked) == 1  # the same rows on every server
+
+    # the lab's record follows: its topology again plans nothing
+    replicas = str(len(roles) - 1)
+    plan = labctl("up", star, "--replicas", replicas, "--dry-run", "--json")
+    assert plan.code == 0, plan.stderr
+    assert {s["action"] for s in plan.json()} == {"keep"}, plan.stdout
+    assert "mysql-primary" in next(
+        r["role"] for r in labctl("status", star, "--json").json() if r["name"] == "replica1"
+    )
+
+    # a bad target changes nothing
+    again = mysql("switchover", "--to", "replica1")
+    assert again.code == 2 and "replica1 is a primary already" in again.stderr
+
+    # and back, by name
+    back = mysql("switchover", "--to", "primary", "--json")
+    assert back.code == 0, back.stderr
+    roles = mysql("role", "--json").json()
+    assert [r["role"] for r in roles] == ["primary"] + ["replica"] * (len(roles) - 1)
+    assert mysql("verify").code == 0 and mysql("check", "--rows", "100").code == 0

@@ -214,3 +214,23 @@ def test_mysql_check_and_sql_as_printed(cli, db) -> None:
     }
     shown = cli("mysql", "sql", "replica1", "SHOW SLAVE STATUS", "--lab", "db")
     assert shown.code == 0 and "192.168.56.20" in shown.stdout
+
+
+def test_mysql_switchover_as_printed_and_its_exit_codes(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_switchover import lab
+
+    servers = lab(home, monkeypatch)
+    done = cli("mysql", "switchover", "--to", "replica2", "--lab", "db")
+    assert done.code == 0, done.stderr
+    said = done.stderr.splitlines()
+    assert said[0] == "   primary | read-only: it takes no more writes"  # each step, by machine
+    assert said[-2].startswith("replica2 is the primary (was primary); ")
+    assert said[-1] == "replication: replica2 -> primary, replica1"
+    assert servers["replica2"].read_only is False
+    refused = cli("mysql", "switchover", "--to", "replica2", "--lab", "db")
+    assert refused.code == 2
+    assert refused.stderr.splitlines()[0] == "labctl: error: replica2 is a primary already"
+    back = cli("mysql", "switchover", "--lab", "db", "--json")  # the most advanced: the first
+    assert back.code == 0 and json.loads(back.stdout)["new"] == "primary"

@@ -231,6 +231,7 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
         mariadb("primary", "primary")
         .on(sql_has("server_id"), Reply("Variable_name\tValue\nserver_id\t1\n"))
         .on(sql_has("CREATE USER"), Reply())
+        .on(sql_has("SET GLOBAL read_only"), Reply())
         .on(sql_has("information_schema.schemata"), Reply("s\napp\n"))
         .on_start(lambda argv, _: argv[0] == "mysql", lock_session)
         .on_start(lambda argv, _: argv[0] == "mysqldump", dump)
@@ -247,6 +248,9 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
             ),
         )
         .on(sql_has("STOP SLAVE"), Reply())
+        .on(sql_has("gtid_binlog_state = ''"), Reply("empty\n1\n"))
+        .on(sql_has("RESET MASTER"), Reply())
+        .on(sql_has("SET GLOBAL read_only"), Reply())
         .on(sql_has("SET SESSION sql_log_bin=0"), Reply())
         .on(sql_has("CHANGE MASTER TO"), lambda argv, stdin: started.append(True) or Reply())
     )
@@ -272,10 +276,23 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     assert "MASTER_HOST='192.168.56.20'" in change
     assert "MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=642308" in change
     assert change.rstrip().endswith("START SLAVE;")
+    # MariaDB's GTIDs follow the snapshot whatever the lab's mode: the
+    # replica's binlog starts at the position it holds (a switchover's
+    # replicas will ask it for that position)
+    gtids = next(s for s in said if "RESET MASTER" in s)
+    assert gtids.splitlines() == [
+        "RESET MASTER;",
+        "SET GLOBAL gtid_binlog_state = '0-1-77';",
+        "SET GLOBAL gtid_slave_pos = '0-1-77';",
+    ]
     assert (
         said.index(next(s for s in said if "STOP SLAVE" in s))
         < said.index(load)
+        < said.index(gtids)
         < said.index(change)
     )
+    # every server starts read-only: the primary is opened, the replica stays closed
+    assert statements(primary)[-1] == "SET GLOBAL read_only = OFF;"
+    assert said[-1] == "SET GLOBAL read_only = ON;"
     for g in (primary, replica):
         assert not any(password in " ".join(s.argv) for s in g.sent)  # never on a command line

@@ -127,9 +127,6 @@ def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
         "22",
         "23",
     ]  # the address's last octet: unique in the lab, stable when machines come and go
-    assert env["primary"]["MYSQL_ROLE"] == "primary" and env["replica3"]["MYSQL_ROLE"] == "replica"
-    middles = {n for n, e in env.items() if e["MYSQL_LOG_REPLICA_UPDATES"] == "1"}
-    assert middles == ({"replica1", "replica2"} if chain else set())
     assert env["replica1"]["MYSQL_BIND_ADDRESS"] == "10.1.2.21"
 
 

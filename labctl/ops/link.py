@@ -1,0 +1,141 @@
+"""`labctl link`: a network partition between two machines of a lab, or an
+impaired link (delay, loss) on one; and the way back.
+
+Both ends of a cut drop each other's private address, so neither side's
+packets cross (a one-sided cut would let the other side's timeouts tell
+a different story). A cut that one end could not make is undone on the
+other: nothing half-made stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from labctl.errors import GuestError, SpecError
+from labctl.guest import link as guest
+from labctl.home import LabHome
+from labctl.session import LabSession, Outcome
+from labctl.transport.interface import Result, Transport
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    vm: str
+    detail: str
+
+
+def _checked(result: Result, what: str) -> Result:
+    if not result.ok:
+        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
+        raise GuestError(
+            f"{result.host}: {what} failed: {lines[-1] if lines else f'exit {result.exit_code}'}"
+        )
+    return result
+
+
+def _failed(outcomes: Sequence[Outcome[LinkRow]]) -> None:
+    errors = [o.error for o in outcomes if o.error]
+    if errors:
+        raise GuestError("; ".join(e.message for e in errors), hint=errors[0].hint)
+
+
+def _two(session: LabSession, a: str, b: str) -> dict[str, str]:
+    """Each end -> the other's private address."""
+    if a == b:
+        raise SpecError(f"{a} cannot be cut off from itself: name two machines")
+    ma, mb = session.spec.machine(a), session.spec.machine(b)
+    return {a: mb.ip, b: ma.ip}
+
+
+def cut(home: LabHome, lab: str | None, a: str, b: str) -> list[LinkRow]:
+    """Drop all traffic between `a` and `b` on the lab's private network."""
+    with LabSession(home, lab) as session:
+        peers = _two(session, a, b)
+
+        def one(t: Transport) -> LinkRow:
+            _checked(t.run(guest.cut_argv([peers[t.name]]), sudo=True), "iptables")
+            return LinkRow(t.name, f"drops {peers[t.name]}")
+
+        outcomes = session.each(list(peers), one)
+        made = [o.vm for o in outcomes if o.ok]
+        if len(made) < len(outcomes):
+            for vm in made:  # the other end could not: undo this one
+                session.transport(vm).run(guest.heal_argv([peers[vm]]), sudo=True)
+            _failed(outcomes)
+    return [o.value for o in outcomes if o.value]
+
+
+def heal(
+    home: LabHome, lab: str | None, a: str | None = None, b: str | None = None
+) -> list[LinkRow]:
+    """Undo the cut between `a` and `b`; with no machine named, every cut on
+    every running machine (a machine restarted has lost its cuts already)."""
+    if (a is None) != (b is None):
+        raise SpecError("name two machines (heal A B), or none to heal every cut")
+    with LabSession(home, lab) as session:
+        if a is not None and b is not None:
+            peers = {vm: [ip] for vm, ip in _two(session, a, b).items()}
+        else:
+            peers = {vm: [] for vm in session.running()}
+
+        def one(t: Transport) -> LinkRow:
+            _checked(t.run(guest.heal_argv(peers[t.name]), sudo=True), "iptables")
+            healed = ", ".join(peers[t.name]) or "every cut"
+            return LinkRow(t.name, f"healed: {healed}")
+
+        outcomes = session.each(list(peers), one)
+        _failed(outcomes)
+    return [o.value for o in outcomes if o.value]
+
+
+def cuts(home: LabHome, lab: str | None) -> list[Outcome[list[str]]]:
+    """Each running machine's cuts, as the machines they cut it off from."""
+    with LabSession(home, lab) as session:
+        by_ip = {m.ip: m.name for m in session.spec.machines}
+
+        def one(t: Transport) -> list[str]:
+            listing = _checked(t.run(guest.list_argv(), sudo=True), "iptables").stdout
+            return [by_ip.get(ip, ip) for ip in guest.cuts(listing)]
+
+        return session.each(session.running(), one)
+
+
+def impair(
+    home: LabHome,
+    lab: str | None,
+    vm: str,
+    delay: str | None = None,
+    jitter: str | None = None,
+    loss: str | None = None,
+) -> LinkRow:
+    """netem on `vm`'s private-network interface: every packet it sends there
+    is delayed (or lost) as asked."""
+    try:
+        netem = guest.netem_args(delay, jitter, loss)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    return _qdisc(home, lab, vm, netem)
+
+
+def clear(home: LabHome, lab: str | None, vm: str) -> LinkRow:
+    """`vm`'s private-network interface as it was: no netem."""
+    return _qdisc(home, lab, vm, [])
+
+
+def _qdisc(home: LabHome, lab: str | None, vm: str, netem: list[str]) -> LinkRow:
+    with LabSession(home, lab) as session:
+        machine = session.spec.machine(vm)
+        result = session.transport(vm).run(guest.impair_argv(machine.ip, netem), sudo=True)
+        if not result.ok and guest.no_netem(result.stderr):
+            shared = session.spec.provider == "docker"
+            raise GuestError(
+                f"{vm}: its kernel has no netem, so a link cannot be delayed or made lossy there"
+                + (" (the docker provider's guests run on the host's kernel)" if shared else ""),
+                hint="a VM provider's guest has its own kernel: --provider libvirt or virtualbox"
+                if shared
+                else "load the sch_netem module in the guest",
+            )
+        dev = _checked(result, "tc").stdout.strip()
+        done = " ".join(netem) if netem else "no impairment"
+        return LinkRow(vm, f"{dev}: {done}")
