@@ -74,6 +74,73 @@ def role(
     report(outcomes)
 
 
+@mysql_app.command("info")
+def info(
+    ctx: typer.Context, machines: VmArgs = None, lab: LabOpt = None, json: JsonOpt = False
+) -> None:
+    """Each server at a glance: version, role, read-only, uptime, load, GTIDs, lag, semi-sync, data."""
+    from labctl import ui
+    from labctl.ops import mysql
+
+    outcomes = mysql.info(home(ctx), lab, machines or [])
+    rows = [o.value for o in outcomes if o.value is not None]
+    if json:
+        ui.print_json([*rows, *error_rows(outcomes)])
+    else:
+        ui.table(
+            [
+                "VM",
+                "VERSION",
+                "ROLE",
+                "WRITES",
+                "ID",
+                "UP",
+                "CONN",
+                "Q/S",
+                "GTID",
+                "LAG",
+                "SEMI-SYNC",
+                "DATA",
+            ],
+            [
+                [
+                    r.vm,
+                    r.version.split("-")[0],
+                    r.role,
+                    "closed" if r.read_only else "open",
+                    r.server_id,
+                    _duration(r.uptime_s),
+                    r.connections,
+                    r.queries_per_s,
+                    r.gtid_written or r.gtid_applied or "-",
+                    "" if r.seconds_behind is None else f"{r.seconds_behind} s",
+                    r.semi_sync or "-",
+                    _size(r.data_bytes),
+                ]
+                for r in rows
+            ],
+            styles={3: lambda v: "green" if v == "open" else ""},
+        )
+    report(outcomes)
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
+    return f"{seconds // 60}m{seconds % 60}s"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 @mysql_app.command("verify")
 def verify(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The topology the lab was rendered with against the live one, edge by edge."""

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 from labctl.deadline import tries
 from labctl.errors import SpecError
 from labctl.guest import mysql
-from labctl.guest.mysql_session import MysqlServer, SqlError
+from labctl.guest.mysql_session import SYSTEM_SCHEMAS, MysqlServer, SqlError
 from labctl.home import LabHome
 from labctl.roles import mysql as role
 from labctl.session import LabSession, Outcome, fan_out
@@ -165,6 +165,89 @@ def status(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> Stat
         sources=[o.value[1] for o in outcomes if o.value and o.value[1]],
         failed=[o for o in outcomes if o.error],
     )
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """One server at a glance."""
+
+    vm: str
+    version: str
+    role: str
+    read_only: bool
+    server_id: int
+    uptime_s: int
+    connections: int
+    queries_per_s: float  # since the server started
+    binlog_format: str
+    gtid_written: str  # what it has written to its own binlog
+    gtid_applied: str  # what it has applied from a source
+    source_host: str
+    seconds_behind: int | None
+    semi_sync: str  # "source", "replica", "source+replica" or ""
+    schemas: list[str]
+    data_bytes: int
+
+
+def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
+    s = server.server
+    head = server.query(
+        "SELECT VERSION() AS version, @@GLOBAL.server_id AS server_id, "
+        "@@GLOBAL.read_only AS read_only"
+    )[0]
+    status = {
+        r["Variable_name"].lower(): r["Value"]
+        for r in server.query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'Threads_connected', "
+            "'Questions', 'Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')"
+        )
+    }
+    gtids = server.variables(s.gtid_binlog_variable(), s.gtid_applied_variable())
+    schemas = server.user_schemas()
+    size = server.query(
+        "SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes "
+        "FROM information_schema.tables WHERE table_schema NOT IN "
+        f"({', '.join(mysql.quote(x) for x in SYSTEM_SCHEMAS)})"
+    )[0]["bytes"]
+    found = server.role()
+    channel = found.replica
+    uptime = int(status.get("uptime", "0") or 0)
+    semi = [
+        name
+        for name, key in (
+            ("source", "rpl_semi_sync_master_status"),
+            ("replica", "rpl_semi_sync_slave_status"),
+        )
+        if status.get(key) == "ON"
+    ]
+    return ServerInfo(
+        vm=server.name,
+        version=head["version"],
+        role="stale (was primary)" if stale else found.role,
+        read_only=head["read_only"] == "1",
+        server_id=int(head["server_id"]),
+        uptime_s=uptime,
+        connections=int(status.get("threads_connected", "0") or 0),
+        queries_per_s=round(int(status.get("questions", "0") or 0) / max(uptime, 1), 1),
+        binlog_format=found.binlog_format,
+        gtid_written=gtids.get(s.gtid_binlog_variable(), ""),
+        gtid_applied=gtids.get(s.gtid_applied_variable(), ""),
+        source_host=channel.source_host if channel else "",
+        seconds_behind=channel.seconds_behind if channel else None,
+        semi_sync="+".join(semi),
+        schemas=schemas,
+        data_bytes=int(size or 0),
+    )
+
+
+def info(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[Outcome[ServerInfo]]:
+    """Each server at a glance: version, role, writes open or not, uptime,
+    load, GTID positions, replication, semi-sync, schemas and their size."""
+    with LabSession(home, lab) as session:
+        stale = set(role.stale(session.spec))
+        return session.each(
+            _targets(session, machines), lambda t: _info_of(MysqlServer(t), t.name in stale)
+        )
 
 
 @dataclass(frozen=True)

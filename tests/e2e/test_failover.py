@@ -97,3 +97,18 @@ def test_a_drill_that_cuts_the_primary_off_fences_it(labctl, pair) -> None:
     assert all(not r["cut_from"] for r in labctl("link", "ls", "--lab", pair, "--json").json())
     rejoined = back_and_rejoined(labctl, pair, report["old"])
     assert (rejoined["how"] == "rebuilt from a snapshot") == bool(rejoined["diverged"])
+
+
+def test_failover_by_hand_after_the_primary_is_halted(labctl, pair) -> None:
+    roles = {r["vm"]: r["role"] for r in mysql(labctl, pair, "role", "--json").json()}
+    primary = next(vm for vm, role in roles.items() if role == "primary")
+    assert labctl("halt", pair, primary).code == 0
+    done = mysql(labctl, pair, "failover", "--json")
+    assert done.code == 0, done.stderr[-3000:]
+    report = done.json()
+    assert report["old"] == primary and report["why"].startswith(f"{primary} is not running")
+    assert report["known_from"] == "what its replicas received" and report["may_be_lost"] == []
+    info = {r["vm"]: r for r in mysql(labctl, pair, "info", "--json").json() if "error" not in r}
+    assert info[report["new"]]["read_only"] is False
+    assert [vm for vm, r in info.items() if not r["read_only"]] == [report["new"]]
+    back_and_rejoined(labctl, pair, primary)

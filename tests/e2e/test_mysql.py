@@ -71,6 +71,17 @@ def test_roles_and_check(mysql) -> None:
     assert all(r["io_running"] == r["sql_running"] == "Yes" for r in roles[1:])
     verify = mysql("verify", "--json")
     assert verify.code == 0 and {e["status"] for e in verify.json()} == {"ok"}
+    info = {r["vm"]: r for r in mysql("info", "--json").json()}
+    assert {vm: r["read_only"] for vm, r in info.items()} == {
+        "primary": False,
+        "replica1": True,
+        "replica2": True,
+    }
+    assert all("MariaDB" in r["version"] for r in info.values())
+    assert len({r["server_id"] for r in info.values()}) == 3
+    assert info["replica1"]["source_host"] == info["replica2"]["source_host"]
+    table = mysql("info").stdout.splitlines()
+    assert next(ln for ln in table if ln.startswith("primary")).split()[2:4] == ["primary", "open"]
     check = mysql("check", "--rows", "5000", "--json")
     assert check.code == 0, check.stderr
     report = check.json()

@@ -234,3 +234,23 @@ def test_mysql_switchover_as_printed_and_its_exit_codes(
     assert refused.stderr.splitlines()[0] == "labctl: error: replica2 is a primary already"
     back = cli("mysql", "switchover", "--lab", "db", "--json")  # the most advanced: the first
     assert back.code == 0 and json.loads(back.stdout)["new"] == "primary"
+
+
+def test_mysql_info_at_a_glance(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from .test_switchover import lab
+
+    lab(home, monkeypatch)
+    shown = cli("mysql", "info", "--lab", "db", "--json")
+    assert shown.code == 0, shown.stderr
+    rows = {r["vm"]: r for r in json.loads(shown.stdout)}
+    assert rows["primary"]["role"] == "primary" and rows["primary"]["read_only"] is False
+    assert rows["replica1"]["role"] == "replica" and rows["replica1"]["read_only"] is True
+    assert rows["replica1"]["source_host"] == "192.168.56.20"
+    assert rows["replica1"]["server_id"] == 21 and rows["replica1"]["queries_per_s"] == 2.0
+    assert rows["primary"]["gtid_written"] == "0-20-105" and rows["primary"]["schemas"] == ["app"]
+    assert rows["primary"]["data_bytes"] == 1572864 and rows["primary"]["uptime_s"] == 3600
+    table = cli("mysql", "info", "--lab", "db", "replica2")
+    assert table.code == 0
+    line = next(ln for ln in table.stdout.splitlines() if ln.startswith("replica2"))
+    assert line.split()[:5] == ["replica2", "10.11.18", "replica", "closed", "22"]
+    assert "1h0m" in line and "1.5 MiB" in line

@@ -194,7 +194,7 @@ class FakeServer:
         return Reply(out)
 
     def one(self, sql: str) -> str:
-        if sql.startswith("SELECT VERSION()"):
+        if sql == "SELECT VERSION() AS version":
             return f"version\n{self.version}\n"
         if sql.startswith("SHOW GLOBAL VARIABLES"):
             values = {
@@ -220,6 +220,18 @@ class FakeServer:
                 f"{self.source}\t{self.io}\tYes\t0\tmysql-bin.000002\t{read}\t"
                 f"mysql-bin.000002\t{done}\n"
             )
+        if sql.startswith("SELECT VERSION() AS version, @@GLOBAL.server_id"):
+            sid = self.ip.rsplit(".", 1)[-1] or "1"
+            return f"version\tserver_id\tread_only\n{self.version}\t{sid}\t{int(self.read_only)}\n"
+        if sql.startswith("SHOW GLOBAL STATUS WHERE Variable_name IN"):
+            return (
+                "Variable_name\tValue\nQuestions\t7200\nRpl_semi_sync_master_status\tOFF\n"
+                "Rpl_semi_sync_slave_status\tOFF\nThreads_connected\t3\nUptime\t3600\n"
+            )
+        if "FROM information_schema.schemata" in sql:
+            return "s\napp\n"
+        if sql.startswith("SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes"):
+            return "bytes\n1572864\n"
         if sql == "SELECT n FROM labctl_writer.acked":
             return "n\n" + "".join(f"{n}\n" for n in self.rows)
         if sql == "CHECKSUM TABLE labctl_writer.acked":
