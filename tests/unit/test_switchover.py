@@ -17,6 +17,7 @@ from labctl.guest import mysql
 from labctl.home import LabHome
 from labctl.ops import promote
 from labctl.roles import mysql as role
+from labctl.spec import LabSpec
 
 from .fakes import FakeTransport, Reply, data, install
 from .labs import from_text, topology
@@ -285,6 +286,18 @@ IPS = {"primary": "192.168.56.20", "replica1": "192.168.56.21", "replica2": "192
 def lab(home: Path, monkeypatch: pytest.MonkeyPatch, version: str = MARIADB, **kw) -> dict:
     """A mysql-pair lab with two replicas (or as `kw` says), each server fake."""
     spec = topology("mysql-pair", name="db", subnet="192.168.56", **{"replicas": 2, **kw})
+    return fake_servers(home, monkeypatch, spec, version)
+
+
+def fake_servers(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: LabSpec,
+    version: str = MARIADB,
+    position: str = "0-20-105",
+) -> dict:
+    """`spec` recorded as a lab, each mysql machine a fake server replicating
+    as the lab says, every one at `position`."""
     servers = {}
     journal: list[str] = []
     for m in role.machines(spec):
@@ -293,9 +306,9 @@ def lab(home: Path, monkeypatch: pytest.MonkeyPatch, version: str = MARIADB, **k
             m.name,
             version,
             journal=journal,
-            source=IPS.get(source or "", ""),
-            binlog_pos="0-20-105",
-            applied="" if source is None else "0-20-105",
+            source="" if source is None else spec.machine(source).ip,
+            binlog_pos=position,
+            applied="" if source is None else position,
             read_only=source is not None,
             ip=m.ip,
         )
@@ -304,7 +317,7 @@ def lab(home: Path, monkeypatch: pytest.MonkeyPatch, version: str = MARIADB, **k
         server.peers = peers
         server.connect_dump()
     install(monkeypatch, home, spec, [s.transport() for s in servers.values()])
-    secrets = home / "db" / "secrets"
+    secrets = home / spec.name / "secrets"
     secrets.mkdir()
     (secrets / role.REPL_SECRET).write_text(PASSWORD + "\n")
     return servers
@@ -527,27 +540,9 @@ def test_up_of_the_same_file_after_a_switchover_plans_nothing(
     lab_file = tmp_path / "db.yaml"
     lab_file.write_text(FILE)
     first = up.prepare(LabHome(home), None, None, up.Request(file=str(lab_file)), host_checks=False)
-    spec = first.spec
-    servers = {}
-    for m in role.machines(spec):
-        source = m.option(role.REPLICA, "source")
-        servers[m.name] = FakeServer(
-            m.name,
-            source="" if source is None else spec.machine(source).ip,
-            binlog_pos="0-10-7",
-            applied="" if source is None else "0-10-7",
-            read_only=source is not None,
-            ip=m.ip,
-        )
-    peers = {s.ip: s for s in servers.values()}
-    for server in servers.values():
-        server.peers = peers
-        server.connect_dump()
-    install(monkeypatch, home, spec, [s.transport() for s in servers.values()])
-    (home / "db" / "secrets").mkdir()
-    (home / "db" / "secrets" / role.REPL_SECRET).write_text(PASSWORD + "\n")
+    fake_servers(home, monkeypatch, first.spec, position="0-10-7")
     (home / "db" / "lab.yaml").write_text(FILE)
-    for m in spec.machines:  # made by Vagrant
+    for m in first.spec.machines:  # made by Vagrant
         (home / "db" / ".vagrant" / "machines" / m.name / "docker").mkdir(parents=True)
         (home / "db" / ".vagrant" / "machines" / m.name / "docker" / "id").write_text(m.name)
 
