@@ -39,12 +39,22 @@ TIMEOUT_GRACE = 60.0
 
 
 def _pump(stream: IO[bytes], sink: LineSink | None, keep: list[str]) -> None:
-    for raw in iter(stream.readline, b""):
-        line = raw.decode(errors="replace").rstrip("\n")
-        keep.append(line)
-        if sink is not None:
-            sink(line)
-    stream.close()
+    """A child's stream, line by line, in a helper thread: kept, and shown
+    while the terminal takes it (a closed one ends the showing, never the
+    keeping; no traceback from here)."""
+    try:
+        for raw in iter(stream.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            keep.append(line)
+            if sink is not None:
+                try:
+                    sink(line)
+                except Exception:
+                    sink = None
+    except (OSError, ValueError):  # the stream closed under us
+        pass
+    finally:
+        stream.close()
 
 
 class _Children:

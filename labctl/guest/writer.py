@@ -97,7 +97,7 @@ class RowWriter:
                     write_timeout=self.connect_timeout * 3,
                     autocommit=True,
                 )
-            except pymysql.MySQLError as exc:
+            except Exception as exc:  # pymysql's errors, or the socket's own
                 self.tally.last_error = f"{name}: {exc}"
                 self._last(name)
                 continue
@@ -105,7 +105,7 @@ class RowWriter:
                 with conn.cursor() as cur:
                     cur.execute("SELECT @@GLOBAL.read_only")
                     row = cur.fetchone()
-            except pymysql.MySQLError as exc:
+            except Exception as exc:
                 self.tally.last_error = f"{name}: {exc}"
                 _close(conn)
                 continue
@@ -139,8 +139,8 @@ class RowWriter:
             try:
                 with conn.cursor() as cur:
                     cur.execute(f"INSERT INTO {TABLE} (n) VALUES (%s)", (n,))
-            except pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args else 0
+            except Exception as exc:  # a helper thread never dies with a traceback
+                code = exc.args[0] if isinstance(exc, pymysql.MySQLError) and exc.args else 0
                 self.tally.failures += 1
                 self.tally.last_error = str(exc)
                 if code in (2006, 2013):  # lost in the commit: it may have landed

@@ -12,11 +12,14 @@ CHUNK = 65536
 
 
 def drain(recv: Any, sink: bytearray) -> None:
-    while True:
-        data = recv(CHUNK)
-        if not data:
-            return
-        sink.extend(data)
+    """A stream read to its end in a helper thread. The thread that waits
+    for the command reports how it ended: a channel closed under this one (a
+    Ctrl-C shuts every SSH socket) must not print a traceback here."""
+    try:
+        while data := recv(CHUNK):
+            sink.extend(data)
+    except Exception:
+        return
 
 
 class ChannelProcess:
@@ -100,6 +103,10 @@ class ChannelProcess:
 
 
 def feed(chan: Any, stdin: bytes | IO[bytes]) -> None:
+    """A command's input sent from a helper thread. It may end early: the
+    command exits without reading all of it, the channel is closed by a
+    Ctrl-C, or the caller, interrupted, closes the file being sent (a
+    ValueError); the thread that waits for the command says what happened."""
     try:
         if isinstance(stdin, (bytes, bytearray)):
             chan.sendall(stdin)
@@ -107,5 +114,5 @@ def feed(chan: Any, stdin: bytes | IO[bytes]) -> None:
             for block in iter(lambda: stdin.read(CHUNK), b""):
                 chan.sendall(block)
         chan.shutdown_write()
-    except OSError:
-        pass  # the command ended without reading all of its input
+    except Exception:
+        return

@@ -103,3 +103,36 @@ def test_every_open_connection_is_known_to_ctrl_c(connect) -> None:
     assert t._sock in ssh._SOCKETS.open
     t.close()
     assert not ssh._SOCKETS.open
+
+
+def test_helper_threads_end_quietly_when_their_stream_is_taken_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C shuts every SSH socket and the interrupted caller closes the
+    file it was sending: the threads that pump them end without a traceback
+    (the thread that waits for the command reports how it ended)."""
+    import io
+    import threading
+
+    from labctl.transport.remote import drain, feed
+
+    class Closed:
+        def sendall(self, data: bytes) -> None:
+            raise OSError("Socket is closed")
+
+        def recv(self, size: int) -> bytes:
+            raise TimeoutError
+
+    escaped: list[str] = []  # what Python would print as "Exception in thread"
+    monkeypatch.setattr(threading, "excepthook", lambda a: escaped.append(repr(a.exc_value)))
+    spool = io.BytesIO(b"x" * 10)
+    spool.close()
+    threads = [
+        threading.Thread(target=feed, args=(Closed(), spool)),
+        threading.Thread(target=feed, args=(Closed(), b"data")),
+        threading.Thread(target=drain, args=(Closed().recv, bytearray())),
+    ]
+    for t in threads:
+        t.start()
+        t.join(timeout=5)
+    assert escaped == []
