@@ -13,8 +13,6 @@ import os
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import tempfile
 import urllib.parse
 from collections.abc import Callable
@@ -144,6 +142,10 @@ def vagrant_public_keys() -> list[str]:
     return sorted(set(keys))
 
 
+# $1: the root file system, $2: the image to make of it
+IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
+
+
 def _customize(rootfs: Path, keys: list[str]) -> None:
     def chroot(*argv: str) -> None:
         done = process.run(["chroot", str(rootfs), *argv], timeout=600)
@@ -201,19 +203,11 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
         _customize(rootfs, keys)
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-        try:
-            imported = process.run(
-                ["docker", "import", "--change", 'CMD ["/sbin/init"]', "-", image],
-                stdin=tar.stdout,
-                timeout=1800,
-            )
-        finally:
-            assert tar.stdout is not None
-            tar.stdout.close()
-            if tar.poll() is None and sys.exc_info()[0] is not None:
-                tar.kill()
-        if tar.wait() != 0 or imported.returncode != 0:
+        # one child, under process.run's time limit and Ctrl-C: the pipe in bash
+        imported = process.run(
+            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
+        )
+        if imported.returncode != 0:
             raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
         return True
     finally:

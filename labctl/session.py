@@ -15,7 +15,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from labctl import inventory, provider_state
 from labctl.deadline import Deadline
-from labctl.errors import ConnectError, GuestError, LabctlError, SpecError, Unreachable
+from labctl.errors import (
+    ConnectError,
+    ExitCode,
+    GuestError,
+    LabctlError,
+    SpecError,
+    Unreachable,
+)
 from labctl.home import LabHome, LabPaths
 from labctl.provider_state import LabStates
 from labctl.spec import LabSpec
@@ -80,7 +87,40 @@ class Outcome(Generic[T]):
         return self.error is None
 
 
-def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> list[Outcome[T]]:
+class Outcomes(list[Outcome[T]]):
+    """One outcome per machine, in the order asked (Fabric's GroupResult)."""
+
+    @property
+    def failed(self) -> list[Outcome[T]]:
+        return [o for o in self if o.error is not None]
+
+    @property
+    def values(self) -> dict[str, T]:
+        """Each machine that answered -> its value."""
+        return {o.vm: o.value for o in self if o.error is None and o.value is not None}
+
+    def check(self) -> Outcomes[T]:
+        """These outcomes, or GroupFailed when any machine failed."""
+        if self.failed:
+            raise GroupFailed(self.failed)
+        return self
+
+
+class GroupFailed(LabctlError):
+    """Some machines failed, each in its own words, as one error (Fabric's
+    GroupException); its exit code is theirs when they share one, else 1."""
+
+    def __init__(self, failed: Sequence[Outcome[Any]]) -> None:
+        errors = [o.error for o in failed if o.error is not None]
+        super().__init__(
+            "; ".join(e.message for e in errors), next((e.hint for e in errors if e.hint), None)
+        )
+        self.errors = errors
+        codes = {e.exit_code for e in errors}
+        self.exit_code = codes.pop() if len(codes) == 1 else ExitCode.FAILED
+
+
+def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> Outcomes[T]:
     """fn(name) for every name in parallel (bounded), in the order given.
 
     Any failure on one machine becomes that machine's outcome (an unexpected
@@ -97,10 +137,10 @@ def fan_out(names: Sequence[str], fn: Callable[[str], T]) -> list[Outcome[T]]:
             return Outcome(name, error=GuestError(f"{name}: {type(exc).__name__}: {exc}"))
 
     if len(names) == 1:
-        return [one(names[0])]
+        return Outcomes([one(names[0])])
     pool = ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(names))))
     try:
-        results = list(pool.map(one, names))
+        results = Outcomes(pool.map(one, names))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
@@ -187,9 +227,9 @@ class LabSession:
         if st is not None and not st.running:
             raise MachineDown(f"{machine}: not running ({st.describe()}) — labctl up {self.name}")
 
-    def down(self, machines: Sequence[str]) -> list[Outcome[Any]]:
+    def down(self, machines: Sequence[str]) -> Outcomes[Any]:
         """A failed outcome for each of `machines` that is not running."""
-        found: list[Outcome[Any]] = []
+        found: Outcomes[Any] = Outcomes()
         for m in machines:
             try:
                 self.require_running(m)
@@ -251,7 +291,7 @@ class LabSession:
             )
             raise
 
-    def each(self, machines: Sequence[str], fn: Callable[[Transport], T]) -> list[Outcome[T]]:
+    def each(self, machines: Sequence[str], fn: Callable[[Transport], T]) -> Outcomes[T]:
         """Connect to each machine and run fn(transport) there, all in parallel;
         a machine that cannot be reached becomes a failed outcome."""
         return fan_out(machines, lambda name: fn(self.transport(name)))

@@ -93,10 +93,6 @@ def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def data(name: str) -> str:
-    return (DATA / name).read_text()
-
-
 os.environ.setdefault("VAGRANT_CHECKPOINT_DISABLE", "1")
 
 

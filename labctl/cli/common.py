@@ -91,11 +91,10 @@ def report(outcomes: Sequence[Any]) -> None:
     """Each machine's error on stderr; then exit with their common code
     (2 bad usage, 124 time limit), or 1 when they differ or any other failed."""
     from labctl import ui
-    from labctl.errors import ExitCode
+    from labctl.session import GroupFailed
 
-    failed = [o.error for o in outcomes if o.error]
-    for error in failed:
-        ui.error(error.message, error.hint)
+    failed = [o for o in outcomes if o.error]
+    for o in failed:
+        ui.error(o.error.message, o.error.hint)
     if failed:
-        codes = {e.exit_code for e in failed}
-        raise typer.Exit(codes.pop() if len(codes) == 1 else ExitCode.FAILED)
+        raise typer.Exit(GroupFailed(failed).exit_code)

@@ -1,8 +1,10 @@
 """`labctl ctr ...` (containerd in the guests) and `labctl exec`."""
 
+import functools
+import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,6 +19,9 @@ from labctl.cli.common import (
     report,
 )
 from labctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from labctl.ops.ctr import Target
 
 VmOpt = Annotated[
     list[str] | None,
@@ -36,6 +41,7 @@ IdArg = Annotated[str, typer.Argument(help="Container ID.")]
 RefArg = Annotated[
     str, typer.Argument(help="Image reference, e.g. docker.io/library/alpine:latest.")
 ]
+DirArg = Annotated[str, typer.Argument(metavar="DIR", help="A directory in the guest.")]
 CmdArgs = Annotated[list[str] | None, typer.Argument(help="Command and its arguments.")]
 TRAILING = {"allow_interspersed_args": False}  # everything after ID belongs to CMD
 
@@ -67,7 +73,7 @@ def _target(
     vm: Sequence[str] | None = None,
     namespace: str | None = None,
     lab: str | None = None,
-) -> Any:
+) -> "Target":
     from dataclasses import replace
 
     from click.core import ParameterSource
@@ -86,6 +92,33 @@ def _target(
     )
     chosen_ns = namespace or base.get("namespace")
     return replace(target, namespace=chosen_ns) if chosen_ns else target
+
+
+def on_machines(namespace: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A ctr command that also takes --vm, --lab (and -n) after its own name:
+    declared once here, they reach the command as one `target`."""
+    extra = [("vm", VmOpt), ("lab", LabOpt), *([("namespace", NsOpt)] if namespace else [])]
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def command(**given: Any) -> None:
+            chosen = {name: given.pop(name, None) for name, _ in extra}
+            target = _target(given["ctx"], chosen["vm"], chosen.get("namespace"), chosen["lab"])
+            fn(**given, target=target)
+
+        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "target"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
+            for name, hint in extra
+        ]
+        command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+        command.__annotations__ = {
+            **{k: v for k, v in fn.__annotations__.items() if k != "target"},
+            **dict(extra),
+        }
+        return command
+
+    return wrap
 
 
 def _listing(
@@ -119,21 +152,18 @@ def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> N
     report(outcomes)
 
 
-def _ops() -> Any:
-    from labctl.ops import ctr
-
-    return ctr
-
-
 # ---------------------------------------------------------------- ps
 
 
 @ctr_app.command("ps")
-def ps(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOpt = False) -> None:
+@on_machines(namespace=False)
+def ps(ctx: typer.Context, target: "Target", json: JsonOpt = False) -> None:
     """Every task in every namespace of every selected machine, one table."""
     from dataclasses import asdict
 
-    outcomes = _ops().ps(home(ctx), _target(ctx, vm, None, lab))
+    from labctl.ops import ctr as ops
+
+    outcomes = ops.ps(home(ctx), target)
     _listing(outcomes, ["namespace", "container", "pid", "status"], asdict, json)
 
 
@@ -141,10 +171,13 @@ def ps(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOpt =
 
 
 @ns_app.command("ls")
-def ns_ls(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOpt = False) -> None:
+@on_machines(namespace=False)
+def ns_ls(ctx: typer.Context, target: "Target", json: JsonOpt = False) -> None:
     """List namespaces."""
+    from labctl.ops import ctr as ops
+
     _listing(
-        _ops().namespaces(home(ctx), _target(ctx, vm, None, lab)),
+        ops.namespaces(home(ctx), target),
         ["namespace", "labels"],
         dict,
         json,
@@ -152,19 +185,25 @@ def ns_ls(ctx: typer.Context, vm: VmOpt = None, lab: LabOpt = None, json: JsonOp
 
 
 @ns_app.command("create")
-def ns_create(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -> None:
+@on_machines(namespace=False)
+def ns_create(ctx: typer.Context, target: "Target", name: str) -> None:
     """Create a namespace."""
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().ns_create(home(ctx), _target(ctx, vm, None, lab), name),
+        ops.ns_create(home(ctx), target, name),
         lambda _: f"namespace {name} created",
     )
 
 
 @ns_app.command("rm")
-def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -> None:
+@on_machines(namespace=False)
+def ns_rm(ctx: typer.Context, target: "Target", name: str) -> None:
     """Remove an empty namespace (says what is left in one that is not)."""
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().ns_remove(home(ctx), _target(ctx, vm, None, lab), name),
+        ops.ns_remove(home(ctx), target, name),
         lambda _: f"namespace {name} removed",
     )
 
@@ -173,16 +212,17 @@ def ns_rm(ctx: typer.Context, name: str, vm: VmOpt = None, lab: LabOpt = None) -
 
 
 @images_app.command("ls")
+@on_machines()
 def images_ls(
     ctx: typer.Context,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
+    target: "Target",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="References only.")] = False,
     json: JsonOpt = False,
 ) -> None:
     """List images."""
-    outcomes = _ops().images(home(ctx), _target(ctx, vm, namespace, lab))
+    from labctl.ops import ctr as ops
+
+    outcomes = ops.images(home(ctx), target)
     if quiet and not json:
         from labctl import ui
 
@@ -195,77 +235,74 @@ def images_ls(
 
 
 @images_app.command("pull")
-def images_pull(
-    ctx: typer.Context, ref: RefArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def images_pull(ctx: typer.Context, target: "Target", ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
     from labctl import ui
+    from labctl.ops import ctr as ops
 
-    full, outcomes = _ops().pull(home(ctx), _target(ctx, vm, namespace, lab), ref)
+    full, outcomes = ops.pull(home(ctx), target, ref)
     if full != ref:
         ui.info(f"ctr needs a full reference: pulling {full}")
     _done(outcomes, lambda _: f"pulled {full}")
 
 
 @images_app.command("import")
+@on_machines()
 def images_import(
     ctx: typer.Context,
+    target: "Target",
     file: Annotated[Path, typer.Argument(help="OCI or Docker image archive on this host.")],
     name: Annotated[str | None, typer.Option("--name", help="Name the imported image.")] = None,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Copy an image archive into the machines and import it (offline labs)."""
-    _done(_ops().import_image(home(ctx), _target(ctx, vm, namespace, lab), file, name))
+    from labctl.ops import ctr as ops
+
+    _done(ops.import_image(home(ctx), target, file, name))
 
 
 @images_app.command("rm")
-def images_rm(
-    ctx: typer.Context, ref: RefArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def images_rm(ctx: typer.Context, target: "Target", ref: RefArg) -> None:
     """Remove an image."""
-    t = _target(ctx, vm, namespace, lab)
-    _done(_ops().images_rm(home(ctx), t, ref), lambda _: f"removed {ref}")
+    from labctl.ops import ctr as ops
+
+    _done(ops.images_rm(home(ctx), target, ref), lambda _: f"removed {ref}")
 
 
 @images_app.command("mount")
-def images_mount(
-    ctx: typer.Context,
-    ref: RefArg,
-    target: str,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
-) -> None:
+@on_machines()
+def images_mount(ctx: typer.Context, target: "Target", ref: RefArg, directory: DirArg) -> None:
     """Mount an image's files at DIR in the guest, to look without running it."""
-    t = _target(ctx, vm, namespace, lab)
-    _done(_ops().images_mount(home(ctx), t, ref, target))
+    from labctl.ops import ctr as ops
+
+    _done(ops.images_mount(home(ctx), target, ref, directory))
 
 
 @images_app.command("unmount")
-def images_unmount(
-    ctx: typer.Context, target: str, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def images_unmount(ctx: typer.Context, target: "Target", directory: DirArg) -> None:
     """Unmount what `images mount` mounted."""
-    t = _target(ctx, vm, namespace, lab)
-    _done(_ops().images_unmount(home(ctx), t, target))
+    from labctl.ops import ctr as ops
+
+    _done(ops.images_unmount(home(ctx), target, directory))
 
 
 # ---------------------------------------------------------------- containers
 
 
 @c_app.command("ls")
+@on_machines()
 def c_ls(
     ctx: typer.Context,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
+    target: "Target",
     json: JsonOpt = False,
 ) -> None:
     """List containers."""
+    from labctl.ops import ctr as ops
+
     _listing(
-        _ops().containers(home(ctx), _target(ctx, vm, namespace, lab)),
+        ops.containers(home(ctx), target),
         ["container", "image", "runtime"],
         dict,
         json,
@@ -273,43 +310,43 @@ def c_ls(
 
 
 @c_app.command("create", context_settings=TRAILING)
+@on_machines()
 def c_create(
     ctx: typer.Context,
+    target: "Target",
     ref: RefArg,
     cid: IdArg,
     command: CmdArgs = None,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Create a container from an image (options go before REF)."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().create(home(ctx), t, ref, cid, command or []),
+        ops.create(home(ctx), target, ref, cid, command or []),
         lambda _: f"container {cid} created",
     )
 
 
 @c_app.command("info")
-def c_info(
-    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def c_info(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
     """A container's full record (JSON, per machine)."""
     from labctl import ui
+    from labctl.ops import ctr as ops
 
-    outcomes = _ops().info(home(ctx), _target(ctx, vm, namespace, lab), cid)
+    outcomes = ops.info(home(ctx), target, cid)
     ui.print_json([{"vm": o.vm, "info": o.value} for o in outcomes if o.ok])
     report(outcomes)
 
 
 @c_app.command("rm")
-def c_rm(
-    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def c_rm(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
     """Remove a container (its task must be gone: see `labctl ctr rm`)."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().remove_container(home(ctx), t, cid),
+        ops.remove_container(home(ctx), target, cid),
         lambda _: f"container {cid} removed",
     )
 
@@ -318,18 +355,19 @@ def c_rm(
 
 
 @t_app.command("ls")
+@on_machines()
 def t_ls(
     ctx: typer.Context,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
+    target: "Target",
     json: JsonOpt = False,
 ) -> None:
     """List tasks."""
     from dataclasses import asdict
 
+    from labctl.ops import ctr as ops
+
     _listing(
-        _ops().tasks(home(ctx), _target(ctx, vm, namespace, lab)),
+        ops.tasks(home(ctx), target),
         ["namespace", "container", "pid", "status"],
         asdict,
         json,
@@ -337,27 +375,29 @@ def t_ls(
 
 
 @t_app.command("start")
+@on_machines()
 def t_start(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
     detach: Annotated[
         bool, typer.Option("-d", "--detach", help="Do not wait for the task.")
     ] = False,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Start a container's task."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().start(home(ctx), t, cid, detach),
+        ops.start(home(ctx), target, cid, detach),
         lambda out: out or f"task {cid} started",
     )
 
 
 @t_app.command("exec", context_settings=TRAILING)
+@on_machines()
 def t_exec(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
     command: CmdArgs = None,
     detach: Annotated[
@@ -369,40 +409,38 @@ def t_exec(
     exec_id: Annotated[
         str | None, typer.Option("--exec-id", help="Process name (default: made up).")
     ] = None,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Run another process in a running task (options go before ID)."""
     from labctl import ui
+    from labctl.ops import ctr as ops
 
-    t = _target(ctx, vm, namespace, lab)
     if tty:
-        raise typer.Exit(_ops().shell(home(ctx), t, cid, command or ["sh"], exec_id))
+        raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
     if not command:
         from labctl.errors import SpecError
 
         raise SpecError("t exec needs a command after the container ID")
-    chosen, outcomes = _ops().exec_in_task(home(ctx), t, cid, command, exec_id, detach)
+    chosen, outcomes = ops.exec_in_task(home(ctx), target, cid, command, exec_id, detach)
     if not exec_id:
         ui.info(f"exec id: {chosen}")
     _done(outcomes, lambda out: out or f"{chosen} started in {cid}")
 
 
 @t_app.command("ps")
+@on_machines()
 def t_ps(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Processes of a task: the init PID and every exec'd one."""
     from dataclasses import asdict
 
+    from labctl.ops import ctr as ops
+
     _listing(
-        _ops().task_ps(home(ctx), _target(ctx, vm, namespace, lab), cid),
+        ops.task_ps(home(ctx), target, cid),
         ["pid", "exec_id"],
         asdict,
         json,
@@ -410,37 +448,37 @@ def t_ps(
 
 
 @t_app.command("kill")
+@on_machines()
 def t_kill(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
     signal: Annotated[
         str, typer.Option("-s", "--signal", help="Signal name or number.")
     ] = "SIGTERM",
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Signal a task."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().kill(home(ctx), t, cid, signal),
+        ops.kill(home(ctx), target, cid, signal),
         lambda _: f"sent {signal} to {cid}",
     )
 
 
 @t_app.command("rm")
+@on_machines()
 def t_rm(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
     force: Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")] = False,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Delete a task."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().remove_task(home(ctx), t, cid, force),
+        ops.remove_task(home(ctx), target, cid, force),
         lambda _: f"task {cid} deleted",
     )
 
@@ -449,61 +487,60 @@ def t_rm(
 
 
 @ctr_app.command("run", context_settings=TRAILING)
+@on_machines()
 def run(
     ctx: typer.Context,
+    target: "Target",
     ref: RefArg,
     cid: IdArg,
     command: CmdArgs = None,
     rm: Annotated[
         bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")
     ] = False,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """Create a container and start it detached, in one step."""
-    t = _target(ctx, vm, namespace, lab)
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().run(home(ctx), t, ref, cid, command or [], rm),
+        ops.run(home(ctx), target, ref, cid, command or [], rm),
         lambda out: out or f"{cid} running",
     )
 
 
 @ctr_app.command("rm")
-def rm(
-    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def rm(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
     """Kill the container's task if any, then remove task and container."""
-    _done(
-        _ops().remove(home(ctx), _target(ctx, vm, namespace, lab), cid), lambda _: f"{cid} removed"
-    )
+    from labctl.ops import ctr as ops
+
+    _done(ops.remove(home(ctx), target, cid), lambda _: f"{cid} removed")
 
 
 @ctr_app.command("service")
-def service(
-    ctx: typer.Context, cid: IdArg, vm: VmOpt = None, lab: LabOpt = None, namespace: NsOpt = None
-) -> None:
+@on_machines()
+def service(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
+    from labctl.ops import ctr as ops
+
     _done(
-        _ops().service(home(ctx), _target(ctx, vm, namespace, lab), cid),
+        ops.service(home(ctx), target, cid),
         lambda unit: f"{unit} enabled and running",
     )
 
 
 @ctr_app.command("shell", context_settings=TRAILING)
+@on_machines()
 def shell(
     ctx: typer.Context,
+    target: "Target",
     cid: IdArg,
     command: CmdArgs = None,
     exec_id: Annotated[str | None, typer.Option("--exec-id", help="Process name.")] = None,
-    vm: VmOpt = None,
-    lab: LabOpt = None,
-    namespace: NsOpt = None,
 ) -> None:
     """An interactive shell inside a running container (one machine)."""
-    raise typer.Exit(
-        _ops().shell(home(ctx), _target(ctx, vm, namespace, lab), cid, command or ["sh"], exec_id)
-    )
+    from labctl.ops import ctr as ops
+
+    raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
 
 
 # ---------------------------------------------------------------- exec

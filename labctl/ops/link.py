@@ -9,7 +9,6 @@ other: nothing half-made stays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labctl.errors import GuestError, SpecError
@@ -34,12 +33,6 @@ def _checked(result: Result, what: str) -> Result:
     return result
 
 
-def _failed(outcomes: Sequence[Outcome[LinkRow]]) -> None:
-    errors = [o.error for o in outcomes if o.error]
-    if errors:
-        raise GuestError("; ".join(e.message for e in errors), hint=errors[0].hint)
-
-
 def _two(session: LabSession, a: str, b: str) -> dict[str, str]:
     """Each end -> the other's private address."""
     if a == b:
@@ -62,8 +55,8 @@ def cut(home: LabHome, lab: str | None, a: str, b: str) -> list[LinkRow]:
         if len(made) < len(outcomes):
             for vm in made:  # the other end could not: undo this one
                 session.transport(vm).run(guest.heal_argv([peers[vm]]), sudo=True)
-            _failed(outcomes)
-    return [o.value for o in outcomes if o.value]
+            outcomes.check()
+    return list(outcomes.values.values())
 
 
 def heal(
@@ -84,9 +77,7 @@ def heal(
             healed = ", ".join(peers[t.name]) or "every cut"
             return LinkRow(t.name, f"healed: {healed}")
 
-        outcomes = session.each(list(peers), one)
-        _failed(outcomes)
-    return [o.value for o in outcomes if o.value]
+        return list(session.each(list(peers), one).check().values.values())
 
 
 def cuts(home: LabHome, lab: str | None) -> list[Outcome[list[str]]]:

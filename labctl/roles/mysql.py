@@ -257,11 +257,7 @@ def say_to(on_event: Callable[[Event], None] | None) -> Say:
 
 def connect(session: LabSession, names: Sequence[str]) -> dict[str, MysqlServer]:
     """MysqlServer per machine, versions detected, all in parallel."""
-    outcomes = session.each(names, lambda t: _detected(MysqlServer(t)))
-    failed = [o.error for o in outcomes if o.error]
-    if failed:
-        raise failed[0]
-    return {o.vm: o.value for o in outcomes if o.value is not None}
+    return session.each(names, lambda t: _detected(MysqlServer(t))).check().values
 
 
 def _detected(server: MysqlServer) -> MysqlServer:

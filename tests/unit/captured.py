@@ -19,6 +19,7 @@ class Capture:
     exit: int
     stdout: str
     stderr: str
+    parser: str = ""  # module:function that labctl reads this output with
 
     @property
     def by_hand(self) -> bool:
@@ -44,4 +45,14 @@ def load(relative: str) -> Capture:
         exit=int(fields["exit"]),
         stdout=stdout.rstrip("\n"),
         stderr=stderr.rstrip("\n"),
+        parser=fields.get("parser", ""),
+    )
+
+
+def every() -> list[str]:
+    """Every capture under tests/data (a file with the header), relative."""
+    return sorted(
+        str(p.relative_to(DATA))
+        for p in DATA.rglob("*.txt")
+        if p.read_text().startswith("# command: ")
     )

@@ -35,8 +35,22 @@ class Reply:
 
 
 def data(relative: str) -> str:
-    """A captured output, as the tool printed it."""
-    return (DATA / relative).read_text()
+    """What a tool printed on stdout in a capture (tests/unit/captured.py);
+    a file without the capture header (a JSON record) as it is."""
+    text = (DATA / relative).read_text()
+    if not text.startswith("# command: "):
+        return text
+    from .captured import load
+
+    out = load(relative).stdout
+    return out + "\n" if out else ""
+
+
+def data_err(relative: str) -> str:
+    """What a tool printed on stderr in a capture."""
+    from .captured import load
+
+    return load(relative).stderr + "\n"
 
 
 def argv_starts(*words: str) -> Match:

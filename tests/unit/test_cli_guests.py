@@ -146,7 +146,7 @@ def _ctr_answer(argv: list[str], stdin: bytes) -> Reply:
         ("namespaces ls", "ctr/ns-ls.txt"),
         ("images ls", "ctr/images-ls.txt"),
         ("containers ls", "ctr/c-ls.txt"),
-        ("containers info", "ctr/c-info.json"),
+        ("containers info", "ctr/c-info.txt"),
         ("tasks ls", "ctr/t-ls.txt"),
         ("tasks ps", "ctr/t-ps.txt"),
     ):

@@ -8,7 +8,7 @@ import pytest
 
 from labctl.guest import ctr
 
-from ..conftest import data
+from .fakes import data, data_err
 
 
 def test_flags_always_come_before_positionals() -> None:
@@ -159,7 +159,7 @@ def test_parse_containers_and_namespaces() -> None:
 
 
 def test_parse_info_is_json() -> None:
-    info = ctr.parse_info(data("ctr/c-info.json"))
+    info = ctr.parse_info(data("ctr/c-info.txt"))
     assert info["ID"] == "test"
     assert info["Spec"]["process"]["args"] == ["/bin/sh"]  # type: ignore[index]
     json.dumps(info)
@@ -195,7 +195,7 @@ def test_empty_tables() -> None:
     ],
 )
 def test_error_text_is_ctrs_own_line(name: str, message: str) -> None:
-    assert ctr.error_text(data(name)) == message
+    assert ctr.error_text(data_err(name)) == message
 
 
 def test_identifiers() -> None:

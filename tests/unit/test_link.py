@@ -12,8 +12,9 @@ from labctl.errors import GuestError, SpecError
 from labctl.guest import link as guest
 from labctl.home import LabHome
 from labctl.ops import link
+from labctl.session import GroupFailed
 
-from .fakes import FakeTransport, Reply, argv_starts, data, install
+from .fakes import FakeTransport, Reply, argv_starts, data, data_err, install
 from .labs import topology
 
 CUT = argv_starts("bash", "-c", guest.CUT_SCRIPT)
@@ -52,7 +53,7 @@ def test_bad_netem_settings(delay, jitter, loss, message) -> None:
 def test_what_iptables_and_tc_said() -> None:
     assert guest.cuts(data("link/iptables-S-two-cuts.txt")) == ["192.168.56.20", "192.168.56.22"]
     assert guest.cuts("") == []
-    assert guest.no_netem(data("link/tc-netem-unknown.txt"))
+    assert guest.no_netem(data_err("link/tc-netem-unknown.txt"))
     assert not guest.no_netem("RTNETLINK answers: Operation not permitted")
 
 
@@ -88,7 +89,7 @@ def test_a_cut_one_end_cannot_make_is_undone_at_the_other(db, home: Path) -> Non
         FakeTransport("primary").on(CUT, Reply()).on(HEAL, Reply()),
         FakeTransport("replica1").on(CUT, refused),
     )
-    with pytest.raises(GuestError, match=r"replica1: iptables failed: .*Permission denied"):
+    with pytest.raises(GroupFailed, match=r"^replica1: iptables failed: .*Permission denied$"):
         link.cut(LabHome(home), "db", "primary", "replica1")
     assert [s.argv[2] for s in guests["primary"].sent] == [guest.CUT_SCRIPT, guest.HEAL_SCRIPT]
     assert guests["primary"].sent[1].argv[-1] == "192.168.56.21"
@@ -130,7 +131,7 @@ def test_cuts_are_listed_by_machine_name(db, home: Path) -> None:
 
 
 def test_impair_on_a_kernel_without_netem_says_why(db, home: Path) -> None:
-    no_netem = Reply("", data("link/tc-netem-unknown.txt"), 2)
+    no_netem = Reply("", data_err("link/tc-netem-unknown.txt"), 2)
     guests = db(FakeTransport("replica1").on(IMPAIR, no_netem))
     with pytest.raises(GuestError, match="replica1: its kernel has no netem") as err:
         link.impair(LabHome(home), "db", "replica1", delay="200ms", loss="1%")

@@ -13,11 +13,11 @@ from labctl.home import LabHome
 from labctl.ops import ctr as ops
 from labctl.session import MachineDown
 
-from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, install
+from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
 from .labs import topology
 
 ALL = argv_starts("sh", "-c", ctr.PS_SCRIPT)
-NOT_FOUND = Reply(stderr=data("ctr/err-container-not-found.txt"), exit_code=1)
+NOT_FOUND = Reply(stderr=data_err("ctr/err-container-not-found.txt"), exit_code=1)
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_a_namespace_not_empty_says_what_is_left(lab, home: Path) -> None:
         FakeTransport("node1")
         .on(
             argv_starts(*ctr.ns_rm("other")),
-            Reply(stderr=data("ctr/err-namespace-not-empty.txt"), exit_code=1),
+            Reply(stderr=data_err("ctr/err-namespace-not-empty.txt"), exit_code=1),
         )
         .on(argv_has("tasks", "ls"), Reply(data("ctr/t-ls.txt")))
         .on(argv_has("containers", "ls"), Reply(data("ctr/c-ls.txt")))
@@ -165,7 +165,7 @@ def test_a_service_unit_is_written_then_enabled_and_started(lab, home: Path) -> 
     unit = ctr.unit_name("default", "test")
     guests = lab(
         FakeTransport("node1")
-        .on(argv_has("containers", "info"), Reply(data("ctr/c-info.json")))
+        .on(argv_has("containers", "info"), Reply(data("ctr/c-info.txt")))
         .on(argv_starts("systemctl"), Reply())
     )
     (found,) = ops.service(LabHome(home), target("node1"), "test")

@@ -136,3 +136,18 @@ def test_helper_threads_end_quietly_when_their_stream_is_taken_away(
         t.start()
         t.join(timeout=5)
     assert escaped == []
+
+
+def test_paramiko_is_imported_without_invoke_for_it_alone() -> None:
+    """labctl keeps paramiko from importing `invoke` (0.1 s) but leaves the
+    name free for anything else in the process."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from labctl.transport.ssh import import_paramiko; import_paramiko(); "
+        "import paramiko.config as c; "
+        "assert c.invoke is None and sys.modules.get('invoke', 'free') is not None, sys.modules.get('invoke')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
