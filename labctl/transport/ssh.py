@@ -30,25 +30,30 @@ from labctl.transport.interface import (
 )
 from labctl.transport.remote import ChannelProcess, drain, feed
 
+_IMPORTING = threading.Lock()
+
 
 def import_paramiko() -> Any:
     """paramiko, without the `invoke` package it imports for ssh_config's
     `Match exec` (which labctl never uses): a tenth of a second saved on every
-    command that talks to a guest."""
-    if "paramiko" in sys.modules:
-        return sys.modules["paramiko"]
-    # paramiko logs a failed handshake with its traceback; with no handler
-    # of its own, Python's last-resort handler would print that to the
-    # user's terminal. labctl reports the failure itself.
-    logging.getLogger("paramiko").addHandler(logging.NullHandler())
-    hidden = "invoke" not in sys.modules
-    if hidden:  # only while paramiko is imported: any later importer finds it
-        sys.modules["invoke"] = None  # type: ignore[assignment]
-    try:
-        import paramiko
-    finally:
-        if hidden and sys.modules.get("invoke", 0) is None:
-            del sys.modules["invoke"]
+    command that talks to a guest. `invoke` is hidden only while paramiko is
+    imported, once, under a lock (threads connect to guests in parallel)."""
+    with _IMPORTING:
+        if "paramiko" not in sys.modules:
+            # paramiko logs a failed handshake with its traceback; with no
+            # handler of its own, Python's last-resort handler would print
+            # that to the user's terminal. labctl reports the failure itself.
+            logging.getLogger("paramiko").addHandler(logging.NullHandler())
+            hidden = "invoke" not in sys.modules
+            if hidden:
+                sys.modules["invoke"] = None  # type: ignore[assignment]
+            try:
+                import paramiko
+            finally:
+                if hidden and sys.modules.get("invoke", 0) is None:
+                    del sys.modules["invoke"]
+    import paramiko
+
     return paramiko
 
 

@@ -144,10 +144,17 @@ def test_paramiko_is_imported_without_invoke_for_it_alone() -> None:
     import subprocess
     import sys
 
+    # and threads that connect at once each get the whole module, never a
+    # partly imported one
     probe = (
-        "import sys; from labctl.transport.ssh import import_paramiko; import_paramiko(); "
-        "import paramiko.config as c; "
-        "assert c.invoke is None and sys.modules.get('invoke', 'free') is not None, sys.modules.get('invoke')"
+        "import sys, threading; from labctl.transport.ssh import import_paramiko\n"
+        "got = []\n"
+        "ts = [threading.Thread(target=lambda: got.append(import_paramiko().AuthenticationException))"
+        " for _ in range(8)]\n"
+        "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "assert len(got) == 8, got\n"
+        "import paramiko.config as c\n"
+        "assert c.invoke is None and sys.modules.get('invoke', 'free') is not None\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
