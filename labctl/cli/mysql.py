@@ -284,10 +284,7 @@ def switchover(
         f"{done.new} is the primary (was {done.old}); "
         f"{done.read_only_ms} ms without a writable server"
     )
-    by_source: dict[str, list[str]] = {}
-    for replica, source in done.edges.items():
-        by_source.setdefault(source, []).append(replica)
-    ui.info("replication: " + "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items()))
+    ui.info(f"replication: {done.replication}")
 
 
 @mysql_app.command("failover")

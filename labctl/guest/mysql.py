@@ -88,6 +88,25 @@ class Server:
         fn = "WAIT_FOR_EXECUTED_GTID_SET" if self.mysql else "MASTER_GTID_WAIT"
         return f"SELECT {fn}({quote(position)}, {int(seconds)}) AS waited"
 
+    def semi_sync_source(self, timeout_ms: int) -> list[str]:
+        """A primary that acknowledges a commit once a replica has it
+        (AFTER_SYNC: before its own clients see it). MariaDB's built-in
+        names; MySQL needs its plugins installed first, which labctl does not."""
+        return [
+            "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+            f"SET GLOBAL rpl_semi_sync_master_timeout = {int(timeout_ms)}",
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+        ]
+
+    def semi_sync_replica(self) -> list[str]:
+        """A replica that acknowledges what it receives; its IO thread restarted
+        so the source sees it as semi-synchronous."""
+        return [
+            "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            self.stop_io_thread(),
+            f"{self.start_replica()} IO_THREAD",
+        ]
+
     def stop_io_thread(self) -> str:
         """Stop receiving (a failed source must send nothing more) but go on applying."""
         return f"{self.stop_replica()} IO_THREAD"

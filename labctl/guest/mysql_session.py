@@ -79,6 +79,16 @@ class MysqlServer:
         rows = self.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({wanted})")
         return {r["Variable_name"]: r["Value"] for r in rows}
 
+    def gtid_written(self) -> str:
+        """What this server has written to its own binlog, as GTIDs."""
+        var = self.server.gtid_binlog_variable()
+        return self.variables(var).get(var, "")
+
+    def gtid_applied(self) -> str:
+        """What this server has applied from a source, as GTIDs."""
+        var = self.server.gtid_applied_variable()
+        return self.variables(var).get(var, "")
+
     def replica_rows(self) -> list[mysql.Row]:
         return self.query(self.server.replica_status())
 

@@ -84,7 +84,7 @@ class RowWriter:
         import pymysql
 
         now = time.monotonic()
-        for name, address in list(self.servers.items()):
+        for name, address in self.servers.items():
             if self._resting.get(name, 0) > now:
                 continue
             try:
@@ -99,7 +99,7 @@ class RowWriter:
                 )
             except Exception as exc:  # pymysql's errors, or the socket's own
                 self.tally.last_error = f"{name}: {exc}"
-                self._last(name)
+                self._rest(name)
                 continue
             try:
                 with conn.cursor() as cur:
@@ -114,11 +114,10 @@ class RowWriter:
             _close(conn)
         return None
 
-    def _last(self, name: str) -> None:
-        """A server that failed is asked last from now on, and not at all for
-        a few seconds: a halted one costs a connect timeout each time, which
-        would delay finding the new primary."""
-        self.servers[name] = self.servers.pop(name)
+    def _rest(self, name: str) -> None:
+        """A server that failed is not asked for a few seconds: a halted one
+        costs a connect timeout each time, which would delay finding the new
+        primary."""
         self._resting[name] = time.monotonic() + RESTING_SECONDS
 
     def _run(self) -> None:
@@ -146,7 +145,7 @@ class RowWriter:
                 if code in (2006, 2013):  # lost in the commit: it may have landed
                     self.tally.unknown.append(n)
                     n += 1
-                self._last(name)
+                self._rest(name)
                 _close(conn)
                 conn = None
                 continue

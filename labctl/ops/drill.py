@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from labctl.deadline import tries
 from labctl.errors import GuestError, LabctlError, SpecError
-from labctl.guest import link, writer
+from labctl.guest import writer
 from labctl.guest.mysql_session import MysqlServer
 from labctl.home import LabHome
-from labctl.ops import promote
+from labctl.ops import link, promote
 from labctl.roles import mysql as role
 from labctl.session import LabSession
 from labctl.vagrant import VagrantDriver
@@ -78,17 +78,13 @@ def drill(
     name = home.resolve(lab)
     with home.lock(name, "drill"), LabSession(home, name, hold=False) as session:
         spec = session.spec
-        old, tree = promote._tree(spec, None)
         if role.stale(spec):
             raise GuestError(
                 f"{', '.join(role.stale(spec))} failed in an earlier failover: rejoin first",
                 hint=f"labctl mysql rejoin {role.stale(spec)[0]}",
             )
-        promote._check_running(session, old, tree)
-        servers = role.connect(session, tree)
-        promote._check_gtid(servers)
-        edges = {r: s for r, s in role.sources(spec).items() if r in tree}
-        promote._check_replication(servers, edges, spec)
+        checked = promote.ready(session, None, "a drill")
+        old, tree, servers, edges = checked.old, checked.tree, checked.servers, checked.edges
         if semi_sync:
             _semi_sync(servers, old, say)
         password = secrets.token_urlsafe(18)
@@ -102,8 +98,8 @@ def drill(
             _fault(session, servers, old, fault, edges)
             direct = [r for r, s in edges.items() if s == old]
             gone = _detect(session, old, direct)
-            detected = time.monotonic()
-            say(old, f"found gone {int((detected - hit) * 1000)} ms after the fault began")
+            detect_ms = int((time.monotonic() - hit) * 1000)
+            say(old, f"found gone {detect_ms} ms after the fault began")
             done = promote.failover_in(session, home, None, say, gone=gone)
             if semi_sync and [r for r in done.edges if r != done.old]:
                 # the new primary waits for its replicas as the old one did
@@ -113,7 +109,7 @@ def drill(
         finally:
             tally = load.stop()
             if fault == "cut":
-                _heal(session, old, edges)
+                link.heal_in(session, link.links(session, old, [r for r in edges if r != old]))
         present, lost, replicas = _count(session, done, tally)
     return DrillReport(
         fault=fault,
@@ -127,7 +123,7 @@ def drill(
         in_doubt=tally.unknown,
         replicas=replicas,
         write_outage_ms=tally.longest_gap_ms,
-        detect_ms=int((detected - hit) * 1000),
+        detect_ms=detect_ms,
         promote_ms=done.promote_ms,
         may_be_lost=done.may_be_lost,
     )
@@ -139,24 +135,18 @@ def _semi_sync(servers: dict[str, MysqlServer], old: str, say: role.Say) -> None
     own clients can see it)."""
     if any(s.server.mysql for s in servers.values()):
         raise SpecError("--semi-sync is set up on MariaDB only (MySQL needs its plugins installed)")
-    for server in servers.values():
-        # every replica acknowledges; only the primary waits for an acknowledgement
-        # (a replica passing on what it applies would wait for replicas it has not)
-        server.execute("SET GLOBAL rpl_semi_sync_slave_enabled = ON")
-        if server.name != old:
-            rs = server.server
-            server.execute(rs.stop_io_thread(), f"{rs.start_replica()} IO_THREAD")
+    # every replica acknowledges; only the primary waits for an acknowledgement
+    # (a replica passing on what it applies would wait for replicas it has not)
+    for name, server in servers.items():
+        if name != old:
+            server.execute(*server.server.semi_sync_replica())
     _semi_sync_source(servers[old])
     say(old, "semi-synchronous replication (AFTER_SYNC): a commit waits for a replica")
 
 
 def _semi_sync_source(server: MysqlServer) -> None:
-    server.execute(
-        "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
-        # long enough never to fall back to asynchronous during the drill
-        "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
-        "SET GLOBAL rpl_semi_sync_master_enabled = ON",
-    )
+    # long enough never to fall back to asynchronous during the drill
+    server.execute(*server.server.semi_sync_source(timeout_ms=60000))
 
 
 def _prepare_table(servers: dict[str, MysqlServer], old: str, subnet: str, password: str) -> None:
@@ -166,10 +156,9 @@ def _prepare_table(servers: dict[str, MysqlServer], old: str, subnet: str, passw
     primary.execute(
         f"DROP TABLE IF EXISTS {writer.TABLE}", *writer.setup_statements(subnet, password)
     )
-    var = primary.server.gtid_binlog_variable()
-    position = primary.variables(var).get(var, "")
+    position = primary.gtid_written()
     for name, server in servers.items():
-        if name != old and not promote._caught_up(server, position, 30):
+        if name != old and not promote.caught_up(server, position, 30):
             raise GuestError(f"{name} did not get the drill's table within 30 s")
 
 
@@ -186,22 +175,7 @@ def _fault(
     elif fault == "kill-mysqld":
         servers[old].t.run(KILL_MYSQLD, sudo=True)
     else:
-        for a, b in _links(session, old, edges):
-            result = session.transport(a).run(link.cut_argv([b]), sudo=True)
-            if not result.ok:
-                raise GuestError(f"{a}: the cut failed: {result.stderr.strip()[-300:]}")
-
-
-def _links(session: LabSession, old: str, edges: dict[str, str]) -> list[tuple[str, str]]:
-    """(machine, address to drop) for both ends of every link of `old`."""
-    ip = {m.name: m.ip for m in session.spec.machines}
-    others = [r for r in edges if r != old]
-    return [(old, ip[r]) for r in others] + [(r, ip[old]) for r in others]
-
-
-def _heal(session: LabSession, old: str, edges: dict[str, str]) -> None:
-    for a, b in _links(session, old, edges):
-        session.transport(a).run(link.heal_argv([b]), sudo=True)
+        link.cut_off(session, old, [r for r in edges if r != old])
 
 
 def _detect(session: LabSession, old: str, direct: list[str]) -> tuple[str, MysqlServer | None]:
@@ -209,7 +183,7 @@ def _detect(session: LabSession, old: str, direct: list[str]) -> tuple[str, Mysq
     for last in tries(DETECT_TIMEOUT, every=0.2):
         session.forget_states()
         try:
-            return promote._gone(session, old, direct)
+            return promote.primary_gone(session, old, direct)
         except GuestError:
             if last:
                 raise
@@ -227,15 +201,14 @@ def _count(
     new = MysqlServer(session.transport(done.new))
     found = {int(r["n"]) for r in new.query(f"SELECT n FROM {writer.TABLE}", timeout=120)}
     acked = set(tally.acknowledged)
-    var = new.server.gtid_binlog_variable()
-    position = new.variables(var).get(var, "")
+    position = new.gtid_written()
     reference = new.query(f"CHECKSUM TABLE {writer.TABLE}")[0]["Checksum"]
     replicas = {}
     for name in done.edges:
         if name == done.old:
             continue  # stale: its rows are the old primary's
         server = MysqlServer(session.transport(name))
-        caught = promote._caught_up(server, position, 30)
+        caught = promote.caught_up(server, position, 30)
         same = server.query(f"CHECKSUM TABLE {writer.TABLE}")[0]["Checksum"] == reference
         replicas[name] = caught and same
     return len(acked & found), sorted(acked - found), replicas

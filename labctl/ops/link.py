@@ -15,7 +15,7 @@ from labctl.errors import GuestError, SpecError
 from labctl.guest import link as guest
 from labctl.home import LabHome
 from labctl.session import LabSession, Outcome
-from labctl.transport.interface import Result, Transport
+from labctl.transport.interface import CommandFailed, Result, Transport
 
 
 @dataclass(frozen=True)
@@ -26,37 +26,57 @@ class LinkRow:
 
 def _checked(result: Result, what: str) -> Result:
     if not result.ok:
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        raise GuestError(
-            f"{result.host}: {what} failed: {lines[-1] if lines else f'exit {result.exit_code}'}"
-        )
+        raise CommandFailed(result, what)
     return result
 
 
-def _two(session: LabSession, a: str, b: str) -> dict[str, str]:
-    """Each end -> the other's private address."""
+def _two(session: LabSession, a: str, b: str) -> dict[str, list[str]]:
+    """Both ends of the link between two machines of the lab."""
     if a == b:
         raise SpecError(f"{a} cannot be cut off from itself: name two machines")
-    ma, mb = session.spec.machine(a), session.spec.machine(b)
-    return {a: mb.ip, b: ma.ip}
+    session.spec.machine(a)
+    session.spec.machine(b)
+    return links(session, a, [b])
+
+
+def links(session: LabSession, machine: str, others: list[str]) -> dict[str, list[str]]:
+    """Both ends of the links between `machine` and each of `others`: each
+    end -> the addresses it drops."""
+    ip = {m.name: m.ip for m in session.spec.machines}
+    return {machine: [ip[o] for o in others], **{o: [ip[machine]] for o in others}}
+
+
+def cut_off(session: LabSession, machine: str, others: list[str]) -> list[LinkRow]:
+    """`machine` cut off from each of `others`, at both ends; what one end
+    could not make is undone at the others."""
+    peers = links(session, machine, others)
+
+    def one(t: Transport) -> LinkRow:
+        _checked(t.run(guest.cut_argv(peers[t.name]), sudo=True), "iptables")
+        return LinkRow(t.name, f"drops {', '.join(peers[t.name])}")
+
+    outcomes = session.each(list(peers), one)
+    if outcomes.failed:
+        heal_in(session, {o.vm: peers[o.vm] for o in outcomes if o.ok})
+        outcomes.check()
+    return list(outcomes.values.values())
+
+
+def heal_in(session: LabSession, peers: dict[str, list[str]]) -> list[LinkRow]:
+    """Each machine's cuts from `peers` undone (none listed: every cut)."""
+
+    def one(t: Transport) -> LinkRow:
+        _checked(t.run(guest.heal_argv(peers[t.name]), sudo=True), "iptables")
+        return LinkRow(t.name, f"healed: {', '.join(peers[t.name]) or 'every cut'}")
+
+    return list(session.each(list(peers), one).check().values.values())
 
 
 def cut(home: LabHome, lab: str | None, a: str, b: str) -> list[LinkRow]:
     """Drop all traffic between `a` and `b` on the lab's private network."""
     with LabSession(home, lab) as session:
-        peers = _two(session, a, b)
-
-        def one(t: Transport) -> LinkRow:
-            _checked(t.run(guest.cut_argv([peers[t.name]]), sudo=True), "iptables")
-            return LinkRow(t.name, f"drops {peers[t.name]}")
-
-        outcomes = session.each(list(peers), one)
-        made = [o.vm for o in outcomes if o.ok]
-        if len(made) < len(outcomes):
-            for vm in made:  # the other end could not: undo this one
-                session.transport(vm).run(guest.heal_argv([peers[vm]]), sudo=True)
-            outcomes.check()
-    return list(outcomes.values.values())
+        _two(session, a, b)  # two machines of the lab
+        return cut_off(session, a, [b])
 
 
 def heal(
@@ -68,16 +88,8 @@ def heal(
         raise SpecError("name two machines (heal A B), or none to heal every cut")
     with LabSession(home, lab) as session:
         if a is not None and b is not None:
-            peers = {vm: [ip] for vm, ip in _two(session, a, b).items()}
-        else:
-            peers = {vm: [] for vm in session.running()}
-
-        def one(t: Transport) -> LinkRow:
-            _checked(t.run(guest.heal_argv(peers[t.name]), sudo=True), "iptables")
-            healed = ", ".join(peers[t.name]) or "every cut"
-            return LinkRow(t.name, f"healed: {healed}")
-
-        return list(session.each(list(peers), one).check().values.values())
+            return heal_in(session, _two(session, a, b))
+        return heal_in(session, {vm: [] for vm in session.running()})
 
 
 def cuts(home: LabHome, lab: str | None) -> list[Outcome[list[str]]]:

@@ -69,7 +69,7 @@ def roles(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[
         outcomes = session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
     # a failed primary kept out of replication says so, whatever it looks like now
     return [
-        replace(o, value=replace(o.value, role="stale (was primary)"))
+        replace(o, value=replace(o.value, role=role.STALE_ROLE))
         if o.value is not None and o.vm in stale
         else o
         for o in outcomes
@@ -190,7 +190,6 @@ class ServerInfo:
 
 
 def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
-    s = server.server
     head = server.query(
         "SELECT VERSION() AS version, @@GLOBAL.server_id AS server_id, "
         "@@GLOBAL.read_only AS read_only"
@@ -202,7 +201,6 @@ def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
             "'Questions', 'Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')"
         )
     }
-    gtids = server.variables(s.gtid_binlog_variable(), s.gtid_applied_variable())
     schemas = server.user_schemas()
     size = server.query(
         "SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes "
@@ -223,15 +221,15 @@ def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
     return ServerInfo(
         vm=server.name,
         version=head["version"],
-        role="stale (was primary)" if stale else found.role,
+        role=role.STALE_ROLE if stale else found.role,
         read_only=head["read_only"] == "1",
         server_id=int(head["server_id"]),
         uptime_s=uptime,
         connections=int(status.get("threads_connected", "0") or 0),
         queries_per_s=round(int(status.get("questions", "0") or 0) / max(uptime, 1), 1),
         binlog_format=found.binlog_format,
-        gtid_written=gtids.get(s.gtid_binlog_variable(), ""),
-        gtid_applied=gtids.get(s.gtid_applied_variable(), ""),
+        gtid_written=server.gtid_written(),
+        gtid_applied=server.gtid_applied(),
         source_host=channel.source_host if channel else "",
         seconds_behind=channel.seconds_behind if channel else None,
         semi_sync="+".join(semi),

@@ -44,6 +44,10 @@ class Switched:
     read_only_ms: int  # from the old primary closed to the new one open
     edges: dict[str, str] = field(default_factory=dict)  # replica -> source, after
 
+    @property
+    def replication(self) -> str:
+        return role.edges_line(self.edges)
+
 
 def _tree(spec: LabSpec, target: str | None) -> tuple[str, list[str]]:
     """The primary whose role moves, and its tree (the primary first)."""
@@ -68,11 +72,35 @@ def _tree(spec: LabSpec, target: str | None) -> tuple[str, list[str]]:
     return top, names
 
 
-def _check_running(session: LabSession, old: str, tree: list[str]) -> None:
+@dataclass(frozen=True)
+class Ready:
+    """A tree about to move: its primary, its servers (stale ones left out),
+    each connected, and its replication edges, all healthy."""
+
+    old: str
+    tree: list[str]
+    servers: dict[str, MysqlServer]
+    edges: dict[str, str]
+    stale: list[str]  # failed primaries of the tree: not moved
+
+
+def ready(session: LabSession, target: str | None, doing: str) -> Ready:
+    """The tree of `target` (or the lab's one primary) checked for `doing`:
+    every server running, GTIDs to move by, every edge replicating as the
+    lab says. SpecError or GuestError, with nothing changed, otherwise."""
+    spec = session.spec
+    old, whole = _tree(spec, target)
+    stale = [n for n in whole if n in role.stale(spec)]
+    tree = [n for n in whole if n not in stale]
     down = session.down(tree)
     if down:
         why = "; ".join(o.error.message for o in down if o.error)
-        raise GuestError(f"a switchover needs every server of {old}'s tree running: {why}")
+        raise GuestError(f"{doing} needs every server of {old}'s tree running: {why}")
+    servers = role.connect(session, tree)
+    _check_gtid(servers)
+    edges = {r: s for r, s in role.sources(spec).items() if r in tree}
+    _check_replication(servers, edges, spec)
+    return Ready(old, tree, servers, edges, stale)
 
 
 def _check_replication(
@@ -101,12 +129,7 @@ def _check_gtid(servers: dict[str, MysqlServer]) -> None:
             )
 
 
-def _applied(server: MysqlServer) -> str:
-    var = server.server.gtid_applied_variable()
-    return server.variables(var).get(var, "")
-
-
-def _caught_up(server: MysqlServer, position: str, seconds: int) -> bool:
+def caught_up(server: MysqlServer, position: str, seconds: int) -> bool:
     rows = server.query(server.server.wait_for_gtid(position, seconds), timeout=seconds + 30)
     return bool(rows) and rows[0].get("waited") == "0"
 
@@ -116,7 +139,7 @@ def _choose(servers: dict[str, MysqlServer], edges: dict[str, str], old: str) ->
     direct = [r for r, s in edges.items() if s == old]
     if not direct:
         raise SpecError(f"{old} has no direct replica to hand its role to")
-    return mysql.most_advanced({r: _applied(servers[r]) for r in direct})
+    return mysql.most_advanced({r: servers[r].gtid_applied() for r in direct})
 
 
 def switchover(
@@ -132,14 +155,8 @@ def switchover(
     name = home.resolve(lab)
     with home.lock(name, "switchover"), LabSession(home, name, hold=False) as session:
         spec = session.spec
-        old, whole = _tree(spec, target)
-        left = [n for n in whole if n in role.stale(spec)]  # failed primaries: not moved
-        tree = [n for n in whole if n not in left]
-        _check_running(session, old, tree)
-        servers = role.connect(session, tree)
-        _check_gtid(servers)
-        edges = {r: s for r, s in role.sources(spec).items() if r in tree}
-        _check_replication(servers, edges, spec)
+        checked = ready(session, target, "a switchover")
+        old, tree, servers, edges = checked.old, checked.tree, checked.servers, checked.edges
         new = target or _choose(servers, edges, old)
         swapped = role.swapped(edges, old, new)
         after = {n: swapped[n] for n in tree if n in swapped}  # in the lab's order
@@ -161,8 +178,9 @@ def switchover(
         _forget_moved(servers, edges, after, ips)
         say(new, f"the primary, open for writes ({closed_ms} ms without a writable server)")
 
+        whole = [*tree, *checked.stale]
         others = {r: s for r, s in role.sources(spec).items() if r not in whole}
-        stale = {r: new for r in left}  # rejoin joins them to the primary of the day
+        stale = {r: new for r in checked.stale}  # rejoin joins them to the primary of the day
         _record(home, spec, role.moved(spec, {**others, **after, **stale}, role.stale(spec)))
         role.wait_healthy([servers[r] for r in after])
     return Switched(old, new, position, closed_ms, after)
@@ -208,10 +226,9 @@ def _quiesce(primary: MysqlServer, replicas: list[MysqlServer], seconds: int) ->
     """The read-only primary's position, once every replica has applied it.
     When one cannot, the primary takes writes again and nothing has changed."""
     try:
-        var = primary.server.gtid_binlog_variable()
-        position = primary.variables(var).get(var, "")
+        position = primary.gtid_written()
         by_name = {r.name: r for r in replicas}
-        waits = fan_out(list(by_name), lambda n: _caught_up(by_name[n], position, seconds))
+        waits = fan_out(list(by_name), lambda n: caught_up(by_name[n], position, seconds))
         late = [o.vm + (f" ({o.error.message})" if o.error else "") for o in waits if not o.value]
         if late:
             raise GuestError(
@@ -262,7 +279,9 @@ class FailedOver:
     edges: dict[str, str] = field(default_factory=dict)
 
 
-def _gone(session: LabSession, old: str, direct: list[str]) -> tuple[str, MysqlServer | None]:
+def primary_gone(
+    session: LabSession, old: str, direct: list[str]
+) -> tuple[str, MysqlServer | None]:
     """Why the primary counts as gone; its server when it still answers (a
     partition: then it is fenced read-only first). GuestError when it is
     alive and its replicas are connected: that is a switchover's job."""
@@ -301,7 +320,7 @@ def _drain(server: MysqlServer, seconds: int) -> str:
             break
         if last:
             raise GuestError(f"{server.name} did not apply its relay log within {seconds} s")
-    return _applied(server)
+    return server.gtid_applied()
 
 
 def failover(
@@ -335,10 +354,10 @@ def failover_in(
     old, tree = _tree(spec, target)
     edges = {r: s for r, s in role.sources(spec).items() if r in tree}
     direct = [r for r, s in edges.items() if s == old and r not in role.stale(spec)]
-    why, old_server = gone or _gone(session, old, [r for r in direct if _running(session, r)])
+    left_out = [o.vm for o in session.down(direct)]
+    reachable = [r for r in direct if r not in left_out]
+    why, old_server = gone or primary_gone(session, old, reachable)
     say(old, why)
-    reachable = [r for r in direct if _running(session, r)]
-    left_out = [r for r in direct if r not in reachable]
     if not reachable:
         raise GuestError(f"no replica of {old} is running to take its place")
     if target is not None and target not in reachable:
@@ -357,15 +376,12 @@ def failover_in(
     say(new, f"the primary, open for writes at {new_position or '(no GTID yet)'}")
 
     if old_server is not None:
-        var = old_server.server.gtid_binlog_variable()
-        old_position, known_from = old_server.variables(var).get(var, ""), old
+        old_position, known_from = old_server.gtid_written(), old
     else:
         # its replicas have applied all they received: the most of that is
         # what is known of it (it may have written more, never sent)
-        old_position, known_from = (
-            max(applied.values(), key=mysql.gtid_count),
-            ("what its replicas received"),
-        )
+        old_position = max(applied.values(), key=mysql.gtid_count)
+        known_from = "what its replicas received"
     lost = mysql.missing_from(old_position, new_position) if old_position else []
     before = role.stale(spec)
     kept = {
@@ -402,11 +418,6 @@ def _promoted(applied: dict[str, str], target: str | None) -> str:
             hint=f"--to {best}, or leave --to out",
         )
     return new
-
-
-def _running(session: LabSession, vm: str) -> bool:
-    st = session.states().of(vm)
-    return st is None or st.running
 
 
 # ---------------------------------------------------------------- rejoin

@@ -33,6 +33,7 @@ REPLICA = "mysql-replica"
 NAMES = (PRIMARY, REPLICA)
 REPL_SECRET = "mysql-repl-password"
 STALE = "stale"  # a replica's option: a failed primary, not replicating until rejoined
+STALE_ROLE = "stale (was primary)"  # what `mysql role` and `info` call it
 HEALTHY_TIMEOUT = 90.0
 
 Say = Callable[[str, str], None]  # (machine, text)
@@ -234,13 +235,17 @@ def moved(spec: LabSpec, edges: dict[str, str], stale: Sequence[str] = ()) -> La
     return replace(spec, machines=tuple(one(m) for m in spec.machines))
 
 
+def edges_line(edges: dict[str, str], left: Sequence[str] = ()) -> str:
+    """primary -> replica1, replica2; replica1 -> replica3 (stale ones marked)"""
+    by_source: dict[str, list[str]] = {}
+    for replica, source in edges.items():
+        by_source.setdefault(source, []).append(replica + (" (stale)" if replica in left else ""))
+    return "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items())
+
+
 def topology_line(spec: LabSpec) -> str:
     """replication: primary -> replica1, replica2; replica1 -> replica3"""
-    by_source: dict[str, list[str]] = {}
-    left = stale(spec)
-    for replica, source in sources(spec).items():
-        by_source.setdefault(source, []).append(replica + (" (stale)" if replica in left else ""))
-    edges = "; ".join(f"{s} -> {', '.join(r)}" for s, r in by_source.items())
+    edges = edges_line(sources(spec), stale(spec))
     return f"replication: {edges}" if edges else "mysql: no replication declared"
 
 

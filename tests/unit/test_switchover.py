@@ -119,6 +119,16 @@ def test_switchover_statements_for_mariadb() -> None:
     assert demote[4].startswith("CHANGE MASTER TO MASTER_HOST='10.0.0.21'")
     assert demote[4].endswith("MASTER_USE_GTID=slave_pos") and demote[5] == "START SLAVE"
     assert s.repoint("10.0.0.21", "pw")[0] == "STOP SLAVE"
+    assert s.semi_sync_source(60000) == [
+        "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+        "SET GLOBAL rpl_semi_sync_master_timeout = 60000",
+        "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+    ]
+    assert s.semi_sync_replica() == [
+        "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+        "STOP SLAVE IO_THREAD",
+        "START SLAVE IO_THREAD",
+    ]
 
 
 def test_switchover_statements_for_mysql_8() -> None:
