@@ -38,20 +38,20 @@ _KEY_GLOBS = (
     "/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub*",
     "/opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub*",
 )
-# Fresh host keys per container: baked-in keys would make every guest share one.
-_HOSTKEYS_UNIT = """\
-[Unit]
-Description=Generate this machine's SSH host keys on first boot
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
 
-[Install]
-WantedBy=multi-user.target
-"""
+def hostkeys_unit(command: str = "/usr/bin/ssh-keygen -A") -> str:
+    """A first-boot unit making the guest's own SSH host keys: baked-in keys
+    would make every guest of a box share them."""
+    return (
+        "[Unit]\n"
+        "Description=Generate this machine's SSH host keys on first boot\n"
+        "Before=ssh.service\n"
+        "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n"
+        f"[Service]\nType=oneshot\nExecStart={command}\n\n"
+        "[Install]\nWantedBy=multi-user.target\n"
+    )
+
 
 Sink = Callable[[str], None]
 
@@ -61,12 +61,16 @@ Sink = Callable[[str], None]
 BOX_SERVER = "https://vagrantcloud.com"
 
 
+def vagrant_box_folder(name: str) -> Path:
+    """Where Vagrant keeps a box's versions (boxes/OWNER-VAGRANTSLASH-NAME)."""
+    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    return home / "boxes" / name.replace("/", "-VAGRANTSLASH-")
+
+
 def vagrant_box_present(name: str, provider: str) -> bool:
     """Whether `vagrant box add` has put a box of this name for this provider
     here (Vagrant's own layout: boxes/OWNER-VAGRANTSLASH-NAME/VERSION/PROVIDER)."""
-    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
-    folder = home / "boxes" / name.replace("/", "-VAGRANTSLASH-")
-    return any(p.is_dir() for p in folder.glob(f"*/{provider}"))
+    return any(p.is_dir() for p in vagrant_box_folder(name).glob(f"*/{provider}"))
 
 
 def box_server_answers(timeout: float = 5.0) -> bool:
@@ -146,61 +150,71 @@ def vagrant_public_keys() -> list[str]:
 IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
 
 
-def _customize(rootfs: Path, keys: list[str]) -> None:
-    def chroot(*argv: str) -> None:
-        done = process.run(["chroot", str(rootfs), *argv], timeout=600)
-        if done.returncode != 0:
-            raise LabctlError(
-                f"preparing the box failed at chroot {' '.join(argv)}: {done.stderr[-300:]}"
-            )
+def chroot(rootfs: Path, *argv: str) -> None:
+    """Run a command inside the box's root file system; LabctlError when it fails."""
+    done = process.run(["chroot", str(rootfs), *argv], timeout=600)
+    if done.returncode != 0:
+        raise LabctlError(
+            f"preparing the box failed at chroot {' '.join(argv)}: {done.stderr[-300:]}"
+        )
 
+
+def customize(rootfs: Path, keys: list[str], hostkeys: str | None = None) -> None:
+    """What makes a Debian root file system a Vagrant box: user `vagrant` with
+    Vagrant's key and sudo, host keys made on first boot, an empty machine-id."""
     if process.run(["chroot", str(rootfs), "id", "vagrant"], timeout=60).returncode:
-        chroot("useradd", "--create-home", "--shell", "/bin/bash", "vagrant")
+        chroot(rootfs, "useradd", "--create-home", "--shell", "/bin/bash", "vagrant")
     ssh_dir = rootfs / "home/vagrant/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text("\n".join(keys) + "\n")
     (ssh_dir / "authorized_keys").chmod(0o600)
-    chroot("chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh")
+    chroot(rootfs, "chown", "-R", "vagrant:vagrant", "/home/vagrant/.ssh")
     sudoers = rootfs / "etc/sudoers.d/vagrant"
     sudoers.write_text("vagrant ALL=(ALL) NOPASSWD:ALL\n")
     sudoers.chmod(0o440)
     for key in rootfs.glob("etc/ssh/ssh_host_*"):
         key.unlink()
-    (rootfs / "etc/systemd/system/ssh-hostkeys.service").write_text(_HOSTKEYS_UNIT)
-    chroot("systemctl", "enable", "ssh-hostkeys.service", "ssh.service")
+    (rootfs / "etc/systemd/system/ssh-hostkeys.service").write_text(hostkeys or hostkeys_unit())
+    chroot(rootfs, "systemctl", "enable", "ssh-hostkeys.service", "ssh.service")
     # systemd writes a fresh machine-id on first boot when the file is empty.
     (rootfs / "etc/machine-id").write_text("")
     # no sshd reverse lookups: guests have no DNS for the lab's private network
     (rootfs / "etc/ssh/sshd_config.d/labctl.conf").write_text("UseDNS no\n")
 
 
+def debootstrap(rootfs: Path, packages: tuple[str, ...], on_line: Sink | None) -> None:
+    """A minimal Debian SUITE with `packages` at `rootfs`, from this host's
+    own Debian mirror when it has one."""
+    argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE]
+    argv.append(str(rootfs))
+    mirror = debian_mirror()
+    if mirror:
+        argv.append(mirror)
+    done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
+    if done.returncode != 0:
+        raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
+
+
+def require_tools(*tools: str) -> None:
+    """Building a box needs root (debootstrap, chroot) and these programs."""
+    if os.geteuid() != 0:
+        raise SpecError("building the box needs root (debootstrap): run it with sudo")
+    for tool in tools:
+        if not shutil.which(tool):
+            raise SpecError(f"{tool} is not installed", hint=f"apt-get install {tool}")
+
+
 def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
     """Build `image`; False when it is already there and not forced."""
     if not force and image_present(image):
         return False
-    if os.geteuid() != 0:
-        raise SpecError("building the box needs root (debootstrap): run it with sudo")
-    for tool in ("debootstrap", "docker", "tar"):
-        if not shutil.which(tool):
-            raise SpecError(f"{tool} is not installed", hint=f"apt-get install {tool}")
+    require_tools("debootstrap", "docker", "tar")
     keys = vagrant_public_keys()
-    mirror = debian_mirror()
     work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
     try:
         rootfs = work / "rootfs"
-        argv = [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
-            SUITE,
-            str(rootfs),
-        ]
-        if mirror:
-            argv.append(mirror)
-        done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
-        if done.returncode != 0:
-            raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
-        _customize(rootfs, keys)
+        debootstrap(rootfs, PACKAGES, on_line)
+        customize(rootfs, keys)
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
         # one child, under process.run's time limit and Ctrl-C: the pipe in bash

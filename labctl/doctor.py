@@ -7,7 +7,7 @@ import shutil
 from dataclasses import dataclass
 
 from labctl import process, providers
-from labctl.spec import DOCKER_BOX
+from labctl.spec import DOCKER_BOX, LIBVIRT_BOX
 
 MIN_VAGRANT = (2, 2, 19)
 
@@ -94,12 +94,26 @@ def run_all() -> list[Check]:
                 "labctl box build (needs root and debootstrap)",
             )
         )
+    if providers.libvirt_plugin_installed() and providers.libvirt_daemon_present():
+        from labctl.box import vagrant_box_present
+
+        here = vagrant_box_present(LIBVIRT_BOX, "libvirt")
+        checks.append(
+            Check(
+                "libvirt box",
+                here,
+                LIBVIRT_BOX if here else "missing (up builds it: a few minutes)",
+                "labctl box build --provider libvirt (needs root and debootstrap)",
+            )
+        )
+    accel = providers.vm_accel()
     checks += [
         Check(
             "kvm",
-            providers.kvm_usable(),
-            "/dev/kvm usable" if providers.kvm_usable() else "no /dev/kvm",
-            "enable virtualization in the firmware, load kvm_intel/kvm_amd (libvirt needs it)",
+            accel.kind == "kvm",
+            accel.detail,
+            "libvirt guests still run, emulated (slower); for KVM: enable virtualization in "
+            "the firmware and load kvm_intel or kvm_amd",
         ),
         Check(
             "ssh client",

@@ -156,7 +156,7 @@ class LabHome:
             if name == except_lab:
                 continue
             with contextlib.suppress(SpecError):
-                used[self.load(name).subnet] = name
+                used.update(dict.fromkeys(self.load(name).subnets(), name))
         return used
 
     def free_subnet(self, taken: Callable[[str], bool] = lambda subnet: False) -> str:

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -150,22 +150,27 @@ class SubnetClaims:
         """subnet -> the claim of any lab but `lab` of `home`."""
         return {c.subnet: c for c in self.live() if (c.home, c.lab) != (str(home), lab)}
 
-    def claim(self, subnet: str, home: Path, lab: str, lab_id: str, strict: bool = True) -> None:
-        """Record that `lab` holds `subnet` (and no other); SubnetTaken when
-        another live lab does (a lab that already had it before claims
+    def claim(
+        self, subnets: str | Sequence[str], home: Path, lab: str, lab_id: str, strict: bool = True
+    ) -> None:
+        """Record that `lab` holds `subnets` (and no other); SubnetTaken when
+        another live lab holds one (a lab that already had it before claims
         existed is let be when not `strict`)."""
+        wanted = [subnets] if isinstance(subnets, str) else list(subnets)
         with self.held():
-            holder = self.others(home, lab).get(subnet)
-            if holder is not None:
-                if strict:
-                    raise SubnetTaken(subnet, holder)
-                return
+            others = self.others(home, lab)
+            for subnet in wanted:
+                if subnet in others:
+                    if strict:
+                        raise SubnetTaken(subnet, others[subnet])
+                    return
             self._drop(home, lab)
-            claim = Claim(subnet, str(home), lab, lab_id, os.getpid())
-            tmp = self.folder / f".{subnet}.{os.getpid()}"
-            tmp.write_text(json.dumps(asdict(claim)))
-            tmp.chmod(0o644)
-            os.replace(tmp, self.folder / f"{subnet}.json")
+            for subnet in wanted:
+                claim = Claim(subnet, str(home), lab, lab_id, os.getpid())
+                tmp = self.folder / f".{subnet}.{os.getpid()}"
+                tmp.write_text(json.dumps(asdict(claim)))
+                tmp.chmod(0o644)
+                os.replace(tmp, self.folder / f"{subnet}.json")
 
     def release(self, home: Path, lab: str) -> None:
         """Forget `lab`'s claim (its lab folder is gone)."""

@@ -49,6 +49,7 @@ class Resolved:
     cpus: int | None = None  # --cpus / --memory: over the file's defaults
     memory: int | None = None
     libvirt_uri: str | None = None
+    mgmt_subnet: str | None = None
     moved: roles.Moves = field(default_factory=dict)  # roles labctl moved (a switchover)
 
 
@@ -308,6 +309,7 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
         timezone=r.timezone,
         libvirt_uri=r.libvirt_uri,
         options=family_opts,
+        mgmt_subnet=r.mgmt_subnet,
     )
     try:
         resolved = roles.resolve(spec, _where(p, names))

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from labctl import process
@@ -78,8 +79,45 @@ def docker_containers(label: str) -> dict[str, str]:
     return {name: value for name, value in rows}
 
 
-def kvm_usable() -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+@dataclass(frozen=True)
+class Accel:
+    """How libvirt guests run on this host: "kvm" (hardware virtualization),
+    "tcg" (QEMU emulates the CPU: slower, no nested virtualization) or ""
+    (neither: no QEMU). `detail` says why, for doctor and up."""
+
+    kind: str
+    detail: str
+
+    @property
+    def driver(self) -> str:
+        """vagrant-libvirt's domain type."""
+        return "kvm" if self.kind == "kvm" else "qemu"
+
+
+MODULES = Path("/sys/module")
+KVM_DEVICE = "/dev/kvm"
+QEMU = "qemu-system-x86_64"
+
+
+def vm_accel(modules: Path = MODULES, device: str = KVM_DEVICE, qemu: str = QEMU) -> Accel:
+    """KVM where /dev/kvm is usable and backed by the hardware's own module;
+    PVM's kvm_pvm runs only guest kernels built for it (a stock one hangs), so
+    there, as without /dev/kvm, QEMU emulates."""
+    if not shutil.which(qemu):
+        return Accel("", f"{qemu} is not installed (apt-get install qemu-system-x86)")
+    hardware = [m for m in ("kvm_intel", "kvm_amd") if (modules / m).is_dir()]
+    usable = os.access(device, os.R_OK | os.W_OK)
+    if usable and hardware:
+        return Accel("kvm", f"KVM ({hardware[0]})")
+    if usable and (modules / "kvm_pvm").is_dir():
+        return Accel(
+            "tcg", "QEMU emulation: /dev/kvm is PVM (kvm_pvm), which boots no stock guest kernel"
+        )
+    if usable:
+        return Accel("kvm", "KVM")
+    if os.path.exists(device):
+        return Accel("tcg", f"QEMU emulation: {device} is not usable by this user")
+    return Accel("tcg", f"QEMU emulation: no {device} (no hardware virtualization)")
 
 
 def detect() -> str:

@@ -97,8 +97,9 @@ def _environment() -> Any:
     return env
 
 
-def render_vagrantfile(spec: LabSpec) -> str:
-    """The lab's Vagrantfile."""
+def render_vagrantfile(spec: LabSpec, accel: str = "kvm") -> str:
+    """The lab's Vagrantfile. `accel` ("kvm" or "tcg", see providers.vm_accel)
+    is how this host runs libvirt guests."""
     template = _environment().get_template("Vagrantfile.j2")
     return str(
         template.render(
@@ -106,17 +107,18 @@ def render_vagrantfile(spec: LabSpec) -> str:
             version=__version__,
             prefix=container_prefix(spec),
             docker_args=lambda m: docker_args(spec, m),
+            emulated=accel != "kvm",
         )
     )
 
 
 def lab_files(
-    spec: LabSpec, lab_yaml: str, scripts: Mapping[str, bytes] | None = None
+    spec: LabSpec, lab_yaml: str, scripts: Mapping[str, bytes] | None = None, accel: str = "kvm"
 ) -> dict[str, str | bytes]:
     """Relative path -> content of every file labctl writes into a lab folder;
     `scripts` are the user's own (below provision/), copied as they are."""
     files: dict[str, str | bytes] = {
-        "Vagrantfile": render_vagrantfile(spec),
+        "Vagrantfile": render_vagrantfile(spec, accel),
         "lab.json": record_text(spec),
         "lab.yaml": lab_yaml,
     }

@@ -16,6 +16,7 @@ PROVIDERS = ("virtualbox", "libvirt", "docker")
 DEFAULT_SUBNET = "192.168.56"
 DOCKER_BOX = "labctl/debian:bookworm"
 VM_BOX = "debian/bookworm64"
+LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
 RECORD_VERSION = 2
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
@@ -104,6 +105,13 @@ class LabSpec:
     timezone: str = "Etc/UTC"
     libvirt_uri: str | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # libvirt: the /24 of the lab's own management network (Vagrant's SSH and
+    # the guests' way out), chosen like `subnet` so it never meets the host's
+    mgmt_subnet: str | None = None
+
+    def subnets(self) -> list[str]:
+        """Every /24 the lab takes on the host."""
+        return [self.subnet] + ([self.mgmt_subnet] if self.mgmt_subnet else [])
 
     def machine(self, name: str) -> Machine:
         """The machine called `name`, or a SpecError listing the lab's machines."""
@@ -160,6 +168,21 @@ def check_provider(provider: str) -> str:
     if provider not in PROVIDERS:
         raise SpecError(f"unknown provider {provider!r} (providers: {', '.join(PROVIDERS)})")
     return provider
+
+
+def is_remote(libvirt_uri: str | None) -> bool:
+    """Whether a libvirt URI names another host (qemu+ssh://host/system...)."""
+    if not libvirt_uri or "://" not in libvirt_uri:
+        return False
+    return not libvirt_uri.split("://", 1)[1].startswith("/")
+
+
+def default_box(provider: str, libvirt_uri: str | None = None) -> str:
+    """labctl's own box where it builds one (docker; libvirt on this host:
+    QEMU boots the box's kernel from this host's disk), else Debian's."""
+    if provider == "libvirt" and is_remote(libvirt_uri):
+        return VM_BOX
+    return {"docker": DOCKER_BOX, "libvirt": LIBVIRT_BOX}.get(provider, VM_BOX)
 
 
 def check_box(box: str) -> str:

@@ -2,11 +2,14 @@
 # Prepare this host for labctl's tests and demo: Vagrant, Docker (engine
 # started if none answers), containerd/runc, debootstrap, shellcheck, virsh (its
 # test driver answers the libvirt parser's test without a daemon), Graphviz and
-# headless Chromium (labctl graph, and the test that looks at its page), and the
-# docker provider's box image. Idempotent; on Debian/Ubuntu as root only.
+# headless Chromium (labctl graph, and the test that looks at its page), the
+# docker provider's box image; and libvirt with QEMU (daemons started when they
+# do not answer) and labctl's libvirt box, for the real-VM tests. Idempotent; on
+# Debian/Ubuntu as root only.
 set -euo pipefail
 
-PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients graphviz chromium-headless-shell)
+PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients graphviz chromium-headless-shell
+  libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base vagrant-libvirt)
 LABCTL=${LABCTL:-.venv/bin/labctl}
 
 say() { printf 'setup-host: %s\n' "$*"; }
@@ -41,4 +44,25 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "the Docker engine did not start: see /var/log/labctl-dockerd.log"; exit 1; }
 fi
 
-"$LABCTL" box build
+if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    say "starting libvirtd (systemd)"
+    systemctl start libvirtd
+  else
+    say "starting virtlogd and libvirtd (no systemd here)"
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+  fi
+  # the first answer takes some seconds: libvirt probes QEMU
+  for _ in $(seq 1 60); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 1
+  done
+  virsh -c qemu:///system version >/dev/null 2>&1 || { say "libvirtd did not start"; exit 1; }
+fi
+
+"$LABCTL" box build --provider docker
+# labctl's VM box, where this host can run VMs (KVM, or QEMU emulating)
+if command -v qemu-system-x86_64 >/dev/null; then
+  "$LABCTL" box build --provider libvirt
+fi

@@ -420,13 +420,15 @@ def destroy(
 
 
 def box_build(
+    provider: ProviderOpt = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
 ) -> None:
-    """Build the docker provider's box image offline from Debian's packages."""
+    """Build labctl's box offline from Debian's packages: the docker provider's
+    image, or the libvirt provider's VM box (default: this host's provider)."""
     from labctl import ui
     from labctl.ops import host
 
-    image, built = host.build_box(force, lambda line: ui.info(f"  box | {line}"))
+    image, built = host.build_box(provider, force, lambda line: ui.info(f"  box | {line}"))
     if built:
         ui.success(f"built {image}")
     else:
@@ -468,6 +470,6 @@ def register(app: typer.Typer) -> None:
     app.command()(destroy)
     app.command()(ls)
     app.command()(doctor)
-    box_app = typer.Typer(help="The docker provider's box image.", no_args_is_help=True)
+    box_app = typer.Typer(help="labctl's own boxes (docker, libvirt).", no_args_is_help=True)
     box_app.command(name="build")(box_build)
     app.add_typer(box_app, name="box")

@@ -25,13 +25,15 @@ from labctl.home import LabHome
 from labctl.ops.lifecycle import MachineRow, status
 from labctl.spec import (
     DOCKER_BOX,
-    VM_BOX,
+    LIBVIRT_BOX,
     LabSpec,
     Origin,
     check_box,
     check_name,
     check_provider,
     check_subnet,
+    default_box,
+    is_remote,
 )
 from labctl.vagrant import Event, VagrantDriver
 
@@ -241,14 +243,24 @@ def prepare(
     new_here = host_checks and not existing
     networks = hostnet.host_networks() if new_here else []
     claimed = hostnet.SubnetClaims().others(home.root, lab_name) if new_here else {}
+
+    def free(*mine: str) -> str:
+        return home.free_subnet(
+            taken=lambda s: s in mine or s in claimed or hostnet.clash(s, networks) is not None
+        )
+
+    subnet = (
+        given.get("subnet") or model.subnet or (existing.subnet if existing else None) or free()
+    )
+    mgmt_subnet = None
+    if provider == "libvirt":
+        mgmt_subnet = (kept.mgmt_subnet if kept else None) or free(subnet)
     resolved = labfile.Resolved(
         name=lab_name,
         provider=provider,
-        box=check_box(box or (DOCKER_BOX if provider == "docker" else VM_BOX)),
-        subnet=given.get("subnet")
-        or model.subnet
-        or (existing.subnet if existing else None)
-        or home.free_subnet(taken=lambda s: s in claimed or hostnet.clash(s, networks) is not None),
+        box=check_box(box or default_box(provider, libvirt_uri)),
+        subnet=subnet,
+        mgmt_subnet=mgmt_subnet,
         timezone=model.timezone or _timezone(existing),
         lab_id=existing.id if existing else uuid.uuid4().hex[:12],
         origin=origin,
@@ -282,8 +294,16 @@ def prepare(
     from labctl import roles
 
     roles.check_plan(existing, spec, steps)
-    files = render.lab_files(spec, built.normalised, built.scripts)
+    files = render.lab_files(spec, built.normalised, built.scripts, host_accel(spec))
     return Prepared(spec, existing, steps, files, created)
+
+
+def host_accel(spec: LabSpec) -> str:
+    """How this host runs the lab's guests, as render takes it (a remote
+    libvirt host is taken to have KVM: only this host can be looked at)."""
+    if spec.provider != "libvirt" or is_remote(spec.libvirt_uri):
+        return "kvm"
+    return providers.vm_accel().kind
 
 
 def _check_host_network(
@@ -352,7 +372,7 @@ def _stale(root: Path, files: Mapping[str, str | bytes]) -> bool:
 def render_text(home: LabHome, lab: str | None, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
     spec = prepare(home, lab, name, request, require_provider=False).spec
-    return render.render_vagrantfile(spec)
+    return render.render_vagrantfile(spec, host_accel(spec))
 
 
 def render_lab(home: LabHome, lab: str | None, name: str | None, request: Request) -> Rendered:
@@ -436,7 +456,7 @@ def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
         }
     except OSError as exc:
         raise SpecError(f"lab {spec.name!r} is missing a file: {exc}") from exc
-    return render.lab_files(spec, lab_yaml, scripts)
+    return render.lab_files(spec, lab_yaml, scripts, host_accel(spec))
 
 
 def init_text(topology: str, params: dict[str, Any]) -> str:
@@ -469,8 +489,19 @@ def _ensure_provider_ready(
     if spec.provider != "docker":
         from labctl import box
 
+        if spec.provider == "libvirt" and not is_remote(spec.libvirt_uri):
+            on_line(f"libvirt guests run with {providers.vm_accel().detail}")
         # the machines to make need their box; made ones have their own disks
         for name in sorted({m.box for m in spec.machines if m.name not in created}):
+            if name == LIBVIRT_BOX and spec.provider == "libvirt":
+                if not box.vagrant_box_present(name, "libvirt"):
+                    from labctl import libvirt_box
+
+                    on_line(
+                        f"box {name} is missing: building it (labctl box build --provider libvirt)"
+                    )
+                    libvirt_box.build(name, on_line=on_line)
+                continue
             box.check_vm_box(name, spec.provider)
         return
     if not providers.docker_engine_answers():

@@ -12,6 +12,10 @@ machine's noise falls on every contender alike:
 3. `labctl status` next to `vagrant status` in the same lab folder.
 4. `labctl ls` with the four labs.
 
+5. The providers side by side (when this host runs libvirt): building
+   labctl's box, `up` of 2 machines, halt, a cold boot to SSH (`up` of the
+   halted lab), and the host memory each machine takes, on docker and libvirt.
+
 Goals: ctr ps <= 1.5x OpenSSH with 3 machines, < 2x with 9 (issue #5);
 status >= 8x faster than vagrant status with 3 machines, status of 9 machines
 <= 1.3x that of 3, ls of 4 labs < 0.5 s, --help < 0.15 s (issue #10).
@@ -173,6 +177,107 @@ def listing_labs(env: dict[str, str], rounds: int) -> float:
     return ls
 
 
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of these host processes, MiB."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def machine_memory(provider: str, lab: str) -> float:
+    """Host memory per machine of a running lab, MiB: QEMU's resident set
+    (libvirt), the container's cgroup (docker)."""
+    if provider == "libvirt":
+        listed = subprocess.run(
+            ["pgrep", "-f", f"guest=labctl-{lab}-"], capture_output=True, text=True
+        )
+        pids = [int(p) for p in listed.stdout.split()]
+        return rss_mib(pids) / max(len(pids), 1)
+    names = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=io.labctl.lab={lab}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    used = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *names],
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
+    mib = [
+        float(u.split("MiB")[0]) if "MiB" in u.split("/")[0] else float(u.split("GiB")[0]) * 1024
+        for u in used
+        if u
+    ]
+    return sum(mib) / max(len(mib), 1)
+
+
+def build_box(provider: str) -> float:
+    """Seconds to build labctl's box for `provider` from nothing, under a name
+    of its own (the boxes labs use are left alone), removed afterwards."""
+    from labctl import box, libvirt_box
+
+    if provider == "docker":
+        image = "labctl/debian:bench"
+        took = timed(lambda: box.build(image, force=True))
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True)
+        return took
+    name = "labctl/bench"
+    built: list[libvirt_box.Built | None] = []
+    took = timed(lambda: built.append(libvirt_box.build(name, force=True)))
+    subprocess.run(["vagrant", "box", "remove", name, "--all", "--force"], capture_output=True)
+    for path in libvirt_box.BOOT_DIR.glob("labctl-bench-*"):
+        path.unlink()
+    return took
+
+
+def one_provider(provider: str, env: dict[str, str]) -> dict[str, float]:
+    lab = f"benchp-{provider}"
+    print(f"providers: {provider}...", flush=True)
+    f = {"box build": build_box(provider)}
+    up = [*LABCTL, "up", "nodes", "--name", lab, "--count", "2", "--no-containerd", "-q"]
+    up += [
+        "--provider",
+        provider,
+        "--subnet",
+        "192.168.194" if provider == "docker" else "192.168.195",
+    ]
+    try:
+        f["up, 2 machines"] = timed(lambda: run(up, env))
+        f["memory per machine"] = machine_memory(provider, lab)
+        f["halt"] = timed(lambda: run([*LABCTL, "halt", lab], env))
+        f["cold boot to SSH"] = timed(lambda: run([*LABCTL, "up", lab, "-q"], env))
+    finally:
+        run([*LABCTL, "destroy", lab, "--yes"], env, check=False)
+    return f
+
+
+def providers_side_by_side(env: dict[str, str]) -> dict[str, dict[str, float]]:
+    """The same 2-machine lab on docker and on libvirt, one after the other."""
+    from labctl import providers
+
+    accel = providers.vm_accel()
+    answers = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True)
+    chosen = ["docker"] + (["libvirt"] if accel.kind and answers.returncode == 0 else [])
+    figures = {provider: one_provider(provider, env) for provider in chosen}
+    print()
+    rows = ["box build", "up, 2 machines", "halt", "cold boot to SSH", "memory per machine"]
+    print(
+        "providers (one run; libvirt: "
+        + (accel.detail if "libvirt" in figures else "not here")
+        + ")"
+    )
+    print(f"  {'':<22}" + "".join(f"{p:>12}" for p in figures))
+    for row in rows:
+        unit = "MiB" if row.startswith("memory") else "s"
+        cells = "".join(f"{figures[p][row]:>8.0f} {unit:<3}" for p in figures)
+        print(f"  {row:<22}{cells}")
+    print()
+    return figures
+
+
 def main() -> None:
     for tool in ("vagrant", "ssh", "docker"):
         if not shutil.which(tool):
@@ -195,6 +300,7 @@ def main() -> None:
         }
         st = {lab: status(lab, env, 11, 3) for lab in ("bench3", "bench9")}
         ls = listing_labs(env, 11)
+        providers_side_by_side(env)
     finally:
         for lab in LABS:
             run([*LABCTL, "destroy", lab, "--yes"], env, check=False)

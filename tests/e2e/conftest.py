@@ -1,4 +1,5 @@
-"""End-to-end fixtures: real Vagrant, the docker provider, real guests.
+"""End-to-end fixtures: real Vagrant, the docker provider (libvirt in
+test_libvirt.py), real guests.
 
 Every lab a test brings up is destroyed when the test ends, pass or fail, and
 the test then checks that no container of it is left.
@@ -126,7 +127,12 @@ class Running:
             text=True,
             start_new_session=True,
             cwd=cwd,
-            env={**os.environ, "LABCTL_HOME": str(home), "LABCTL_HOST_DIR": str(host_dir)},
+            env={
+                "LABCTL_PROVIDER": "docker",
+                **os.environ,
+                "LABCTL_HOME": str(home),
+                "LABCTL_HOST_DIR": str(host_dir),
+            },
         )
         self.seen: list[str] = []
         self.args = args
@@ -170,6 +176,9 @@ def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
         env: dict[str, str] | None = None,
     ) -> Done:
         environment = {
+            # the docker provider unless a test names another (libvirt is
+            # detected first on a host that has it)
+            "LABCTL_PROVIDER": "docker",
             **os.environ,
             "LABCTL_HOME": str(lab_home),
             "LABCTL_HOST_DIR": str(host_dir),

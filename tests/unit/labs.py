@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import labfile, schema, topologies
-from labctl.spec import DOCKER_BOX, VM_BOX, LabSpec, Origin
+from labctl.spec import LabSpec, Origin, default_box
 
 
 def resolved(
@@ -23,7 +23,7 @@ def resolved(
     return labfile.Resolved(
         name=name,
         provider=provider,
-        box=box or (DOCKER_BOX if provider == "docker" else VM_BOX),
+        box=box or default_box(provider, kw.get("libvirt_uri")),
         subnet=subnet,
         timezone=timezone,
         lab_id=lab_id,
@@ -43,7 +43,7 @@ def from_text(
     return labfile.build(schema.parse(text, filename, base_dir), resolved(**kw), existing)
 
 
-LAB_KEYS = ("name", "subnet", "lab_id", "box", "timezone", "libvirt_uri")
+LAB_KEYS = ("name", "subnet", "lab_id", "box", "timezone", "libvirt_uri", "mgmt_subnet")
 
 
 def topology(

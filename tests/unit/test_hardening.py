@@ -235,7 +235,7 @@ def test_up_without_a_box_stops_before_anything_starts(
     require(shutil.which("vagrant"), "vagrant is not installed")
     require(providers.libvirt_plugin_installed(), "vagrant-libvirt is not installed")
     monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")
-    done = cli("up", "nodes", "--provider", "libvirt")
+    done = cli("up", "nodes", "--provider", "libvirt", "--box", "debian/bookworm64")
     assert done.code == 1
     assert "is not on this host and http://127.0.0.1:1 cannot be reached" in done.stderr
     assert len(done.stderr) < 600  # a line and a hint, not Vagrant's page

@@ -19,13 +19,17 @@ GOLDEN = DATA / "golden"
 CASES = [
     ("nodes", "docker", {"count": 2}),
     ("nodes", "virtualbox", {"count": 2}),
-    ("nodes", "libvirt", {"count": 2, "libvirt_uri": "qemu+ssh://lab@big-host/system"}),
+    (
+        "nodes",
+        "libvirt",
+        {"count": 2, "libvirt_uri": "qemu+ssh://lab@big-host/system", "mgmt_subnet": "192.168.59"},
+    ),
     ("jenkins", "docker", {"agents": 2}),
     ("jenkins", "virtualbox", {"agents": 2}),
-    ("jenkins", "libvirt", {"agents": 2}),
+    ("jenkins", "libvirt", {"agents": 2, "mgmt_subnet": "192.168.59"}),
     ("mysql-pair", "docker", {"replicas": 2}),
     ("mysql-pair", "virtualbox", {"replicas": 2}),
-    ("mysql-pair", "libvirt", {"replicas": 2}),
+    ("mysql-pair", "libvirt", {"replicas": 2, "mgmt_subnet": "192.168.59"}),
 ]
 
 
@@ -101,6 +105,7 @@ def example_spec(path: Path, provider: str):
         name=path.parent.name,
         subnet="192.168.61",
         lab_id="0123456789ab",
+        mgmt_subnet="192.168.62" if provider == "libvirt" else None,
     )
 
 

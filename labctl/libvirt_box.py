@@ -1,0 +1,225 @@
+"""The libvirt provider's box, built offline from Debian's packages: a
+bookworm disk image that QEMU boots straight from its own kernel and initrd
+(no boot loader, so no loop device or partition table is needed to make it).
+
+The box is added to Vagrant through a local catalog with a version per
+build: a rebuilt box is a new version, so a lab made from the old one keeps
+its base volume and kernel, and new labs take the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl import box, process
+from labctl.errors import LabctlError
+from labctl.spec import LIBVIRT_BOX
+
+PACKAGES = (
+    *box.PACKAGES,
+    "linux-image-amd64",
+    "initramfs-tools",
+    "kmod",
+    "udev",
+    "dbus",  # hostnamectl, which Vagrant sets the hostname with
+    "systemd-resolved",  # DNS from the management network's DHCP
+    "iputils-ping",
+)
+# Virtio and ext4 in the initrd: the root file system is /dev/vda, found early.
+INITRD_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
+CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0"
+DISK_GB = 16
+# QEMU runs as libvirt-qemu and cannot read a kernel inside root's ~/.vagrant.d
+# (0700): the box's kernel and initrd are also kept here, where libvirt keeps
+# boot images.
+BOOT_DIR = Path("/var/lib/libvirt/boot")
+
+# ed25519 only: RSA key generation takes some 20 s under emulation.
+HOSTKEYS = box.hostkeys_unit(
+    '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
+)
+NETWORK = """\
+[Match]
+Name=eth0
+
+[Network]
+DHCP=ipv4
+"""
+# A lab's guest halts in seconds, not after systemd's 90 s wait for what a
+# service left behind (containerd's shims keep running containers).
+STOP_TIMEOUT = """\
+[Manager]
+DefaultTimeoutStopSec=15s
+"""
+# Timers that would take the dpkg lock or the disk while a lab is provisioned.
+MASKED = (
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "fstrim.timer",
+)
+TOOLS = ("debootstrap", "mkfs.ext4", "qemu-img", "tar", "vagrant")
+
+
+@dataclass(frozen=True)
+class Built:
+    name: str
+    version: str
+    kernel: str
+
+
+def box_vagrantfile(kernel: Path, initrd: Path) -> str:
+    """The box's own Vagrantfile: boot from the shared copies of its kernel and
+    initrd, or from the box folder's where those are gone."""
+    return f"""\
+# labctl's libvirt box: Debian {box.SUITE}, booted from its own kernel (no boot loader).
+Vagrant.configure("2") do |config|
+  # built on this host, not downloaded: there is no catalog to check for updates
+  config.vm.box_check_update = false
+  config.vm.provider :libvirt do |lv|
+    here = File.dirname(__FILE__)
+    kernel = File.readable?({str(kernel)!r}) ? {str(kernel)!r} : File.join(here, "vmlinuz")
+    initrd = File.readable?({str(initrd)!r}) ? {str(initrd)!r} : File.join(here, "initrd.img")
+    lv.kernel = kernel
+    lv.initrd = initrd
+    lv.cmd_line = {CMDLINE!r}
+    lv.disk_bus = "virtio"
+  end
+end
+"""
+
+
+def catalog(name: str, version: str, box_file: Path) -> dict[str, object]:
+    """A local Vagrant box catalog naming one version of the box."""
+    return {
+        "name": name,
+        "versions": [
+            {
+                "version": version,
+                "providers": [{"name": "libvirt", "url": box_file.resolve().as_uri()}],
+            }
+        ],
+    }
+
+
+def new_version(now: float | None = None) -> str:
+    """A version that grows with every build (Vagrant compares versions as numbers)."""
+    return time.strftime("0.%Y%m%d.%H%M%S", time.gmtime(now))
+
+
+def _prepare(rootfs: Path) -> tuple[Path, Path]:
+    """Make the debootstrapped tree bootable as a VM; its kernel and initrd."""
+    (rootfs / "etc/initramfs-tools/modules").write_text("\n".join(INITRD_MODULES) + "\n")
+    (rootfs / "etc/fstab").write_text("/dev/vda / ext4 errors=remount-ro 0 1\n")
+    (rootfs / "etc/systemd/network/20-eth0.network").write_text(NETWORK)
+    (rootfs / "etc/hostname").write_text("labctl\n")
+    (rootfs / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/systemd/system.conf.d/labctl.conf").write_text(STOP_TIMEOUT)
+    box.chroot(rootfs, "systemctl", "enable", "systemd-networkd", "systemd-resolved")
+    box.chroot(rootfs, "systemctl", "mask", *MASKED)
+    box.chroot(rootfs, "update-initramfs", "-u", "-k", "all")
+    # systemd takes an empty machine-id from dbus's copy, made once by dbus's
+    # install: every guest would share it, and with it its DHCP client id
+    dbus_id = rootfs / "var/lib/dbus/machine-id"
+    dbus_id.unlink(missing_ok=True)
+    dbus_id.symlink_to("/etc/machine-id")
+    resolv = rootfs / "etc/resolv.conf"
+    resolv.unlink(missing_ok=True)
+    resolv.symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    kernels = sorted((rootfs / "boot").glob("vmlinuz-*"))
+    if not kernels:
+        raise LabctlError("the box has no kernel: linux-image-amd64 did not install")
+    kernel = kernels[-1]
+    initrd = rootfs / "boot" / kernel.name.replace("vmlinuz-", "initrd.img-")
+    if not initrd.is_file():
+        raise LabctlError(f"the box has no initrd for {kernel.name}")
+    return kernel, initrd
+
+
+def _make_disk(rootfs: Path, image: Path, work: Path) -> None:
+    """An ext4 file system made straight from the tree (no mount), as compressed qcow2."""
+    raw = work / "disk.raw"
+    with raw.open("wb") as fh:
+        fh.truncate(DISK_GB * 1024**3)  # sparse
+    steps = (
+        ["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(rootfs), str(raw)],
+        ["qemu-img", "convert", "-c", "-O", "qcow2", str(raw), str(image)],
+    )
+    try:
+        for argv in steps:
+            done = process.run(argv, timeout=1800)
+            if done.returncode != 0:
+                raise LabctlError(f"{argv[0]} failed: {done.stderr.strip()[-300:]}")
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _install_boot_files(kernel: Path, initrd: Path, name: str, version: str) -> tuple[Path, Path]:
+    """Copies QEMU can read, named after the box version that boots them."""
+    BOOT_DIR.mkdir(mode=0o711, parents=True, exist_ok=True)
+    stem = f"{name.replace('/', '-')}-{version}"
+    shared = (BOOT_DIR / f"{stem}-vmlinuz", BOOT_DIR / f"{stem}-initrd.img")
+    for src, dest in zip((kernel, initrd), shared, strict=True):
+        shutil.copyfile(src, dest)
+        dest.chmod(0o644)
+    return shared
+
+
+def build(
+    name: str = LIBVIRT_BOX, force: bool = False, on_line: box.Sink | None = None
+) -> Built | None:
+    """Build the box and add it to Vagrant; None when it is there and not forced."""
+    if not force and box.vagrant_box_present(name, "libvirt"):
+        return None
+    box.require_tools(*TOOLS)
+    keys = box.vagrant_public_keys()
+    version = new_version()
+    say = on_line or (lambda line: None)
+    work = Path(tempfile.mkdtemp(prefix="labctl-vmbox-", dir="/var/tmp"))
+    shared: tuple[Path, Path] | None = None
+    try:
+        rootfs = work / "rootfs"
+        box.debootstrap(rootfs, PACKAGES, on_line)
+        box.customize(rootfs, keys, HOSTKEYS)
+        say("making the kernel's initrd")
+        kernel, initrd = _prepare(rootfs)
+        folder = work / "box"
+        folder.mkdir()
+        shutil.copyfile(kernel, folder / "vmlinuz")
+        shutil.copyfile(initrd, folder / "initrd.img")
+        say(f"making the disk image ({DISK_GB} GB, sparse)")
+        _make_disk(rootfs, folder / "box.img", work)
+        shutil.rmtree(rootfs)
+        shared = _install_boot_files(folder / "vmlinuz", folder / "initrd.img", name, version)
+        (folder / "Vagrantfile").write_text(box_vagrantfile(*shared))
+        (folder / "metadata.json").write_text(
+            json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GB})
+        )
+        box_file = work / "labctl.box"
+        done = process.run(["tar", "-C", str(folder), "-cf", str(box_file), "."], timeout=600)
+        if done.returncode != 0:
+            raise LabctlError(f"tar failed: {done.stderr.strip()[-300:]}")
+        (work / "catalog.json").write_text(json.dumps(catalog(name, version, box_file)))
+        say(f"adding {name} {version} to Vagrant")
+        added = process.run(
+            ["vagrant", "box", "add", "--provider", "libvirt", str(work / "catalog.json")],
+            on_stdout=on_line,
+            timeout=1800,
+        )
+        if added.returncode != 0:
+            raise LabctlError(f"vagrant box add failed: {added.stderr.strip()[-300:]}")
+        shared = None  # the box needs them now
+        # the catalog was a temporary file: no update checks against it at `up`
+        (box.vagrant_box_folder(name) / "metadata_url").unlink(missing_ok=True)
+        return Built(name, version, kernel.name.removeprefix("vmlinuz-"))
+    finally:
+        if shared:
+            for path in shared:
+                path.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
