@@ -201,16 +201,14 @@ def machine_memory(provider: str, lab: str) -> float:
         capture_output=True,
         text=True,
     ).stdout.split()
-    used = subprocess.run(
-        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *names],
-        capture_output=True,
-        text=True,
-    ).stdout.split("\n")
-    mib = [
-        float(u.split("MiB")[0]) if "MiB" in u.split("/")[0] else float(u.split("GiB")[0]) * 1024
-        for u in used
-        if u
-    ]
+    # every process of the container (docker stats reads 0 where the host's
+    # cgroups keep no memory account)
+    mib = []
+    for name in names:
+        top = subprocess.run(
+            ["docker", "top", name, "-o", "pid,rss"], capture_output=True, text=True
+        ).stdout.splitlines()[1:]
+        mib.append(sum(int(row.split()[1]) for row in top if len(row.split()) == 2) / 1024)
     return sum(mib) / max(len(mib), 1)
 
 
