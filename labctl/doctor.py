@@ -41,6 +41,7 @@ def _vagrant() -> Check:
 def run_all() -> list[Check]:
     """Every check, in the order a user would fix them."""
     docker_cli = providers.docker_installed()
+    plugin, daemon = providers.libvirt_plugin_installed(), providers.libvirt_daemon_present()
     engine = providers.docker_engine_answers() if docker_cli else False
     linux = providers.docker_guests_reachable()
     checks = [
@@ -53,13 +54,8 @@ def run_all() -> list[Check]:
         ),
         Check(
             "provider libvirt",
-            providers.libvirt_plugin_installed() and providers.libvirt_daemon_present(),
-            (
-                "plugin "
-                + ("found" if providers.libvirt_plugin_installed() else "missing")
-                + ", daemon "
-                + ("found" if providers.libvirt_daemon_present() else "not running")
-            ),
+            plugin and daemon,
+            f"plugin {'found' if plugin else 'missing'}, daemon {'found' if daemon else 'not running'}",
             providers.INSTALL_HINTS["libvirt"] + "; start libvirtd",
         ),
         Check(
@@ -94,7 +90,7 @@ def run_all() -> list[Check]:
                 "labctl box build (needs root and debootstrap)",
             )
         )
-    if providers.libvirt_plugin_installed() and providers.libvirt_daemon_present():
+    if plugin and daemon:
         from labctl.box import vagrant_box_present
 
         here = vagrant_box_present(LIBVIRT_BOX, "libvirt")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from labctl import box, process
 from labctl.errors import LabctlError
+from labctl.render import ruby
 from labctl.spec import LIBVIRT_BOX
 
 PACKAGES = (
@@ -84,11 +85,11 @@ Vagrant.configure("2") do |config|
   config.vm.box_check_update = false
   config.vm.provider :libvirt do |lv|
     here = File.dirname(__FILE__)
-    kernel = File.readable?({str(kernel)!r}) ? {str(kernel)!r} : File.join(here, "vmlinuz")
-    initrd = File.readable?({str(initrd)!r}) ? {str(initrd)!r} : File.join(here, "initrd.img")
+    kernel = File.readable?({ruby(str(kernel))}) ? {ruby(str(kernel))} : File.join(here, "vmlinuz")
+    initrd = File.readable?({ruby(str(initrd))}) ? {ruby(str(initrd))} : File.join(here, "initrd.img")
     lv.kernel = kernel
     lv.initrd = initrd
-    lv.cmd_line = {CMDLINE!r}
+    lv.cmd_line = {ruby(CMDLINE)}
     lv.disk_bus = "virtio"
   end
 end

@@ -172,3 +172,18 @@ def test_a_remote_libvirt_host_gets_debians_box_and_kvm() -> None:
     assert default_box("libvirt", remote) == "debian/bookworm64"
     far = topology("nodes", "libvirt", count=1, libvirt_uri=remote)
     assert up.host_accel(far) == "kvm"
+
+
+def test_up_claims_the_management_subnet_host_wide(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another home's new lab must not take the management /24 either."""
+    monkeypatch.setenv("LABCTL_HOST_DIR", str(tmp_path / "host"))
+    (tmp_path / "home").mkdir()
+    home = LabHome(tmp_path / "home")
+    lab_file = tmp_path / "lab.yaml"
+    lab_file.write_text("machines:\n  vm: {}\n")
+    request = up.Request(file=str(lab_file), provider="libvirt")
+    prepared = up._claimed(home, lambda: up.prepare(home, None, "lv", request, host_checks=False))
+    held = hostnet.SubnetClaims().others(tmp_path / "elsewhere", "lv")
+    assert sorted(held) == sorted(prepared.spec.subnets()) == ["192.168.56", "192.168.57"]
