@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from labctl.vagrant import Event
 
 CATCH_UP_SECONDS = 30
+DRAIN_EVERY = 0.2  # seconds between looks at a draining replica's relay log
 
 
 @dataclass(frozen=True)
@@ -314,7 +315,7 @@ def _drain(server: MysqlServer, seconds: int) -> str:
     """Stop receiving from the failed source, apply what was received; the
     GTID position applied then."""
     server.execute(server.server.stop_io_thread())
-    for last in tries(seconds, every=0.2):
+    for last in tries(seconds, every=DRAIN_EVERY):
         state = server.replica()
         if state is None or state.relay_applied or state.sql_running != "Yes":
             break

@@ -37,6 +37,7 @@ def test_failover_after_the_primary_halted(home: Path, monkeypatch: pytest.Monke
     r1.io = r2.io = "Connecting"
     r1.applied, r2.applied = "0-20-103", "0-20-105"  # replica2 received the most
     r2.relay_behind = 2  # and still has some of it to apply
+    monkeypatch.setattr(promote, "DRAIN_EVERY", 0.01)
     stopped(home, monkeypatch, servers, "primary")
     done = promote.failover(LabHome(home), "db")
     assert (done.old, done.new) == ("primary", "replica2")

@@ -111,14 +111,26 @@ def _build(text: str, base_dir: Path, **kw: Any) -> labfile.Built:
     return from_text(text, base_dir=base_dir, **kw)
 
 
+@pytest.mark.parametrize("parser", ["libyaml", "python"])
 @pytest.mark.parametrize(
     ("case", "line", "path", "fragment"), BAD_FILES, ids=[c[0] for c in BAD_FILES]
 )
 def test_bad_file_names_line_and_key(
-    case: str, line: int, path: str | None, fragment: str, tmp_path: Path
+    case: str,
+    line: int,
+    path: str | None,
+    fragment: str,
+    parser: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A refusal points at the offending line and key, so the user can go
-    straight to it (schema errors and cross-machine checks alike)."""
+    straight to it (schema errors and cross-machine checks alike); the same
+    words with libyaml and with PyYAML's own parser (a PyYAML without libyaml)."""
+    if parser == "python":
+        monkeypatch.setattr(lab_schema, "_FAST_LOADER", yaml.SafeLoader)
+    else:
+        assert lab_schema._FAST_LOADER is yaml.CSafeLoader  # the wheel carries libyaml
     (tmp_path / "ok.sh").write_text("echo ok\n")
     text = (BAD / f"{case}.yaml").read_text()
     with pytest.raises(SpecError) as exc:
@@ -133,6 +145,32 @@ def test_bad_file_names_line_and_key(
 def test_every_bad_file_is_in_the_table() -> None:
     """A file added under bad/ without its expectation would test nothing."""
     assert sorted(p.stem for p in BAD.glob("*.yaml")) == sorted(c[0] for c in BAD_FILES)
+
+
+def _lines(node: yaml.Node) -> list[tuple[str, int, int]]:
+    """Every node's kind and where it starts, depth first."""
+    found = [(type(node).__name__, node.start_mark.line, node.start_mark.column)]
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            found += _lines(key) + _lines(value)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _lines(item)
+    return found
+
+
+def test_libyaml_and_the_python_parser_agree_on_data_and_lines() -> None:
+    """Lab files are read by libyaml; its lines (for messages) and data must be
+    what PyYAML's own parser gives, on every lab file labctl ships."""
+    texts = [p.read_text() for p in EXAMPLES.glob("*/lab.yaml")]
+    texts += [topologies.lab_text(t, topologies.params(t, {}, {})) for t in topologies.TOPOLOGIES]
+    assert len(texts) > len(topologies.TOPOLOGIES)
+    for text in texts:
+        fast_node, fast_data = lab_schema._load(text, "lab.yaml", yaml.CSafeLoader)
+        slow_node, slow_data = lab_schema._load(text, "lab.yaml", yaml.SafeLoader)
+        assert fast_data == slow_data
+        assert fast_node is not None and slow_node is not None
+        assert _lines(fast_node) == _lines(slow_node)
 
 
 def test_unknown_key_comes_first_and_the_rest_are_counted() -> None:
@@ -402,15 +440,18 @@ def test_json_schema_validates_the_example_and_refuses_a_typo() -> None:
     """Editors check files with this schema: it must agree with the reader."""
     jsonschema = pytest.importorskip("jsonschema")
     schema = lab_schema.json_schema()
+    kind = jsonschema.validators.validator_for(schema)
+    kind.check_schema(schema)  # once: jsonschema.validate() would redo it for every file
+    validator = kind(schema)
     example = yaml.safe_load((EXAMPLES / "mixed" / "lab.yaml").read_text())
-    jsonschema.validate(example, schema)
+    validator.validate(example)
     for topology in topologies.TOPOLOGIES:
         text = topologies.lab_text(topology, topologies.params(topology, {}, {}))
-        jsonschema.validate(yaml.safe_load(text), schema)
+        validator.validate(yaml.safe_load(text))
     for case in ("unknown-machine-key", "count-ten", "role-option-unknown", "unknown-role"):
         bad = yaml.safe_load((BAD / f"{case}.yaml").read_text())
         with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(bad, schema)
+            validator.validate(bad)
 
 
 # ---------------------------------------------------------------- bundled topologies

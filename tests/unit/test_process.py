@@ -22,7 +22,7 @@ signal.signal(signal.SIGINT, on_int)
 print("ready", flush=True)
 while not seen:
     time.sleep(0.01)
-time.sleep(0.5)                      # clean-up takes a while
+time.sleep(0.3)                      # clean-up takes a while
 open(sys.argv[1], "w").write(str(len(seen)))
 """
 
@@ -45,7 +45,7 @@ def test_ctrl_c_is_forwarded_once_and_waited_for(tmp_path: Path) -> None:
 
 def test_time_limit(tmp_path: Path) -> None:
     with pytest.raises(TimedOut) as exc:
-        process.run([sys.executable, "-c", CHILD, str(tmp_path / "m")], timeout=1)
+        process.run([sys.executable, "-c", CHILD, str(tmp_path / "m")], timeout=0.5)
     assert exc.value.exit_code == 124
     assert (tmp_path / "m").read_text() == "1"  # it was asked to stop (SIGINT), not killed
 
@@ -113,10 +113,10 @@ def test_a_deadline_caps_each_call_and_ends_the_operation(monkeypatch) -> None:
     monkeypatch.setenv("LABCTL_SSH_TIMEOUT", "nonsense")
     assert default("ssh") == 600
     assert Deadline().cap("ssh") == 600 and Deadline().cap("ssh", 5) == 5
-    soon = Deadline.after(0.3)
-    assert 0 < soon.cap("build") <= 0.3  # the build default (3600) never outlives the deadline
-    time.sleep(0.35)
-    with pytest.raises(TimedOut, match=r"--timeout of 0\.3 s") as exc:
+    soon = Deadline.after(0.1)
+    assert 0 < soon.cap("build") <= 0.1  # the build default (3600) never outlives the deadline
+    time.sleep(0.15)
+    with pytest.raises(TimedOut, match=r"--timeout of 0\.1 s") as exc:
         soon.cap("ssh", 10)
     assert exc.value.exit_code == 124
 
@@ -158,8 +158,8 @@ def test_tries_one_at_once_then_at_a_rhythm_until_the_time_is_up() -> None:
     from labctl.deadline import tries
 
     start = time.monotonic()
-    seen = list(tries(0.35, every=0.1))
+    seen = list(tries(0.2, every=0.05))
     took = time.monotonic() - start
     assert seen[-1] is True and not any(seen[:-1])  # only the last says so
-    assert 4 <= len(seen) <= 6 and 0.35 <= took < 1.5
+    assert 4 <= len(seen) <= 6 and 0.2 <= took < 1.5
     assert list(tries(0, every=5)) == [True]  # no time: one try, the last, no wait
