@@ -48,16 +48,28 @@ def heal(
 
 @link_app.command("ls")
 def ls(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
-    """The cuts in place, machine by machine."""
+    """The cuts and impairments in place, machine by machine."""
+    from dataclasses import asdict
+
     from labctl import ui
     from labctl.ops import link
 
-    outcomes = link.cuts(home(ctx), lab)
-    found = [{"vm": o.vm, "cut_from": o.value} for o in outcomes if o.value is not None]
+    outcomes = link.faults(home(ctx), lab)
+    found = [{"vm": o.vm, **asdict(o.value)} for o in outcomes if o.value is not None]
     if json:
         ui.print_json([*found, *error_rows(outcomes)])
     else:
-        ui.table(["VM", "CUT FROM"], [[f["vm"], ", ".join(f["cut_from"]) or "-"] for f in found])
+        ui.table(
+            ["VM", "CUT FROM", "IMPAIRED"],
+            [
+                [
+                    f["vm"],
+                    ", ".join(f["cut_from"]) or "-",
+                    f"{f['dev']}: {f['impaired']}" if f["impaired"] else "-",
+                ]
+                for f in found
+            ],
+        )
     report(outcomes)
 
 

@@ -65,6 +65,15 @@ LIST_SCRIPT = f"""command -v iptables >/dev/null || exit 0
 iptables -w -S {CHAIN} 2>/dev/null || true
 """
 
+# $1: the machine's private address. The interface holding it on the first
+# line, then that interface's root qdisc as tc shows it.
+SHOW_SCRIPT = """set -eu
+dev=$(ip -o -4 addr show to "$1" | awk '{print $2; exit}')
+if [ -z "$dev" ]; then echo "labctl-link: no interface holds $1" >&2; exit 3; fi
+echo "$dev"
+tc qdisc show dev "$dev" root
+"""
+
 
 def cut_argv(peers: list[str]) -> list[str]:
     return ["bash", "-c", CUT_SCRIPT, "labctl-link", *peers]
@@ -80,6 +89,10 @@ def impair_argv(address: str, netem: list[str]) -> list[str]:
 
 def list_argv() -> list[str]:
     return ["bash", "-c", LIST_SCRIPT, "labctl-link"]
+
+
+def show_argv(address: str) -> list[str]:
+    return ["bash", "-c", SHOW_SCRIPT, "labctl-link", address]
 
 
 _DELAY = re.compile(r"\d+(\.\d+)?(us|ms|s)")
@@ -118,3 +131,14 @@ def cuts(listing: str) -> list[str]:
     """The peers cut off, from `iptables -S LABCTL-LINK`."""
     found = re.findall(rf"^-A {CHAIN} -[sd] (\S+?)(?:/32)? -j DROP$", listing, re.M)
     return list(dict.fromkeys(found))
+
+
+_NETEM = re.compile(r"^qdisc netem \S+ root(?: refcnt \d+)?(?: limit \d+)?(?P<settings>.*)$", re.M)
+
+
+def shown(output: str) -> tuple[str, str | None]:
+    """(the interface, netem's settings on it such as "delay 300ms 20ms loss 1%",
+    or None when it has no netem) from the show script's output."""
+    dev, _, qdisc = output.partition("\n")
+    found = _NETEM.search(qdisc)
+    return dev.strip(), (" ".join(found["settings"].split()) or None) if found else None

@@ -24,6 +24,16 @@ class LinkRow:
     detail: str
 
 
+@dataclass(frozen=True)
+class LinkState:
+    """The link faults in place on one machine: the machines it is cut off
+    from, and the impairment (netem's settings) on its private interface."""
+
+    cut_from: list[str]
+    dev: str
+    impaired: str | None
+
+
 def _checked(result: Result, what: str) -> Result:
     if not result.ok:
         raise CommandFailed(result, what)
@@ -92,14 +102,18 @@ def heal(
         return heal_in(session, {vm: [] for vm in session.running()})
 
 
-def cuts(home: LabHome, lab: str | None) -> list[Outcome[list[str]]]:
-    """Each running machine's cuts, as the machines they cut it off from."""
+def faults(home: LabHome, lab: str | None) -> list[Outcome[LinkState]]:
+    """Each running machine's cuts (by the machines they cut it off from)
+    and impairment."""
     with LabSession(home, lab) as session:
-        by_ip = {m.ip: m.name for m in session.spec.machines}
+        ip = {m.name: m.ip for m in session.spec.machines}
+        by_ip = {address: name for name, address in ip.items()}
 
-        def one(t: Transport) -> list[str]:
+        def one(t: Transport) -> LinkState:
             listing = _checked(t.run(guest.list_argv(), sudo=True), "iptables").stdout
-            return [by_ip.get(ip, ip) for ip in guest.cuts(listing)]
+            shown = _checked(t.run(guest.show_argv(ip[t.name]), sudo=True), "tc").stdout
+            dev, impaired = guest.shown(shown)
+            return LinkState([by_ip.get(a, a) for a in guest.cuts(listing)], dev, impaired)
 
         return session.each(session.running(), one)
 

@@ -203,6 +203,11 @@ def test_mysql_pair_on_vms_with_netem(labctl: Labctl, vm_parts: None) -> None:
         impaired = labctl("link", "impair", "replica1", "--delay", "300ms", "--lab", PAIR)
         assert impaired.code == 0, impaired.stderr
         assert "replica1: eth1: delay 300ms" in impaired.stderr, impaired.stderr
+        listed = labctl("link", "ls", "--lab", PAIR, "--json").json()
+        assert {r["vm"]: r["impaired"] for r in listed} == {
+            "primary": None,
+            "replica1": "delay 300ms",
+        }, listed
         ips = {row["name"]: row["ip"] for row in labctl("status", PAIR, "--json").json()}
         rtt = labctl("ssh", PAIR, "primary", "-c", f"ping -c 3 -W 5 {ips['replica1']}")
         assert rtt.code == 0, rtt.stdout + rtt.stderr
@@ -212,6 +217,8 @@ def test_mysql_pair_on_vms_with_netem(labctl: Labctl, vm_parts: None) -> None:
         assert status.code == 0, status.stderr
         cleared = labctl("link", "clear", "replica1", "--lab", PAIR)
         assert cleared.code == 0, cleared.stderr
+        listed = labctl("link", "ls", "--lab", PAIR, "--json").json()
+        assert [r["impaired"] for r in listed] == [None, None], listed
         verify = labctl("mysql", "verify", "--lab", PAIR)
         assert verify.code == 0, verify.stdout + verify.stderr
     finally:

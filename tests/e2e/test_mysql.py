@@ -388,11 +388,11 @@ def test_a_cut_link_stops_a_replica_and_heal_restores_it(labctl, mysql, star) ->
     cut = labctl("link", "cut", "replica1", "primary", "--lab", star, "--json")
     try:
         assert cut.code == 0, cut.stderr
-        listed = {
-            r["vm"]: r["cut_from"] for r in labctl("link", "ls", "--lab", star, "--json").json()
-        }
+        rows = labctl("link", "ls", "--lab", star, "--json").json()
+        listed = {r["vm"]: r["cut_from"] for r in rows}
         assert listed["replica1"] == ["primary"] and listed["primary"] == ["replica1"]
         assert listed["replica2"] == []
+        assert all(r["dev"] == "eth1" and r["impaired"] is None for r in rows), rows
         deadline = time.monotonic() + 45
         while time.monotonic() < deadline:
             status = mysql("status", "--json")

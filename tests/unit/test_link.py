@@ -4,6 +4,7 @@ iptables and tc), and both ends of a cut made or neither."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ CUT = argv_starts("bash", "-c", guest.CUT_SCRIPT)
 HEAL = argv_starts("bash", "-c", guest.HEAL_SCRIPT)
 IMPAIR = argv_starts("bash", "-c", guest.IMPAIR_SCRIPT)
 LIST = argv_starts("bash", "-c", guest.LIST_SCRIPT)
+SHOW = argv_starts("bash", "-c", guest.SHOW_SCRIPT)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +55,13 @@ def test_bad_netem_settings(delay, jitter, loss, message) -> None:
 def test_what_iptables_and_tc_said() -> None:
     assert guest.cuts(data("link/iptables-S-two-cuts.txt")) == ["192.168.56.20", "192.168.56.22"]
     assert guest.cuts("") == []
+    assert guest.shown(data("link/show-docker-noqueue.txt")) == ("eth1", None)
+    assert guest.shown(data("link/show-libvirt-fq-codel.txt")) == ("eth1", None)
+    assert guest.shown(data("link/show-libvirt-netem-delay.txt")) == ("eth1", "delay 300ms")
+    assert guest.shown(data("link/show-libvirt-netem-all.txt")) == (
+        "eth1",
+        "delay 200ms 20ms loss 1%",
+    )
     assert guest.no_netem(data_err("link/tc-netem-unknown.txt"))
     assert not guest.no_netem("RTNETLINK answers: Operation not permitted")
 
@@ -119,15 +128,44 @@ def test_heal_everything_on_every_running_machine(db, home: Path) -> None:
     assert guests["primary"].sent[0].argv[3:] == ["labctl-link"]  # no peer: the whole chain
 
 
-def test_cuts_are_listed_by_machine_name(db, home: Path) -> None:
+def test_cuts_and_impairments_are_listed_by_machine(db, home: Path) -> None:
     listing = Reply(data("link/iptables-S-two-cuts.txt"))
-    db(
-        FakeTransport("primary").on(LIST, Reply()),
-        FakeTransport("replica1").on(LIST, listing),
-        FakeTransport("replica2").on(LIST, Reply()),
+    guests = db(
+        FakeTransport("primary")
+        .on(LIST, Reply())
+        .on(SHOW, Reply(data("link/show-libvirt-fq-codel.txt"))),
+        FakeTransport("replica1")
+        .on(LIST, listing)
+        .on(SHOW, Reply(data("link/show-libvirt-netem-delay.txt"))),
+        FakeTransport("replica2")
+        .on(LIST, Reply())
+        .on(SHOW, Reply(data("link/show-libvirt-netem-all.txt"))),
     )
-    found = {o.vm: o.value for o in link.cuts(LabHome(home), "db")}
-    assert found == {"primary": [], "replica1": ["primary", "replica2"], "replica2": []}
+    found = {o.vm: o.value for o in link.faults(LabHome(home), "db")}
+    assert found == {
+        "primary": link.LinkState([], "eth1", None),
+        "replica1": link.LinkState(["primary", "replica2"], "eth1", "delay 300ms"),
+        "replica2": link.LinkState([], "eth1", "delay 200ms 20ms loss 1%"),
+    }
+    shows = [c for c in guests["replica2"].sent if c.argv[2] == guest.SHOW_SCRIPT]
+    assert shows[0].argv[3:] == ["labctl-link", "192.168.56.22"]  # its own address, a word
+    assert shows[0].sudo  # tc is in /sbin, on root's PATH only
+
+
+def test_a_machine_whose_link_cannot_be_read_fails_alone(db, home: Path) -> None:
+    lost = Reply("", "labctl-link: no interface holds 192.168.56.21", 3)
+    db(
+        FakeTransport("primary")
+        .on(LIST, Reply())
+        .on(SHOW, Reply(data("link/show-libvirt-fq-codel.txt"))),
+        FakeTransport("replica1").on(LIST, Reply()).on(SHOW, lost),
+        down=("replica2",),
+    )
+    outcomes = link.faults(LabHome(home), "db")
+    assert [o.vm for o in outcomes] == ["primary", "replica1"]  # the running machines
+    assert outcomes[0].value == link.LinkState([], "eth1", None)
+    assert outcomes[1].error is not None
+    assert "no interface holds 192.168.56.21" in outcomes[1].error.message
 
 
 def test_impair_on_a_kernel_without_netem_says_why(db, home: Path) -> None:
@@ -156,3 +194,37 @@ def test_impair_and_clear_where_netem_exists(db, home: Path) -> None:
     assert guests["replica1"].sent[1].argv[3:] == ["labctl-link", "192.168.56.21"]
     with pytest.raises(SpecError, match="--delay"):
         link.impair(LabHome(home), "db", "replica1", delay="soon")
+
+
+def test_link_ls_as_printed(cli, db) -> None:
+    db(
+        FakeTransport("primary")
+        .on(LIST, Reply())
+        .on(SHOW, Reply(data("link/show-libvirt-fq-codel.txt"))),
+        FakeTransport("replica1")
+        .on(LIST, Reply(data("link/iptables-S-two-cuts.txt")))
+        .on(SHOW, Reply(data("link/show-libvirt-netem-all.txt"))),
+        FakeTransport("replica2")
+        .on(LIST, Reply())
+        .on(SHOW, Reply("", "labctl-link: no interface holds 192.168.56.22", 3)),
+    )
+    table = cli("link", "ls", "--lab", "db")
+    assert table.code == 1  # replica2's could not be read: said, and the exit says so
+    lines = {ln.split()[0]: ln for ln in table.stdout.splitlines() if ln.strip()}
+    assert lines["primary"].split()[1:] == ["-", "-"]
+    assert lines["replica1"].split()[1:] == [
+        *("primary,", "replica2"),
+        *("eth1:", "delay", "200ms", "20ms", "loss", "1%"),
+    ]
+    assert "replica2: tc: " in table.stderr and "no interface holds" in table.stderr
+    rows = json.loads(cli("link", "ls", "--lab", "db", "--json").stdout)
+    assert rows[:2] == [
+        {"vm": "primary", "cut_from": [], "dev": "eth1", "impaired": None},
+        {
+            "vm": "replica1",
+            "cut_from": ["primary", "replica2"],
+            "dev": "eth1",
+            "impaired": "delay 200ms 20ms loss 1%",
+        },
+    ]
+    assert rows[2]["vm"] == "replica2" and "no interface holds" in rows[2]["error"]
