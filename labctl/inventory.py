@@ -75,37 +75,46 @@ def _save(cache: Path, key: str, params: dict[str, Endpoint]) -> None:
     )
 
 
-def ask_vagrant(driver: VagrantDriver, running: Sequence[str] | None = None) -> dict[str, Endpoint]:
+def ask_vagrant(
+    driver: VagrantDriver, running: Sequence[str] | None = None, every: bool = False
+) -> dict[str, Endpoint]:
     """ssh-config of every running machine: one call, or one per running machine
     when some are not running (Vagrant then refuses the all-machines form).
-    `running`: those machines, when the provider has said which they are."""
-    if running is None:
-        try:
-            return driver.ssh_config()
-        except VagrantError:
-            running = [m.name for m in driver.status() if m.state == "running"]
+    `running`: those machines, as the provider said (`every`: that is all of
+    the lab's); each of them is then in the answer, or Vagrant's own error is
+    raised. With no word from the provider, `vagrant status` says which to ask."""
     found: dict[str, Endpoint] = {}
-    if running:
-        with process.interruptible(), ThreadPoolExecutor(max_workers=min(8, len(running))) as pool:
-            for params in pool.map(driver.ssh_config, running):
+    if running is None or every:
+        try:
+            found = driver.ssh_config()
+        except VagrantError:
+            if running is None:
+                running = [m.name for m in driver.status() if m.state == "running"]
+    missing = [m for m in running or [] if m not in found]
+    if missing:
+        with process.interruptible(), ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
+            for params in pool.map(driver.ssh_config, missing):
                 found.update(params)
     return found
 
 
 def endpoints(
-    paths: LabPaths, refresh: bool = False, running: Sequence[str] | None = None
+    paths: LabPaths,
+    refresh: bool = False,
+    running: Sequence[str] | None = None,
+    every: bool = False,
 ) -> dict[str, Endpoint]:
     """machine -> how to reach it over SSH, for the lab's running machines
     (cached; each carries the Vagrant id of the machine's incarnation).
-    `running`: only these are running (the provider said so), None: every
-    machine may be, Vagrant finds out."""
+    `running`: the machines the provider says run (`every`: all the lab's);
+    None: no word from the provider, Vagrant finds out."""
     key = fingerprint(paths)
     found = None if refresh else _load(paths.ssh_config_cache, key)
     # an empty answer is not kept: the machines may have been started since
     if not found:
         from labctl.vagrant import VagrantDriver
 
-        found = ask_vagrant(VagrantDriver(paths.root), running)
+        found = ask_vagrant(VagrantDriver(paths.root), running, every)
         _save(paths.ssh_config_cache, key, found)
     ids = machine_ids(paths)
     return {name: replace(ep, machine_id=ids.get(name, "")) for name, ep in found.items()}

@@ -40,7 +40,7 @@ class Backend(Protocol):
     def states(self, paths: LabPaths, spec: LabSpec) -> LabStates: ...
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str] | None
+        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
     ) -> dict[str, Endpoint]: ...
 
     def connect(
@@ -55,9 +55,9 @@ class GuestBackend:
         return provider_state.ask([(paths, spec)])[0]
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str] | None
+        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
     ) -> dict[str, Endpoint]:
-        return inventory.endpoints(paths, refresh=refresh, running=running)
+        return inventory.endpoints(paths, refresh=refresh, running=running, every=every)
 
     def connect(
         self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float, deadline: Deadline
@@ -239,18 +239,16 @@ class LabSession:
 
     def _endpoints(self, refresh: bool = False) -> dict[str, Endpoint]:
         """SSH endpoints from the cached ssh-config; refreshed at most once per
-        session (a machine halted or moved by plain vagrant leaves it stale)."""
+        session (a machine halted or moved by plain vagrant leaves it stale).
+        Vagrant is asked for the machines the provider says run, and answers
+        for each of them or fails in its own words."""
         with self._lock:
             if self._cached is None or (refresh and not self._refreshed):
                 self._refreshed = self._refreshed or refresh
-                self._cached = self.backend.endpoints(self.paths, refresh, self._some_running())
+                running = self.running()
+                every = len(running) == len(self.spec.machines)
+                self._cached = self.backend.endpoints(self.paths, refresh, running, every)
             return self._cached
-
-    def _some_running(self) -> list[str] | None:
-        """The running machines when some are not (Vagrant then needs asking
-        one by one); None when all are."""
-        running = self.running()
-        return None if len(running) == len(self.spec.machines) else running
 
     def _open(self, name: str) -> Transport:
         if name in self.transports:

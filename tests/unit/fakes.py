@@ -228,7 +228,7 @@ class FakeBackend:
         return LabStates(spec.name, states, spec.provider)
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str] | None
+        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
     ) -> dict[str, Endpoint]:
         return {n: t.endpoint for n, t in self.transports.items() if n not in self.down}
 
