@@ -75,22 +75,16 @@ def _save(cache: Path, key: str, params: dict[str, Endpoint]) -> None:
     )
 
 
-def ask_vagrant(
-    driver: VagrantDriver, running: Sequence[str] | None = None, every: bool = False
-) -> dict[str, Endpoint]:
-    """ssh-config of every running machine: one call, or one per running machine
-    when some are not running (Vagrant then refuses the all-machines form).
-    `running`: those machines, as the provider said (`every`: that is all of
-    the lab's); each of them is then in the answer, or Vagrant's own error is
-    raised. With no word from the provider, `vagrant status` says which to ask."""
+def ask_vagrant(driver: VagrantDriver, running: Sequence[str], every: bool) -> dict[str, Endpoint]:
+    """ssh-config of the machines the provider says run (`every`: that is all
+    of the lab's, so one call can answer; else one call each, as Vagrant
+    refuses the all-machines form while some are not running). Each of them is
+    in the answer, or Vagrant's own error for it is raised."""
     found: dict[str, Endpoint] = {}
-    if running is None or every:
-        try:
+    if every:
+        with contextlib.suppress(VagrantError):  # each one is asked below
             found = driver.ssh_config()
-        except VagrantError:
-            if running is None:
-                running = [m.name for m in driver.status() if m.state == "running"]
-    missing = [m for m in running or [] if m not in found]
+    missing = [m for m in running if m not in found]
     if missing:
         with process.interruptible(), ThreadPoolExecutor(max_workers=min(8, len(missing))) as pool:
             for params in pool.map(driver.ssh_config, missing):
@@ -99,15 +93,11 @@ def ask_vagrant(
 
 
 def endpoints(
-    paths: LabPaths,
-    refresh: bool = False,
-    running: Sequence[str] | None = None,
-    every: bool = False,
+    paths: LabPaths, running: Sequence[str], every: bool, refresh: bool = False
 ) -> dict[str, Endpoint]:
-    """machine -> how to reach it over SSH, for the lab's running machines
-    (cached; each carries the Vagrant id of the machine's incarnation).
-    `running`: the machines the provider says run (`every`: all the lab's);
-    None: no word from the provider, Vagrant finds out."""
+    """machine -> how to reach it over SSH, for the machines the provider says
+    run (`every`: all the lab's); cached, each carrying the Vagrant id of the
+    machine's incarnation."""
     key = fingerprint(paths)
     found = None if refresh else _load(paths.ssh_config_cache, key)
     # an empty answer is not kept: the machines may have been started since

@@ -57,7 +57,7 @@ class GuestBackend:
     def endpoints(
         self, paths: LabPaths, refresh: bool, running: list[str], every: bool
     ) -> dict[str, Endpoint]:
-        return inventory.endpoints(paths, refresh=refresh, running=running, every=every)
+        return inventory.endpoints(paths, running, every, refresh=refresh)
 
     def connect(
         self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float, deadline: Deadline

@@ -415,8 +415,9 @@ def _render_prepared(home: LabHome, prepared: Prepared, missing: bool) -> str:
 
 def _claimed(home: LabHome, make: Callable[[], Prepared]) -> Prepared:
     """The lab prepared (again: now under its lock) with its subnets (libvirt:
-    the management one too) claimed host-wide. Another lab that claimed the chosen subnet meanwhile makes the
-    choice fall on the next one; an explicit subnet so taken is refused."""
+    the management one too) claimed host-wide. Another lab that claimed the
+    chosen subnet meanwhile makes the choice fall on the next one; an explicit
+    subnet so taken is refused."""
     for _ in range(8):
         prepared = make()
         spec = prepared.spec

@@ -66,10 +66,3 @@ def test_some_running_are_asked_one_by_one() -> None:
     found = inventory.ask_vagrant(vagrant, ["db1", "db3"], every=False)  # type: ignore[arg-type]
     assert sorted(found) == ["db1", "db3"]
     assert sorted(vagrant.asked) == ["ssh-config db1", "ssh-config db3"]  # no all-machines call
-
-
-def test_with_no_word_from_the_provider_vagrant_status_decides() -> None:
-    vagrant = FakeVagrant(set(), {"db1": "running", "db2": "stopped", "db3": "running"})
-    found = inventory.ask_vagrant(vagrant)  # type: ignore[arg-type]
-    assert sorted(found) == ["db1", "db3"]
-    assert vagrant.asked[:2] == ["ssh-config (all)", "status"]
