@@ -6,7 +6,7 @@ LABCTL := $(BIN)/labctl
 export LABCTL
 export VAGRANT_CHECKPOINT_DISABLE := 1
 
-.PHONY: all venv host lint unit e2e test demo bench golden clean
+.PHONY: all venv host lint unit fuzz e2e test demo bench golden clean
 
 all: test
 
@@ -36,6 +36,11 @@ COVERAGE_FLOOR := 85
 unit: venv
 	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(BIN)/pytest -q -n 2 -m "not vagrant" tests/unit \
 		--cov=labctl --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
+
+# The generated lab files of tests/unit/test_trust.py, many more of them.
+FUZZ_EXAMPLES ?= 20000
+fuzz: venv
+	LABCTL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_trust.py -k "generated or any_bytes"
 
 # Real guests, and the few unit-level tests that run the real Vagrant.
 e2e: host

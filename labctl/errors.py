@@ -37,8 +37,8 @@ class InvalidField(SpecError):
     """A value of a lab file that is wrong; `loc` is its path in the file
     (keys and list indexes), which the lab file reader turns into a line."""
 
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
+    def __init__(self, loc: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
         self.loc = loc
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -17,6 +19,7 @@ import yaml
 
 from labctl import render, roles
 from labctl.errors import InvalidField, SpecError
+from labctl.hostpaths import HostPaths
 from labctl.schema import Loc, Parsed, declared_roles
 from labctl.spec import (
     ForwardedPort,
@@ -29,6 +32,8 @@ from labctl.spec import (
 )
 
 FIRST_AUTO_IP = 10
+_HEX = re.compile(r"[0-9a-f]+")
+_HOSTNAME = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
 USER_SCRIPTS = "user"  # below the lab folder's provision/
 
 
@@ -51,6 +56,9 @@ class Resolved:
     libvirt_uri: str | None = None
     mgmt_subnet: str | None = None
     moved: roles.Moves = field(default_factory=dict)  # roles labctl moved (a switchover)
+    # host paths beyond the lab file's folder that the user allowed
+    # (--allow-host-path, a --jenkins-war given, what the lab already had)
+    allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,9 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def _script_target(raw: str, base_dir: Path) -> tuple[Path, str]:
-    """(the script's path, its path below the lab folder's provision/)."""
-    base = base_dir.resolve()
-    path = (base / raw).resolve()
+def _script_target(path: Path, base: Path) -> str:
+    """A script's path below the lab folder's provision/ (one the user
+    allowed from outside the lab file's folder goes to ext/)."""
     try:
         rel = PurePosixPath(path.relative_to(base).as_posix())
     except ValueError:
@@ -81,7 +88,7 @@ def _script_target(raw: str, base_dir: Path) -> tuple[Path, str]:
     # a lab folder's own lab.yaml names its copies: keep their place
     if rel.parts[:2] == ("provision", USER_SCRIPTS):
         rel = PurePosixPath(*rel.parts[2:])
-    return path, f"{USER_SCRIPTS}/{rel}"
+    return f"{USER_SCRIPTS}/{rel}"
 
 
 def _ip(p: Parsed, key: str, value: int | str, subnet: str) -> int:
@@ -132,7 +139,14 @@ def _names(p: Parsed, subnet: str) -> list[_Planned]:
                     f"machine name {name!r} is already taken (by {names[name]})",
                 )
             names[name] = key
+            _check_not_an_id(p, key, name, count)
             hostname = f"{decl.hostname}{i}" if decl.hostname and count else decl.hostname or name
+            if not _HOSTNAME.fullmatch(hostname) or hostname == "localhost":
+                raise p.error(
+                    ("machines", key, "hostname" if decl.hostname else "[key]"),
+                    f"{hostname!r} is not a host name for a machine (RFC 1123: a-z, 0-9 and "
+                    "'-', not at either end; not localhost)",
+                )
             if hostname in hostnames:
                 raise p.error(
                     ("machines", key, "hostname"),
@@ -148,6 +162,31 @@ def _names(p: Parsed, subnet: str) -> list[_Planned]:
                     )
             planned.append(_Planned(name, key, hostname, fixed))
     return planned
+
+
+def _check_not_an_id(p: Parsed, key: str, name: str, count: int | None) -> None:
+    """Vagrant looks every machine name up in its host-wide machine index
+    first, where it matches the start of any machine's id (hex digits): a
+    name made only of hex digits (db1, a, cafe) would reach another
+    project's machine, in labctl and in the user's own `vagrant` alike
+    (hashicorp/vagrant#4556)."""
+    if not _HEX.fullmatch(name):
+        return
+    if count:
+        loc: Loc = ("machines", key, "count")
+        better = f"{key}-"
+    else:
+        loc = ("machines", key, "[key]")
+        better = (
+            re.sub(r"^([a-f]+)([0-9]+)$", r"\1-\2", name) if name[-1].isdigit() else f"{name}-vm"
+        )
+        better = better if better != name else f"{name}-vm"
+    raise p.error(
+        loc,
+        f"machine name {name!r} is only hexadecimal digits, which Vagrant takes for the start "
+        "of another machine's id (it would act on that machine)",
+        hint=f"give it a letter past f or a '-', e.g. {better!r}",
+    )
 
 
 def _addresses(
@@ -189,11 +228,14 @@ def _addresses(
     return octets
 
 
-def _declarations(p: Parsed) -> tuple[dict[str, list[str]], dict[str, Path]]:
+def _declarations(
+    p: Parsed, reach: HostPaths
+) -> tuple[dict[str, list[str]], dict[str, tuple[Path, str]]]:
     """Each declaration's checks that a schema cannot make (repeated roles and
-    port ids, scripts that exist); (key -> its scripts' places below
-    provision/, place -> the script)."""
-    scripts: dict[str, Path] = {}
+    port ids, scripts that exist where the lab file may reach); (key -> its
+    scripts' places below provision/, place -> the script and how the file
+    named it)."""
+    scripts: dict[str, tuple[Path, str]] = {}
     targets: dict[str, list[str]] = {}
     for key, decl in p.model.machines.items():
         _check_unique(
@@ -209,14 +251,15 @@ def _declarations(p: Parsed) -> tuple[dict[str, list[str]], dict[str, Path]]:
             )
         targets[key] = []
         for i, raw in enumerate(decl.provision):
-            path, target = _script_target(raw, p.base_dir)
-            if not path.is_file():
-                raise p.error(("machines", key, "provision", i), f"no such script: {path}")
-            if scripts.get(target, path) != path:
-                raise p.error(
-                    ("machines", key, "provision", i), f"another script is also called {target}"
-                )
-            scripts[target] = path
+            loc: Loc = ("machines", key, "provision", i)
+            try:
+                path = reach.file(raw, "script")
+            except SpecError as exc:
+                raise p.error(loc, exc.message, exc.hint) from None
+            target = _script_target(path, reach.folder)
+            if scripts.get(target, (path, raw))[0] != path:
+                raise p.error(loc, f"another script is also called {target}")
+            scripts[target] = (path, raw)
             targets[key].append(target)
     return targets, scripts
 
@@ -286,7 +329,8 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
         raise
     r = replace(r, subnet=subnet, name=check_name(r.name))
     planned = _names(p, subnet)
-    targets, scripts = _declarations(p)
+    reach = HostPaths.of(p.base_dir, r.allowed)
+    targets, scripts = _declarations(p, reach)
     machines = _machines(p, r, planned, _addresses(p, subnet, planned, existing))
     names = {m.name: m.key for m in planned}
     if r.libvirt_uri and r.provider != "libvirt":
@@ -295,9 +339,9 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
         raise SpecError("--libvirt-uri applies only to the libvirt provider")
     given = {key: getattr(model, key).model_dump() for key in roles.lab_options()}
     try:
-        family_opts = roles.complete_lab_options(given, p.base_dir)
+        family_opts = roles.complete_lab_options(given, reach)
     except InvalidField as exc:
-        raise p.error(exc.loc, exc.message) from None
+        raise p.error(exc.loc, exc.message, exc.hint) from None
     spec = LabSpec(
         id=r.lab_id,
         name=r.name,
@@ -321,7 +365,7 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
     spec = replace(spec, machines=tuple(roles.follow(machines, r.moved)))
     source = render.data_dir("provision")
     lib = (source / "lib.sh").read_bytes()
-    contents = {target: path.read_bytes() for target, path in scripts.items()}
+    contents = {target: reach.read(path, raw) for target, (path, raw) in scripts.items()}
     digests = {
         script: _digest(lib, (source / script).read_bytes())
         for script in {
@@ -380,5 +424,6 @@ def normalise(p: Parsed, spec: LabSpec, r: Resolved, targets: dict[str, list[str
     for key, options in spec.options.items():
         if key in used or key in data:
             data[key] = {k: v for k, v in options.items() if v is not None}
-    header = f"# Lab {spec.name}, from {spec.origin.label}; normalised by labctl.\n"
+    # quoted as JSON (a YAML string too): one line, whatever the path holds
+    header = f"# Lab {json.dumps(spec.name)}, from {json.dumps(spec.origin.label)}; normalised by labctl.\n"
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)

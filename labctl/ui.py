@@ -223,13 +223,22 @@ def warn(text: str) -> None:
     err().print(f"[yellow]{escape(text)}[/]", soft_wrap=True)
 
 
+def one_line(text: str) -> str:
+    """`text` with what is not printable (a newline, an escape sequence,
+    U+2028 from a lab file's key) written as an escape: an error quotes the
+    user's input and must stay one line, and never drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def error(text: str, hint: str | None = None) -> None:
     from rich.markup import escape
 
     # never wrapped by labctl: a script reads the error as one line
-    err().print(f"[bold red]labctl: error:[/] {escape(text)}", soft_wrap=True)
+    err().print(f"[bold red]labctl: error:[/] {escape(one_line(text))}", soft_wrap=True)
     if hint:
-        err().print(f"  [dim]hint:[/] {escape(hint)}", soft_wrap=True)
+        err().print(f"  [dim]hint:[/] {escape(one_line(hint))}", soft_wrap=True)
 
 
 class Progress:

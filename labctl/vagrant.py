@@ -12,6 +12,7 @@ line names its machine and a failure names its Vagrant::Errors class.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -133,6 +134,30 @@ def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
     return VagrantError(detail)
 
 
+_ID_LIKE = re.compile(r"[0-9a-f]+")
+
+
+def _targets(machines: Sequence[str]) -> tuple[str, ...] | None:
+    """Machine names for Vagrant's command line (None: every machine). Vagrant
+    takes a name made only of hex digits for the start of any machine id in
+    its host-wide index (hashicorp/vagrant#4556), so such a name is never
+    passed: it could reach another project's machine. Lab files refuse such
+    names; this holds for a lab recorded before they did."""
+    for name in machines:
+        if _ID_LIKE.fullmatch(name):
+            raise SpecError(
+                f"machine name {name!r} is only hexadecimal digits: Vagrant could take it for "
+                "another machine's id, so labctl does not pass it to Vagrant",
+                hint="rename the machine in the lab file (a letter past f, or a '-')",
+            )
+    return tuple(machines) or None
+
+
+def _target(machine: str) -> str:
+    _targets([machine])
+    return machine
+
+
 def ssh_params(text: str) -> dict[str, Endpoint]:
     """Parse `vagrant ssh-config` output (every Host block) with paramiko's parser."""
     config = import_paramiko().SSHConfig.from_text(text)
@@ -251,38 +276,36 @@ class VagrantDriver:
         provider: str | None = None,
         provision: bool | None = None,
     ) -> None:
-        self._pv.up(vm_name=tuple(machines) or None, provider=provider, provision=provision)
+        self._pv.up(vm_name=_targets(machines), provider=provider, provision=provision)
 
     def provision(self, machines: Sequence[str] = (), only: Sequence[str] | None = None) -> None:
         """Run the provisioners (only those named in `only`, when given)."""
-        self._pv.provision(
-            vm_name=tuple(machines) or None, provision_with=list(only) if only else None
-        )
+        self._pv.provision(vm_name=_targets(machines), provision_with=list(only) if only else None)
 
     def reload(self, machines: Sequence[str] = (), provision: bool | None = None) -> None:
-        self._pv.reload(vm_name=tuple(machines) or None, provision=provision)
+        self._pv.reload(vm_name=_targets(machines), provision=provision)
 
     def halt(self, machines: Sequence[str] = ()) -> None:
-        self._pv.halt(vm_name=tuple(machines) or None)
+        self._pv.halt(vm_name=_targets(machines))
 
     def suspend(self, machines: Sequence[str] = ()) -> None:
-        self._pv.suspend(vm_name=tuple(machines) or None)
+        self._pv.suspend(vm_name=_targets(machines))
 
     def resume(self, machines: Sequence[str] = ()) -> None:
-        self._pv.resume(vm_name=tuple(machines) or None)
+        self._pv.resume(vm_name=_targets(machines))
 
     def destroy(self, machines: Sequence[str] = ()) -> None:
-        self._pv.destroy(vm_name=tuple(machines) or None)
+        self._pv.destroy(vm_name=_targets(machines))
 
     def ssh_config(self, machine: str | None = None) -> dict[str, Endpoint]:
         """SSH parameters of one machine, or of all (fails if any is not running)."""
-        out = self._pv.ssh_config(vm_name=machine)
+        out = self._pv.ssh_config(vm_name=_target(machine) if machine else None)
         text = "\n".join(line.data[0] for line in parse_output(out) if line.kind == "ssh-config")
         return ssh_params(text)
 
     def ports(self, machine: str) -> list[tuple[int, int]]:
         """(guest, host) forwarded ports of a running machine."""
-        out = self._pv._run_vagrant_command(["port", machine])
+        out = self._pv._run_vagrant_command(["port", _target(machine)])
         pairs = []
         for line in parse_output(out):
             if line.kind == "forwarded_port" and len(line.data) >= 2:

@@ -40,6 +40,17 @@ def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseEx
     return tuple(aborts), tuple(usage)
 
 
+def _usage_line(exc: BaseException) -> str:
+    """A usage error (unknown option, missing argument, bad number) as one
+    line like every other error, naming the command's --help; not click's
+    usage block."""
+    format_message = getattr(exc, "format_message", None)
+    text = " ".join((format_message() if format_message else str(exc)).split())
+    ctx = getattr(exc, "ctx", None)
+    path = getattr(ctx, "command_path", "") if ctx is not None else ""
+    return f"{text} (see: {path} --help)" if path else text
+
+
 def _run(command: Callable[[], object]) -> object:
     """The command under one Ctrl-C handler (labctl.process): whatever fails
     because Ctrl-C closed it under its feet (an SSH connection) is the
@@ -94,11 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("\nlabctl: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except usage as exc:
-        show = getattr(exc, "show", None)
-        if show:
-            show()
-        else:
-            sys.stderr.write(f"labctl: error: {exc}\n")
+        from labctl import ui
+
+        ui.error(_usage_line(exc))
         sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
     except BrokenPipeError:
         sys.exit(ExitCode.OK)

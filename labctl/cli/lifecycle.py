@@ -55,6 +55,14 @@ MemoryOpt = Annotated[int | None, typer.Option("--memory", help="MiB of memory p
 LibvirtUriOpt = Annotated[
     str | None, typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
 ]
+AllowOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-host-path",
+        help="A host file or folder outside the lab file's folder that the lab file may "
+        "name (scripts, war file); repeat for more.",
+    ),
+]
 ContainerdOpt = Annotated[
     bool | None,
     typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine."),
@@ -96,7 +104,11 @@ def _request(params: dict[str, Any]) -> Any:
     parameters, and lab-wide values."""
     from labctl.ops.up import Request
 
-    return Request(params=_topology_params(params), **{k: params.get(k) for k in LAB_VALUES})
+    return Request(
+        params=_topology_params(params),
+        allow_host_paths=tuple(params.get("allow_host_path") or ()),
+        **{k: params.get(k) for k in LAB_VALUES},
+    )
 
 
 def _split(
@@ -118,6 +130,7 @@ def render(
     cpus: CpusOpt = None,
     memory: MemoryOpt = None,
     libvirt_uri: LibvirtUriOpt = None,
+    allow_host_path: AllowOpt = None,
     containerd: ContainerdOpt = None,
     count: CountOpt = None,
     agents: AgentsOpt = None,
@@ -156,6 +169,7 @@ def up(
     cpus: CpusOpt = None,
     memory: MemoryOpt = None,
     libvirt_uri: LibvirtUriOpt = None,
+    allow_host_path: AllowOpt = None,
     containerd: ContainerdOpt = None,
     count: CountOpt = None,
     agents: AgentsOpt = None,
@@ -283,13 +297,16 @@ def validate(
     name: NameOpt = None,
     provider: ProviderOpt = None,
     subnet: SubnetOpt = None,
+    allow_host_path: AllowOpt = None,
     json: JsonOpt = False,
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
     from labctl import ui
     from labctl.ops import up as ops_up
 
-    req = _request({"file": file, "provider": provider, "subnet": subnet})
+    req = _request(
+        {"file": file, "provider": provider, "subnet": subnet, "allow_host_path": allow_host_path}
+    )
     spec = ops_up.prepare(home(ctx), None, name, req, host_checks=False).spec
     ui.lab_machines(spec, json)
     if not json:

@@ -22,6 +22,7 @@ from labctl.deadline import Deadline
 from labctl.errors import LabctlError, SpecError
 from labctl.fsutil import atomic_write
 from labctl.home import LabHome
+from labctl.hostpaths import check_path_text
 from labctl.ops.lifecycle import MachineRow, status
 from labctl.spec import (
     DOCKER_BOX,
@@ -54,6 +55,8 @@ class Request:
     cpus: int | None = None
     memory: int | None = None
     libvirt_uri: str | None = None
+    # host paths beyond the lab file's folder it may name (--allow-host-path)
+    allow_host_paths: tuple[str, ...] = ()
 
     def overrides(self) -> dict[str, Any]:
         keys = ("provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
@@ -114,8 +117,14 @@ def _from_file(
     if request.params:
         flags = ", ".join("--" + k.replace("_", "-") for k in request.params)
         raise SpecError(f"{flags}: options of a built-in topology; a lab file says it itself")
-    path = Path(request.file or "").expanduser()
-    parsed = schema.read(path)
+    if not request.file:
+        raise SpecError("-f: give a lab file's path (it was empty)")
+    check_path_text(request.file, "lab file")
+    path = Path(request.file).expanduser()
+    # the path reaches the lab's files (lab.json, comments): no control
+    # character, however it was reached
+    check_path_text(str(path.resolve()), "lab file")
+    parsed = schema.read(path, request.file)
     stem = re.sub(r"[^a-z0-9-]", "-", path.stem.lower())
     lab_name = check_name(name or parsed.model.name or stem)
     existing = home.load(lab_name) if home.exists(lab_name) else None
@@ -147,7 +156,7 @@ def _source(
         check_subnet(request.subnet)
     if request.provider is not None:
         check_provider(request.provider)
-    if request.file:
+    if request.file is not None:
         return _from_file(home, lab, name, request)
     if not lab:
         lab = home.resolve(None)  # the only lab there is, or the error that says so
@@ -240,7 +249,8 @@ def prepare(
     libvirt_uri = (
         given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
     )
-    new_here = host_checks and not existing
+    # validate too: it shows the addresses up would choose on this host
+    new_here = not existing
     networks = hostnet.host_networks() if new_here else []
     claimed = hostnet.SubnetClaims().others(home.root, lab_name) if new_here else {}
 
@@ -268,6 +278,7 @@ def prepare(
         memory=given.get("memory") if origin.kind == "file" else None,
         libvirt_uri=libvirt_uri,
         moved=home.moved(lab_name) if existing else {},
+        allowed=_allowed(request, origin, existing),
     )
     built = labfile.build(parsed, resolved, existing)
     spec = built.spec
@@ -296,6 +307,14 @@ def prepare(
     roles.check_plan(existing, spec, steps)
     files = render.lab_files(spec, built.normalised, built.scripts, host_accel(spec))
     return Prepared(spec, existing, steps, files, created)
+
+
+def _allowed(request: Request, origin: Origin, existing: LabSpec | None) -> tuple[str, ...]:
+    """Host paths the lab file may name beyond its folder: what the user
+    allowed, a war file given on the command line, and the war file the lab
+    already has (its own lab.yaml names it by its absolute path)."""
+    wars = [origin.params.get("jenkins_war"), existing and existing.family("jenkins").get("war")]
+    return (*request.allow_host_paths, *(str(w) for w in wars if w))
 
 
 def host_accel(spec: LabSpec) -> str:

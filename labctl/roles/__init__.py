@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,6 +19,7 @@ from labctl.roles import containerd, jenkins, mysql
 
 if TYPE_CHECKING:
     from labctl.home import LabHome
+    from labctl.hostpaths import HostPaths
     from labctl.plan import Step
     from labctl.spec import LabSpec, Machine, Provisioner
     from labctl.vagrant import Event
@@ -48,11 +48,12 @@ def lab_options() -> dict[str, type]:
 
 
 def complete_lab_options(
-    given: dict[str, dict[str, Any]], base_dir: Path
+    given: dict[str, dict[str, Any]], reach: HostPaths
 ) -> dict[str, dict[str, Any]]:
     """Each family's lab-wide options as its module completes them (a path
-    relative to the lab file made absolute, say); InvalidField when one is wrong."""
-    return {f.KEY: f.lab_options(given.get(f.KEY, {}), base_dir) for f in FAMILIES if f.KEY}
+    relative to the lab file made absolute, where the lab file may reach);
+    InvalidField when one is wrong."""
+    return {f.KEY: f.lab_options(given.get(f.KEY, {}), reach) for f in FAMILIES if f.KEY}
 
 
 def families_of(spec: LabSpec) -> list[ModuleType]:

@@ -21,6 +21,7 @@ from labctl.deadline import Deadline, tries
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.home import LabHome
+from labctl.hostpaths import HostPaths
 from labctl.session import LabSession
 from labctl.spec import LabSpec, Machine, Provisioner
 from labctl.transport.interface import Transport
@@ -84,14 +85,16 @@ def _server_ip(spec: LabSpec) -> str:
     return controller(spec).ip
 
 
-def lab_options(given: dict[str, Any], base_dir: Path) -> dict[str, Any]:
-    """The war file, relative to the lab file, made absolute (and checked)."""
+def lab_options(given: dict[str, Any], reach: HostPaths) -> dict[str, Any]:
+    """The war file, relative to the lab file, made absolute: a regular file
+    inside the lab file's folder, or one the user allowed."""
     war = given.get("war")
     if not war:
         return given
-    path = (base_dir / Path(war).expanduser()).resolve()
-    if not path.is_file():
-        raise InvalidField((KEY, "war"), f"no such file: {path}")
+    try:
+        path = reach.file(war)
+    except SpecError as exc:
+        raise InvalidField((KEY, "war"), exc.message, exc.hint) from None
     return {**given, "war": str(path)}
 
 

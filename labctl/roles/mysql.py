@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from labctl import vault
@@ -25,6 +24,7 @@ from labctl.spec import LabSpec, Machine, Provisioner
 
 if TYPE_CHECKING:
     from labctl.home import LabHome
+    from labctl.hostpaths import HostPaths
     from labctl.plan import Step
     from labctl.vagrant import Event
 
@@ -61,7 +61,7 @@ KEY = "mysql"
 # ---------------------------------------------------------------- the lab's shape (pure)
 
 
-def lab_options(given: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+def lab_options(given: dict[str, Any], reach: HostPaths) -> dict[str, Any]:
     return given
 
 

@@ -67,15 +67,37 @@ def real_parts() -> None:
 
 
 def _sweep_killed_runs() -> None:
-    """Guests of an earlier run killed before its teardown. Each run has its
-    own LABCTL_HOME, so none of them is this run's: lab names starting with
-    e2e- (like the subnets from 192.168.100) are the tests' own, and two runs
-    on one host at once are not supported."""
-    listed = docker("ps", "-a", "--format", '{{.ID}}\t{{.Label "io.labctl.lab"}}')
-    rows = (line.partition("\t") for line in listed.splitlines())
-    stale = [cid for cid, _, lab in rows if lab.startswith("e2e-")]
+    """Guests of an earlier run killed before its teardown: lab names starting
+    with e2e- are the tests' own (like the subnets from 192.168.100), and one
+    is stale when no lab folder of it is left (Vagrant's machine index names
+    each machine's folder). A run going on beside this one keeps its guests."""
+    listed = docker("ps", "-a", "--format", '{{.ID}}\t{{.Label "io.labctl.lab"}}\t{{.Names}}')
+    rows = [line.split("\t") for line in listed.splitlines()]
+    alive = _indexed_folders()
+    stale = [
+        cid
+        for cid, lab, name in rows
+        if lab.startswith("e2e-") and not any(Path(f).is_dir() for f in alive.get(name, []))
+    ]
     if stale:
         subprocess.run(["docker", "rm", "-f", "-v", *stale], capture_output=True)
+
+
+def _indexed_folders() -> dict[str, list[str]]:
+    """container name (labctl-LAB-MACHINE) -> the lab folders Vagrant's machine
+    index holds for it."""
+    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
+    index = home / "data" / "machine-index" / "index"
+    try:
+        machines = json.loads(index.read_text()).get("machines", {})
+    except (OSError, ValueError):
+        return {}
+    found: dict[str, list[str]] = {}
+    for entry in machines.values():
+        folder = str(entry.get("vagrantfile_path") or "")
+        name = f"labctl-{Path(folder).name}-{entry.get('name')}"
+        found.setdefault(name, []).append(folder)
+    return found
 
 
 @pytest.fixture(scope="session")

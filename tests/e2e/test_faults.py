@@ -74,7 +74,7 @@ def test_ctrl_c_during_provisioning_is_finished_by_the_next_up(
     )
     (tmp_path / "lab.yaml").write_text(
         f"name: {lab}\nprovider: docker\nsubnet: {fresh_subnet()}\nmachines:\n"
-        "  a:\n    provision: [scripts/slow.sh, scripts/after.sh]\n"
+        "  va:\n    provision: [scripts/slow.sh, scripts/after.sh]\n"
     )
     try:
         run = Running(lab_home, host_dir, "up", "-f", "lab.yaml", cwd=tmp_path)

@@ -26,14 +26,14 @@ FIRST = """\
 name: e2e-file
 defaults: {cpus: 1, memory: 768}
 machines:
-  db1:
+  sql1:
     roles: [mysql-primary]
-  db2:
+  sql2:
     roles:
-      - mysql-replica: {source: db1}
-  db3:
+      - mysql-replica: {source: sql1}
+  sql3:
     roles:
-      - mysql-replica: {source: db2}   # db2 becomes dual
+      - mysql-replica: {source: sql2}   # sql2 becomes dual
   app:
     count: 2
     roles: [containerd]
@@ -44,9 +44,9 @@ machines:
 SECOND = (
     FIRST.replace("count: 2", "count: 1")
     + """\
-  db4:
+  sql4:
     roles:
-      - mysql-replica: {source: db1}
+      - mysql-replica: {source: sql1}
 """
 )
 
@@ -97,7 +97,7 @@ def mixed(labctl: Labctl, lab_dir: Path) -> Iterator[str]:
             "--json",
         )
         assert up.code == 0, up.stderr[-3000:]
-        assert [r["name"] for r in up.json()] == ["db1", "db2", "db3", "app1", "app2"]
+        assert [r["name"] for r in up.json()] == ["sql1", "sql2", "sql3", "app1", "app2"]
         yield LAB
     finally:
         destroy_and_check(labctl, LAB)
@@ -107,15 +107,15 @@ def test_domain_commands_work_by_role(labctl: Labctl, mixed: str) -> None:
     roles = labctl("mysql", "role", "--lab", mixed, "--json")
     assert roles.code == 0, roles.stderr
     assert [(r["vm"], r["role"]) for r in roles.json()] == [
-        ("db1", "primary"),
-        ("db2", "dual"),
-        ("db3", "replica"),
+        ("sql1", "primary"),
+        ("sql2", "dual"),
+        ("sql3", "replica"),
     ]
     verify = labctl("mysql", "verify", "--lab", mixed, "--json")
     assert verify.code == 0, verify.stdout + verify.stderr
     assert {(e["replica"], e["source"], e["status"]) for e in verify.json()} == {
-        ("db2", "db1", "ok"),
-        ("db3", "db2", "ok"),
+        ("sql2", "sql1", "ok"),
+        ("sql3", "sql2", "ok"),
     }
     check = labctl("mysql", "check", "--lab", mixed, "--rows", "500", "--json")
     assert check.code == 0, check.stderr
@@ -125,7 +125,7 @@ def test_domain_commands_work_by_role(labctl: Labctl, mixed: str) -> None:
     assert ps.code == 0, ps.stderr
     ran = labctl("exec", "--lab", mixed, "--json", "--", "cat", "/var/lib/app/who")
     by_vm = {r["vm"]: r for r in ran.json()}
-    assert sorted(by_vm) == ["app1", "app2", "db1", "db2", "db3"]
+    assert sorted(by_vm) == ["app1", "app2", "sql1", "sql2", "sql3"]
     assert {vm: r["stdout"].strip() for vm, r in by_vm.items() if r["rc"] == 0} == {
         "app1": "app1",
         "app2": "app2",
@@ -142,15 +142,15 @@ def test_a_bad_file_changes_nothing(
     before_ids = containers(mixed)
     record = (lab_home / mixed / "lab.json").read_text()
     bad = lab_dir / "bad.yaml"
-    bad.write_text(FIRST.replace("source: db2", "source: db9"))
+    bad.write_text(FIRST.replace("source: sql2", "source: db9"))
     done = labctl("up", "-f", str(bad), "--name", mixed)
     assert done.code == 2
     assert done.stderr.startswith(
-        "labctl: error: bad.yaml:11: machines.db3.roles[0].mysql-replica.source:"
+        "labctl: error: bad.yaml:11: machines.sql3.roles[0].mysql-replica.source:"
     )
     # removing the primary while its replicas stay is refused, saying what to do
     no_primary = lab_dir / "no-primary.yaml"
-    no_primary.write_text(FIRST.replace("  db1:\n    roles: [mysql-primary]\n", ""))
+    no_primary.write_text(FIRST.replace("  sql1:\n    roles: [mysql-primary]\n", ""))
     done = labctl("up", "-f", str(no_primary), "--name", mixed, "--dry-run")
     assert done.code == 2 and "keep it while db2 replicates from it" in done.stderr
     assert containers(mixed) == before_ids
@@ -168,19 +168,19 @@ def test_the_edited_file_is_planned_then_applied(
     dry = labctl("up", "-f", str(lab_dir / "lab.yaml"), "--dry-run", "--json")
     assert dry.code == 0, dry.stderr
     changes = {s["machine"]: s["action"] for s in dry.json() if s["action"] != "keep"}
-    assert changes == {"app2": "remove", "db4": "add"}
+    assert changes == {"app2": "remove", "sql4": "add"}
     assert containers(mixed) == before_ids  # a dry run changes nothing
 
     text = labctl("up", "-f", str(lab_dir / "lab.yaml"), "--dry-run")
-    assert "remove" in text.stdout and "app2" in text.stdout and "db4" in text.stdout
+    assert "remove" in text.stdout and "app2" in text.stdout and "sql4" in text.stdout
 
     up = labctl("up", "-f", str(lab_dir / "lab.yaml"), "-q", "--json")
     assert up.code == 0, up.stderr[-3000:]
     assert "plan for lab e2e-file" in up.stderr
-    assert [r["name"] for r in up.json()] == ["db1", "db2", "db3", "app1", "db4"]
+    assert [r["name"] for r in up.json()] == ["sql1", "sql2", "sql3", "app1", "sql4"]
     after_ids = containers(mixed)
     assert "app2" not in after_ids
-    untouched = ["db1", "db2", "db3", "app1"]
+    untouched = ["sql1", "sql2", "sql3", "app1"]
     assert {m: after_ids[m] for m in untouched} == {m: before_ids[m] for m in untouched}
     after_changes = change_counts(labctl, mixed)
     assert {m: after_changes[m] for m in untouched} == {m: before_changes[m] for m in untouched}
@@ -189,17 +189,17 @@ def test_the_edited_file_is_planned_then_applied(
     verify = labctl("mysql", "verify", "--lab", mixed, "--json")
     assert verify.code == 0, verify.stdout + verify.stderr
     assert {(e["replica"], e["source"]) for e in verify.json()} == {
-        ("db2", "db1"),
-        ("db3", "db2"),
-        ("db4", "db1"),
+        ("sql2", "sql1"),
+        ("sql3", "sql2"),
+        ("sql4", "sql1"),
     }
     check = labctl("mysql", "check", "--lab", mixed, "--rows", "200", "--json")
     assert check.code == 0, check.stderr
     tables = {(t["vm"], t["table"]) for t in check.json()["tables"]}
-    assert ("db4", "labctl_check.rows_written") in tables  # seeded, then replicating
+    assert ("sql4", "labctl_check.rows_written") in tables  # seeded, then replicating
 
     again = labctl("up", "-f", str(lab_dir / "lab.yaml"), "--dry-run")
     assert again.code == 0 and "nothing to change" in again.stdout
     kept = json.loads((lab_home / mixed / "lab.json").read_text())
     assert kept["origin"]["kind"] == "file"
-    assert (lab_home / mixed / "lab.yaml").read_text().count("db4") == 1
+    assert (lab_home / mixed / "lab.yaml").read_text().count("sql4") == 1

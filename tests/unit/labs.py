@@ -60,5 +60,7 @@ def topology(
         filename=f"{which}.yaml",
         provider=provider,
         origin=Origin("topology", which, values),
+        # a war file of a topology is given on the command line: allowed, as up does
+        allowed=tuple(str(w) for w in [values.get("jenkins_war")] if w),
         **lab_kw,
     ).spec

@@ -18,7 +18,7 @@ from labctl.spec import LabSpec
 
 from .labs import from_text
 
-THREE = "machines:\n  a: {}\n  b: {}\n  c: {}\n"
+THREE = "machines:\n  va: {}\n  vb: {}\n  vc: {}\n"
 
 
 class FakeDriver:
@@ -73,43 +73,43 @@ def record(root: Path) -> dict[str, Any]:
 def lab(tmp_path: Path) -> tuple[LabHome, LabSpec, Path]:
     home = LabHome(tmp_path / "labs")
     old = from_text(THREE).spec
-    return home, old, make_lab(home, old, ["a", "b", "c"])
+    return home, old, make_lab(home, old, ["va", "vb", "vc"])
 
 
 def test_only_the_planned_machines_are_touched_in_order(lab) -> None:
     home, old, root = lab
     calls: list[tuple[str, Any]] = []
     change = prepared(
-        old, "machines:\n  a: {}\n  b: {roles: [containerd]}\n  d: {}\n", ["a", "b", "c"]
+        old, "machines:\n  va: {}\n  vb: {roles: [containerd]}\n  vd: {}\n", ["va", "vb", "vc"]
     )
     _apply(home, change, FakeDriver(calls), validate=lambda p: calls.append(("validate", p.name)))  # type: ignore[arg-type]
     assert [c[0] for c in calls] == ["validate", "destroy", "up", "provision"]
-    assert calls[1] == ("destroy", ["c"])  # with the Vagrantfile that still defines it
-    assert calls[3] == ("provision", ["b"])
-    assert [m["name"] for m in record(root)["machines"]] == ["a", "b", "d"]
-    assert "'d'" in (root / "Vagrantfile").read_text()
+    assert calls[1] == ("destroy", ["vc"])  # with the Vagrantfile that still defines it
+    assert calls[3] == ("provision", ["vb"])
+    assert [m["name"] for m in record(root)["machines"]] == ["va", "vb", "vd"]
+    assert "'vd'" in (root / "Vagrantfile").read_text()
 
 
 def test_a_plan_cut_short_keeps_the_old_record(lab) -> None:
     home, old, root = lab
     calls: list[tuple[str, Any]] = []
     change = prepared(
-        old, "machines:\n  a: {}\n  b: {roles: [containerd]}\n  c: {}\n", ["a", "b", "c"]
+        old, "machines:\n  va: {}\n  vb: {roles: [containerd]}\n  vc: {}\n", ["va", "vb", "vc"]
     )
     with pytest.raises(VagrantError):
         _apply(home, change, FakeDriver(calls, fail_on="up"), validate=lambda p: None)  # type: ignore[arg-type]
     assert "provision" not in [c[0] for c in calls]
     # the record still says b has no role, so the next plan provisions it again
     assert [m["roles"] for m in record(root)["machines"]] == [[], [], []]
-    again = from_text("machines:\n  a: {}\n  b: {roles: [containerd]}\n  c: {}\n", existing=old)
-    steps = {s.machine: s.action for s in plan.make(old, again.spec, {"a", "b", "c"})}
-    assert steps["b"] == "provision"
+    again = from_text("machines:\n  va: {}\n  vb: {roles: [containerd]}\n  vc: {}\n", existing=old)
+    steps = {s.machine: s.action for s in plan.make(old, again.spec, {"va", "vb", "vc"})}
+    assert steps["vb"] == "provision"
 
 
 def test_files_that_do_not_validate_destroy_nothing(lab) -> None:
     home, old, root = lab
     calls: list[tuple[str, Any]] = []
-    change = prepared(old, "machines:\n  a: {}\n", ["a", "b", "c"])
+    change = prepared(old, "machines:\n  va: {}\n", ["va", "vb", "vc"])
 
     def refuse(path: Path) -> None:
         raise VagrantError("the Vagrantfile does not validate")
@@ -117,14 +117,14 @@ def test_files_that_do_not_validate_destroy_nothing(lab) -> None:
     with pytest.raises(VagrantError):
         _apply(home, change, FakeDriver(calls), validate=refuse)  # type: ignore[arg-type]
     assert calls == []
-    assert [m["name"] for m in record(root)["machines"]] == ["a", "b", "c"]
+    assert [m["name"] for m in record(root)["machines"]] == ["va", "vb", "vc"]
     assert not list(home.root.glob(".render-*"))  # the staged files are gone too
 
 
 def test_an_unchanged_lab_is_only_brought_up(lab) -> None:
     home, old, root = lab
     calls: list[tuple[str, Any]] = []
-    same = prepared(old, THREE, ["a", "b", "c"])
+    same = prepared(old, THREE, ["va", "vb", "vc"])
     root.joinpath("lab.yaml").write_text(same.files["lab.yaml"])  # type: ignore[index]
     _apply(home, same, FakeDriver(calls), validate=lambda p: calls.append(("validate", p)))  # type: ignore[arg-type]
     assert calls == [("up", "docker")]
@@ -134,9 +134,9 @@ def test_a_machine_created_but_never_recorded_is_provisioned(tmp_path: Path) -> 
     """An `up` cut short after Vagrant made a machine: the record lacks it, so
     it is planned as new, but Vagrant would not provision it again by itself."""
     home = LabHome(tmp_path / "labs")
-    old = from_text("machines:\n  a: {}\n").spec
-    make_lab(home, old, ["a", "b"])
+    old = from_text("machines:\n  va: {}\n").spec
+    make_lab(home, old, ["va", "vb"])
     calls: list[tuple[str, Any]] = []
-    change = prepared(old, "machines:\n  a: {}\n  b: {}\n", ["a", "b"])
+    change = prepared(old, "machines:\n  va: {}\n  vb: {}\n", ["va", "vb"])
     _apply(home, change, FakeDriver(calls), validate=lambda p: None)  # type: ignore[arg-type]
-    assert calls[-1] == ("provision", ["b"])
+    assert calls[-1] == ("provision", ["vb"])

@@ -5,6 +5,7 @@ and `VBoxManage` on PATH are fakes that log their arguments and fail."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +19,64 @@ LONG = "a" * 32
 D = ("--provider", "docker")
 F = ("-f", "{lab}")  # the case's lab file, written to tmp_path/lab.yaml
 
-LABS = {
-    "ok": "name: t\nmachines:\n  a: {}\n",
-    "unknown-key": "name: t\nmachines:\n  db1:\n    cpu: 2\n    roles: []\n",
-    "machine-twice": "name: t\nmachines:\n  db1: {roles: []}\n  db1: {roles: [containerd]}\n",
+LABS: dict[str, Any] = {
+    "ok": "name: t\nmachines:\n  va: {}\n",
+    "unknown-key": "name: t\nmachines:\n  sql1:\n    cpu: 2\n    roles: []\n",
+    "machine-twice": "name: t\nmachines:\n  sql1: {roles: []}\n  sql1: {roles: [containerd]}\n",
     "count-clash": "name: t\nmachines:\n  node:\n    count: 2\n  node2: {}\n",
-    "bad-role": "name: t\nmachines:\n  db1:\n    roles: [postgres]\n",
-    "key-twice": "name: t\nprovider: docker\nprovider: docker\nmachines:\n  a: {}\n",
-    "bad-name": "name: Bad_Name\nmachines:\n  a: {}\n",
+    "bad-role": "name: t\nmachines:\n  sql1:\n    roles: [postgres]\n",
+    "key-twice": "name: t\nprovider: docker\nprovider: docker\nmachines:\n  va: {}\n",
+    "bad-name": "name: Bad_Name\nmachines:\n  va: {}\n",
     "bad-machine-name": "name: t\nmachines:\n  Web: {}\n",
-    "bad-subnet": "name: t\nsubnet: 192.168.300\nmachines:\n  a: {}\n",
-    "cidr-subnet": "name: t\nsubnet: 192.168.56.0/24\nmachines:\n  a: {}\n",
-    "bad-provider": "name: t\nprovider: nope\nmachines:\n  a: {}\n",
-    "bad-cpus": "name: t\nmachines:\n  a:\n    cpus: 0\n",
-    "bad-count": "name: t\nmachines:\n  a:\n    count: 10\n",
+    "bad-subnet": "name: t\nsubnet: 192.168.300\nmachines:\n  va: {}\n",
+    "cidr-subnet": "name: t\nsubnet: 192.168.56.0/24\nmachines:\n  va: {}\n",
+    "bad-provider": "name: t\nprovider: nope\nmachines:\n  va: {}\n",
+    "bad-cpus": "name: t\nmachines:\n  va:\n    cpus: 0\n",
+    "bad-count": "name: t\nmachines:\n  va:\n    count: 10\n",
     "no-machines": "name: t\n",
     "yaml-syntax": "name: t\nmachines: [\n",
-    "no-source": "name: t\nmachines:\n  db1: {roles: [mysql-primary]}\n"
-    "  db2:\n    roles:\n      - mysql-replica: {source: db9}\n",
+    "no-source": "name: t\nmachines:\n  sql1: {roles: [mysql-primary]}\n"
+    "  sql2:\n    roles:\n      - mysql-replica: {source: db9}\n",
+    # lab files anyone may have written (issue 27): bounded, strict, one line each
+    "alias-bomb": "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else 'x'}]\n" for i in range(12)
+    ),
+    "deep": "a: " + "[" * 200 + "]" * 200 + "\n",
+    "recursive-alias": "a: &x [*x]\n",
+    "tag-int": "name: t\nmachines:\n  web: {count: !!int x}\n",
+    "tag-bool": "name: t\nmachines:\n  web: {count: !!bool maybe}\n",
+    "tag-timestamp": "name: t\nmachines:\n  web: {hostname: !!timestamp 2001-13-45}\n",
+    "bad-date": "name: t\nmachines:\n  web: {hostname: 2001-13-45}\n",
+    "long-int": "name: t\nmachines:\n  web: {count: " + "9" * 5000 + "}\n",
+    "complex-key": "name: t\n? [a, b]\n: 1\nmachines:\n  web: {}\n",
+    "control-char": "name: t\n\n\nmachines:\x07\n  web: {}\n",
+    "union": "name: t\nmachines:\n  web: {ip: [1]}\n",
+    "not-a-mapping": "name: t\nmachines:\n  web: 5\n",
+    "true-ip": "name: t\nmachines:\n  web: {ip: true}\n",
+    "true-count": "name: t\nmachines:\n  web: {count: true}\n",
+    "string-count": "name: t\nmachines:\n  web: {count: '2'}\n",
+    "arabic-subnet": 'name: t\nsubnet: "\u0661\u0669\u0662.\u0661\u0666\u0668.\u0665\u0666"\nmachines:\n  web: {}\n',
+    "trailing-dash": "name: t\nmachines:\n  web-: {}\n",
+    "localhost": "name: t\nmachines:\n  web: {hostname: localhost}\n",
+    "hex-name": "name: t\nmachines:\n  web: {}\n  db1: {}\n",
+    "hex-count": "name: t\nmachines:\n  db: {count: 2}\n",
+    "outside-script": "name: t\nmachines:\n  web:\n    provision: [/etc/shadow]\n",
+    "dotdot-script": "name: t\nmachines:\n  web:\n    provision: [../x.sh]\n",
+    "nul-script": 'name: t\nmachines:\n  web:\n    provision: ["a\\0b"]\n',
+    "outside-war": "name: t\njenkins: {war: /etc/hostname}\nmachines:\n  web: {roles: [jenkins-controller]}\n",
+    "libvirt-ext": "name: t\nlibvirt_uri: 'qemu+ext:///system?command=/bin/sh'\nmachines:\n  web: {}\n",
+    "symlink-script": lambda d: (
+        (d / "link.sh").symlink_to("/etc/passwd"),
+        "name: t\nmachines:\n  web:\n    provision: [link.sh]\n",
+    )[1],
+    "fifo-script": lambda d: (
+        os.mkfifo(d / "s.sh"),
+        "name: t\nmachines:\n  web:\n    provision: [s.sh]\n",
+    )[1],
+    "dev-zero": lambda d: (d / "lab.yaml").symlink_to("/dev/zero"),
+    "fifo": lambda d: os.mkfifo(d / "lab.yaml"),
+    "big": lambda d: (d / "lab.yaml").write_text("# " + "x" * (2 << 20) + "\n"),
+    "latin-1": lambda d: (d / "lab.yaml").write_bytes(b"name: t\nmachines:\n  caf\xe9: {}\n"),
 }
 
 
@@ -110,7 +151,7 @@ CASES = [
     case(("destroy", "Bad Name", "--yes"), 2, "invalid machine name 'Bad Name'", {"LABCTL_LAB": "x"}),
     case(("mysql", "role", "--lab", "y"), 2, "no lab named 'y' in", {"LABCTL_LAB": "x"}),
     case(("ctr", "--lab", "y", "ps"), 2, "no lab named 'y' in", {"LABCTL_LAB": "x"}),
-    case(("ctr", "--vm", "a", "--all", "ps"), 2, "--vm and --all exclude each other",
+    case(("ctr", "--vm", "va", "--all", "ps"), 2, "--vm and --all exclude each other",
          {"LABCTL_LAB": "x"}),
     case(("up", "nodes", "--name", "y", "--provider", "nope"), 2, "unknown provider 'nope'",
          {"LABCTL_LAB": "x"}),
@@ -165,30 +206,31 @@ CASES = [
          "--libvirt-uri applies only to the libvirt provider"),
     case(("up", "nodes", *D, "--box", "a b"), 2, "invalid box 'a b'"),
     # lab files: the line and the key of the first problem
-    *(case(argv, 2, "lab.yaml:4: machines.db1.cpu: unknown key", lab="unknown-key")
+    *(case(argv, 2, "lab.yaml:4: machines.sql1.cpu: unknown key", lab="unknown-key")
       for argv in [("validate", *F), ("up", *F, *D), ("render", *F)]),
-    *(case(argv, 2, "lab.yaml:4: machines.db1: given twice (first on line 3)", lab="machine-twice")
+    *(case(argv, 2, "lab.yaml:4: machines.sql1: given twice (first on line 3)", lab="machine-twice")
       for argv in [("validate", *F), ("up", *F, *D)]),
     case(("validate", *F), 2, "lab.yaml:5: machines.node2: machine name 'node2' is already "
          "taken (by node)", lab="count-clash"),
-    *(case(argv, 2, "lab.yaml:4: machines.db1.roles[0]: input should be 'containerd'",
+    *(case(argv, 2, "lab.yaml:4: machines.sql1.roles[0]: input should be 'containerd'",
            lab="bad-role") for argv in [("validate", *F), ("up", *F)]),
     case(("validate", *F), 2, "lab.yaml:3: provider: given twice (first on line 2)",
          lab="key-twice"),
-    case(("validate", *F), 2, "lab.yaml:1: name: string should match pattern", lab="bad-name"),
+    case(("validate", *F), 2, "lab.yaml:1: name: invalid lab name 'Bad_Name'", lab="bad-name"),
     case(("validate", *F), 2, "lab.yaml:3: machines.Web: invalid machine name 'Web'",
          lab="bad-machine-name"),
     case(("validate", *F), 2, "lab.yaml:2: subnet: invalid subnet '192.168.300'", lab="bad-subnet"),
-    case(("up", *F, *D), 2, "lab.yaml:2: subnet: string should match pattern", lab="cidr-subnet"),
+    case(("up", *F, *D), 2, "lab.yaml:2: subnet: invalid subnet '192.168.56.0/24': give the "
+         "first three octets", lab="cidr-subnet"),
     *(case(argv, 2, "lab.yaml:2: provider: input should be 'virtualbox', 'libvirt' or 'docker'",
            lab="bad-provider") for argv in [("validate", *F), ("up", *F)]),
-    case(("validate", *F), 2, "lab.yaml:4: machines.a.cpus: input should be greater than or "
+    case(("validate", *F), 2, "lab.yaml:4: machines.va.cpus: input should be greater than or "
          "equal to 1", lab="bad-cpus"),
-    case(("validate", *F), 2, "lab.yaml:4: machines.a.count: input should be less than or "
+    case(("validate", *F), 2, "lab.yaml:4: machines.va.count: input should be less than or "
          "equal to 9", lab="bad-count"),
     case(("validate", *F), 2, "lab.yaml:1: machines: required", lab="no-machines"),
     case(("validate", *F), 2, "lab.yaml:3: YAML syntax error", lab="yaml-syntax"),
-    case(("up", *F, *D), 2, "lab.yaml:6: machines.db2.roles[0].mysql-replica.source: 'db9' is "
+    case(("up", *F, *D), 2, "lab.yaml:6: machines.sql2.roles[0].mysql-replica.source: 'db9' is "
          "no machine of the lab", lab="no-source"),
     case(("validate", "-f", "/nonexistent/lab.yaml"), 2,
          "cannot read lab file /nonexistent/lab.yaml: No such file or directory"),
@@ -198,6 +240,50 @@ CASES = [
          "give a lab file (-f) or a lab or topology (nodes), not both", lab="ok"),
     case(("up", *F, "--name", "../x", *D), 2, "invalid lab name '../x'", lab="ok"),
     case(("validate", *F, "--name", "Bad Name"), 2, "invalid lab name 'Bad Name'", lab="ok"),
+    # lab files anyone may have written (issue 27)
+    *(case(argv, 2, message, lab=lab) for argv in [("validate", *F), ("render", *F, *D)]
+      for lab, message in [
+        ("alias-bomb", "lab.yaml:6: more than 50000 values once aliases are expanded"),
+        ("deep", "lab.yaml:1: nested deeper than 24 levels"),
+        ("recursive-alias", "lab.yaml:1: alias *x is inside its own anchor"),
+        ("tag-int", "lab.yaml:3: explicit YAML tag !!int: a lab file takes plain values"),
+        ("tag-bool", "lab.yaml:3: explicit YAML tag !!bool"),
+        ("tag-timestamp", "lab.yaml:3: explicit YAML tag !!timestamp"),
+        ("bad-date", "lab.yaml:3: machines.web.hostname: invalid value '2001-13-45'"),
+        ("long-int", "lab.yaml:3: a value longer than 4096 characters"),
+        ("complex-key", "lab.yaml:2: (top): a key is a name, not a list"),
+        ("control-char", "lab.yaml:4: control character U+0007 is not allowed here"),
+        ("union", "lab.yaml:3: machines.web.ip: input should be a valid integer or a valid string"),
+        ("not-a-mapping", "lab.yaml:3: machines.web: input should be a mapping (key: value)"),
+        ("true-ip", "lab.yaml:3: machines.web.ip: input should be a valid integer or a valid"),
+        ("true-count", "lab.yaml:3: machines.web.count: input should be a valid integer"),
+        ("string-count", "lab.yaml:3: machines.web.count: input should be a valid integer"),
+        ("arabic-subnet", "lab.yaml:2: subnet: invalid subnet"),
+        ("trailing-dash", "lab.yaml:3: machines.web-: 'web-' is not a host name for a machine"),
+        ("localhost", "lab.yaml:3: machines.web.hostname: 'localhost' is not a host name"),
+        ("hex-name", "lab.yaml:4: machines.db1: machine name 'db1' is only hexadecimal digits"),
+        ("hex-count", "lab.yaml:3: machines.db.count: machine name 'db1' is only hexadecimal"),
+        ("outside-script", "lab.yaml:4: machines.web.provision[0]: /etc/shadow is outside the "
+                           "lab file's folder"),
+        ("dotdot-script", "lab.yaml:4: machines.web.provision[0]: ../x.sh is outside"),
+        ("nul-script", "lab.yaml:4: machines.web.provision[0]: 'a\\x00b' holds a control"),
+        ("outside-war", "lab.yaml:2: jenkins.war: /etc/hostname is outside the lab file's folder"),
+        ("libvirt-ext", "lab.yaml:2: libvirt_uri: invalid value 'qemu+ext:///system?command"),
+        ("symlink-script", "lab.yaml:4: machines.web.provision[0]: link.sh leads to /etc/passwd,"
+                           " outside"),
+        ("fifo-script", "lab.yaml:4: machines.web.provision[0]: s.sh: not a regular file"),
+        ("dev-zero", "lab.yaml: not a regular file"),
+        ("fifo", "lab.yaml: not a regular file"),
+        ("big", "lab.yaml: larger than 1024 KiB"),
+        ("latin-1", "lab.yaml:3: not UTF-8 text (byte 0xe9): a lab file is UTF-8"),
+    ]),
+    *(case((*argv, "-f", ""), 2, "-f: give a lab file's path (it was empty)")
+      for argv in [("validate",), ("render",), ("up",)]),
+    # usage errors: one line, like every other
+    case(("up", "--bogus"), 2, "No such option: --bogus"),
+    case(("validate",), 2, "Missing option '--file' / '-f'. (see: labctl validate --help)"),
+    case(("status", "x", "y", "z"), 2, "Got unexpected extra argument"),
+    case(("nosuch",), 2, "No such command 'nosuch'."),
 ]  # fmt: skip
 
 
@@ -236,13 +322,17 @@ def test_bad_input_is_refused_before_anything_happens(
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     if lab:
-        (tmp_path / "lab.yaml").write_text(LABS[lab])
+        made = LABS[lab]
+        text = made(tmp_path) if callable(made) else made
+        if isinstance(text, str):
+            (tmp_path / "lab.yaml").write_text(text)
     ran = cli(*(a.replace("{lab}", str(tmp_path / "lab.yaml")) for a in argv))
     lines = ran.stderr.splitlines()
     assert ran.code == code, ran.stderr
     assert "Traceback" not in ran.stderr
     assert any(message in line for line in lines), ran.stderr
-    if lines and lines[0].startswith("labctl: error:"):  # one line, then hints only
+    if code:  # an error is one line, then hints only
+        assert lines and lines[0].startswith("labctl: error:"), ran.stderr
         assert message in lines[0]
         assert all(line.startswith("  hint: ") for line in lines[1:]), ran.stderr
     assert tree(sandbox["home"]) == []

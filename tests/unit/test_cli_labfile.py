@@ -84,7 +84,7 @@ def test_schema_prints_json_schema(cli) -> None:
     ("case", "where"),
     [
         ("count-zero", "machines.node.count"),
-        ("source-cycle", "machines.a.roles[0].mysql-replica.source"),
+        ("source-cycle", "machines.va.roles[0].mysql-replica.source"),
         ("yaml-syntax", "YAML syntax error"),
     ],
 )
@@ -108,7 +108,7 @@ def test_validate_bad_file_is_one_error_line(
 
 def test_up_refuses_a_file_and_a_topology(cli, home: Path, tmp_path: Path, docker: None) -> None:
     path = tmp_path / "lab.yaml"
-    path.write_text("machines:\n  a: {}\n")
+    path.write_text("machines:\n  va: {}\n")
     ran = cli("up", "-f", str(path), "nodes", "--provider", "docker")
     assert ran.code == 2
     assert "not both" in ran.stderr
@@ -120,7 +120,7 @@ def test_up_refuses_topology_options_with_a_file(
 ) -> None:
     """A lab file says how many machines it has itself."""
     path = tmp_path / "lab.yaml"
-    path.write_text("machines:\n  a: {}\n")
+    path.write_text("machines:\n  va: {}\n")
     ran = cli("up", "-f", str(path), "--count", "3", "--provider", "docker")
     assert ran.code == 2
     assert "--count: options of a built-in topology" in ran.stderr
@@ -132,14 +132,14 @@ def test_dry_run_of_a_new_lab_adds_everything_and_writes_nothing(
 ) -> None:
     path = tmp_path / "lab.yaml"
     path.write_text(
-        "name: dry\nmachines:\n  db:\n    roles: [mysql-primary]\n"
+        "name: dry\nmachines:\n  sql:\n    roles: [mysql-primary]\n"
         "  replica:\n    count: 2\n    roles: [mysql-replica]\n"
     )
     ran = cli("up", "-f", str(path), "--dry-run", "--provider", "docker", "--json")
     assert ran.code == 0, ran.stderr
     rows = json.loads(ran.stdout)
     assert [(r["machine"], r["action"]) for r in rows] == [
-        ("db", "add"),
+        ("sql", "add"),
         ("replica1", "add"),
         ("replica2", "add"),
     ]
@@ -150,7 +150,7 @@ def test_a_public_subnet_in_the_file_names_its_line(
     cli, home: Path, tmp_path: Path, docker: None
 ) -> None:
     path = tmp_path / "lab.yaml"
-    path.write_text("name: pub\nsubnet: 8.8.8\nmachines:\n  a: {}\n")
+    path.write_text("name: pub\nsubnet: 8.8.8\nmachines:\n  va: {}\n")
     ran = cli("validate", "-f", str(path))
     assert ran.code == 2
     assert _error_lines(ran.stderr)[0].startswith("labctl: error: lab.yaml:2: subnet: ")
@@ -202,15 +202,15 @@ def test_destroy_a_lab_whose_record_is_unreadable(cli, home: Path, docker: None)
 def test_another_file_never_takes_over_a_lab(cli, home: Path, tmp_path: Path, docker: None) -> None:
     """Two files that name the same lab (here: by their stem) are two labs the
     user meant; the second is refused until it is named for that lab."""
-    for folder in ("a", "b"):
+    for folder in ("va", "vb"):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "lab.yaml").write_text("machines:\n  one: {}\n")
-    ran = cli("render", "-f", str(tmp_path / "a" / "lab.yaml"), "--provider", "docker")
+    ran = cli("render", "-f", str(tmp_path / "va" / "lab.yaml"), "--provider", "docker")
     assert ran.code == 0, ran.stderr
-    ran = cli("up", "-f", str(tmp_path / "b" / "lab.yaml"), "--dry-run")
+    ran = cli("up", "-f", str(tmp_path / "vb" / "lab.yaml"), "--dry-run")
     assert ran.code == 2
     assert "lab 'lab' exists and comes from lab file" in ran.stderr
-    ran = cli("up", "-f", str(tmp_path / "b" / "lab.yaml"), "--dry-run", "--name", "lab")
+    ran = cli("up", "-f", str(tmp_path / "vb" / "lab.yaml"), "--dry-run", "--name", "lab")
     assert ran.code == 0, ran.stderr
     # the lab folder's own copy of its file is the lab's, wherever it came from
     ran = cli("up", "-f", str(home / "lab" / "lab.yaml"), "--dry-run", "--json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -303,3 +304,23 @@ def test_a_new_lab_skips_a_subnet_another_home_claimed(cli, home: Path, tmp_path
     # destroy frees the subnet
     assert cli("destroy", "nodes", "--yes").code == 0
     assert hostnet.SubnetClaims().others(other, "theirs") == {}
+
+
+def test_validate_shows_the_addresses_up_would_choose_on_this_host(
+    cli, home: Path, routes, tmp_path: Path
+) -> None:
+    """validate reads the host's networks as up does (and needs no Vagrant):
+    the machines and addresses it shows are the ones up would make here."""
+    routes("192.168.56.0/24", "192.168.57.0/24")
+    (tmp_path / "lab.yaml").write_text("name: t\nmachines:\n  web: {}\n  app: {count: 2}\n")
+    shown = cli("validate", "-f", str(tmp_path / "lab.yaml"), "--json")
+    assert shown.code == 0, shown.stderr
+    addresses = {m["name"]: m["ip"] for m in json.loads(shown.stdout)}
+    assert addresses == {"web": "192.168.58.10", "app1": "192.168.58.11", "app2": "192.168.58.12"}
+    # what up renders, through the same preparation (render --stdout writes nothing)
+    rendered = cli("render", "-f", str(tmp_path / "lab.yaml"), "--provider", "docker", "--stdout")
+    assert rendered.code == 0, rendered.stderr
+    ips = re.findall(
+        r"config.vm.define \'([a-z0-9-]+)\'.*?ip: \'([0-9.]+)\'", rendered.stdout, re.S
+    )
+    assert dict(ips) == addresses

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import labfile, topologies
+from labctl import labfile, safeyaml, topologies
 from labctl import schema as lab_schema
 from labctl.errors import SpecError
 from labctl.spec import LabSpec, Machine, Provisioner
@@ -33,7 +33,7 @@ BAD_FILES: list[tuple[str, int, str | None, str]] = [
     ("cpus-range", 5, "machines.web.cpus", "less than or equal to 64"),
     ("memory-range", 5, "machines.web.memory", "greater than or equal to 256"),
     ("defaults-range", 3, "defaults.cpus", "greater than or equal to 1"),
-    ("unknown-role", 6, "machines.db.roles[1]", "input should be 'containerd', 'mysql-primary'"),
+    ("unknown-role", 6, "machines.sql.roles[1]", "input should be 'containerd', 'mysql-primary'"),
     ("role-option-unknown", 7, "machines.replica.roles[0].mysql-replica.src", "unknown key"),
     (
         "source-missing",
@@ -56,8 +56,8 @@ BAD_FILES: list[tuple[str, int, str | None, str]] = [
     (
         "source-cycle",
         7,
-        "machines.a.roles[0].mysql-replica.source",
-        "replication sources form a cycle: a -> b -> a",
+        "machines.va.roles[0].mysql-replica.source",
+        "replication sources form a cycle: va -> vb -> va",
     ),
     (
         "two-primaries",
@@ -75,11 +75,11 @@ BAD_FILES: list[tuple[str, int, str | None, str]] = [
     (
         "ip-outside-subnet",
         7,
-        "machines.db.ip",
+        "machines.sql.ip",
         "10.9.9.5 is outside the lab's subnet 10.1.2.0/24",
     ),
     ("ip-octet", 5, "machines.web.ip", "255 is not a usable host address of 10.1.2.0/24 (2-254)"),
-    ("ip-taken", 6, "machines.db.ip", "10.1.2.20 is taken by web"),
+    ("ip-taken", 6, "machines.sql.ip", "10.1.2.20 is taken by web"),
     ("ip-past-254", 5, "machines.node.ip", "3 machines from 253 run past .254"),
     ("script-missing", 6, "machines.app.provision[1]", "no such script: "),
     ("bad-machine-name", 4, "machines.Bad", "invalid machine name 'Bad'"),
@@ -92,13 +92,13 @@ BAD_FILES: list[tuple[str, int, str | None, str]] = [
     (
         "two-controllers",
         7,
-        "machines.c2.roles",
-        "a lab has one jenkins-controller (found c1, c2)",
+        "machines.ci2.roles",
+        "a lab has one jenkins-controller (found ci1, ci2)",
     ),
     (
         "primary-and-replica",
         5,
-        "machines.db.roles",
+        "machines.sql.roles",
         "a machine is mysql-primary or mysql-replica, not both",
     ),
     ("top-level-list", 1, "(top)", "a lab file is a mapping with a `machines` key"),
@@ -128,9 +128,9 @@ def test_bad_file_names_line_and_key(
     straight to it (schema errors and cross-machine checks alike); the same
     words with libyaml and with PyYAML's own parser (a PyYAML without libyaml)."""
     if parser == "python":
-        monkeypatch.setattr(lab_schema, "_FAST_LOADER", yaml.SafeLoader)
+        monkeypatch.setattr(safeyaml, "FAST_LOADER", safeyaml.CLEAR_LOADER)
     else:
-        assert lab_schema._FAST_LOADER is yaml.CSafeLoader  # the wheel carries libyaml
+        assert issubclass(safeyaml.FAST_LOADER, yaml.CSafeLoader)  # the wheel carries libyaml
     (tmp_path / "ok.sh").write_text("echo ok\n")
     text = (BAD / f"{case}.yaml").read_text()
     with pytest.raises(SpecError) as exc:
@@ -241,14 +241,14 @@ def test_sizes_defaults_options_and_own_values() -> None:
     defaults only."""
     text = (
         "defaults: {cpus: 1, memory: 512}\n"
-        "machines:\n  a: {}\n  b:\n    cpus: 4\n    memory: 2048\n  c: {memory: 768}\n"
+        "machines:\n  va: {}\n  vb:\n    cpus: 4\n    memory: 2048\n  vc: {memory: 768}\n"
     )
     sizes = {m.name: (m.cpus, m.memory) for m in from_text(text).spec.machines}
-    assert sizes == {"a": (1, 512), "b": (4, 2048), "c": (1, 768)}
+    assert sizes == {"va": (1, 512), "vb": (4, 2048), "vc": (1, 768)}
     sizes = {m.name: (m.cpus, m.memory) for m in from_text(text, cpus=3, memory=1536).spec.machines}
-    assert sizes == {"a": (3, 1536), "b": (4, 2048), "c": (3, 768)}
-    plain = {m.name: (m.cpus, m.memory) for m in from_text("machines:\n  a: {}\n").spec.machines}
-    assert plain == {"a": (2, 1024)}
+    assert sizes == {"va": (3, 1536), "vb": (4, 2048), "vc": (3, 768)}
+    plain = {m.name: (m.cpus, m.memory) for m in from_text("machines:\n  va: {}\n").spec.machines}
+    assert plain == {"va": (2, 1024)}
 
 
 def test_every_mysql_server_is_provisioned_alike_whatever_its_role() -> None:
@@ -257,28 +257,28 @@ def test_every_mysql_server_is_provisioned_alike_whatever_its_role() -> None:
     so a chain's middle passes updates on and any replica can be promoted."""
     spec = from_text(
         "machines:\n"
-        "  db1:\n    roles: [mysql-primary]\n"
-        "  db2:\n    roles:\n      - mysql-replica: {source: db1}\n"
-        "  db3:\n    roles:\n      - mysql-replica: {source: db2}\n"
+        "  sql1:\n    roles: [mysql-primary]\n"
+        "  sql2:\n    roles:\n      - mysql-replica: {source: sql1}\n"
+        "  sql3:\n    roles:\n      - mysql-replica: {source: sql2}\n"
     ).spec
     ms = _machines(spec)
     env = {name: _step(m, "mysql").env for name, m in ms.items()}
     assert {n: sorted(e) for n, e in env.items()} == {
         n: ["LAB_HOSTNAME", "MYSQL_BIND_ADDRESS", "MYSQL_GTID", "MYSQL_SERVER_ID"] for n in env
     }
-    assert ms["db3"].option("mysql-replica", "source") == "db2"
+    assert ms["sql3"].option("mysql-replica", "source") == "sql2"
     # server ids differ: they come from the addresses
     assert len({e["MYSQL_SERVER_ID"] for e in env.values()}) == 3
 
 
 def test_replica_source_defaults_to_the_one_primary() -> None:
     spec = from_text(
-        "machines:\n  web: {}\n  db:\n    roles: [mysql-primary]\n"
+        "machines:\n  web: {}\n  sql:\n    roles: [mysql-primary]\n"
         "  r:\n    count: 2\n    roles: [mysql-replica]\n"
     ).spec
     ms = _machines(spec)
-    assert ms["r1"].options == {"mysql-replica": {"source": "db"}}
-    assert ms["r2"].options == {"mysql-replica": {"source": "db"}}
+    assert ms["r1"].options == {"mysql-replica": {"source": "sql"}}
+    assert ms["r2"].options == {"mysql-replica": {"source": "sql"}}
 
 
 def test_agent_controller_defaults_to_the_one_controller_by_hostname() -> None:
@@ -337,20 +337,20 @@ def test_a_changed_script_changes_its_digest(tmp_path: Path) -> None:
 def test_existing_machines_keep_their_addresses() -> None:
     """A machine declared before the others must not shift their addresses
     (a changed address means a recreated machine)."""
-    old = from_text("machines:\n  a: {}\n  b: {}\n").spec
+    old = from_text("machines:\n  va: {}\n  vb: {}\n").spec
     assert [m.ip for m in old.machines] == ["10.1.2.10", "10.1.2.11"]
-    new = from_text("machines:\n  new: {}\n  a: {}\n  b: {}\n", existing=old).spec
+    new = from_text("machines:\n  new: {}\n  va: {}\n  vb: {}\n", existing=old).spec
     assert {m.name: m.ip for m in new.machines} == {
         "new": "10.1.2.12",
-        "a": "10.1.2.10",
-        "b": "10.1.2.11",
+        "va": "10.1.2.10",
+        "vb": "10.1.2.11",
     }
 
 
 def test_existing_explicit_address_is_kept_when_the_ip_key_goes() -> None:
-    old = from_text("machines:\n  a: {ip: 50}\n").spec
-    new = from_text("machines:\n  b: {}\n  a: {}\n", existing=old).spec
-    assert {m.name: m.ip for m in new.machines} == {"b": "10.1.2.10", "a": "10.1.2.50"}
+    old = from_text("machines:\n  va: {ip: 50}\n").spec
+    new = from_text("machines:\n  vb: {}\n  va: {}\n", existing=old).spec
+    assert {m.name: m.ip for m in new.machines} == {"vb": "10.1.2.10", "va": "10.1.2.50"}
 
 
 # ---------------------------------------------------------------- the normalised copy
@@ -373,15 +373,18 @@ def test_normalised_example_rebuilds_the_same_spec(tmp_path: Path) -> None:
     built = _build((example / "lab.yaml").read_text(), example.resolve())
     assert built.scripts == {"user/scripts/app.sh": (example / "scripts" / "app.sh").read_bytes()}
     path = _lab_folder(built, tmp_path / "folder")
-    again = labfile.build(lab_schema.read(path), resolved())
+    again = labfile.build(
+        lab_schema.read(path), resolved(allowed=(built.spec.family("jenkins")["war"],))
+    )
     assert again.spec == built.spec
     assert again.scripts == built.scripts
     assert again.normalised == built.normalised
 
 
 def test_normalised_file_with_outside_script_and_war(tmp_path: Path) -> None:
-    """Scripts outside the lab file's folder and a relative war path still
-    resolve from the lab folder's copy."""
+    """A script outside the lab file's folder (allowed on the command line)
+    and a relative war path still resolve from the lab folder's copy, where
+    the war file is the lab's own (up allows what the lab already had)."""
     src = tmp_path / "src"
     (src / "files").mkdir(parents=True)
     (tmp_path / "shared").mkdir()
@@ -396,15 +399,17 @@ def test_normalised_file_with_outside_script_and_war(tmp_path: Path) -> None:
         "  ci:\n    roles: [jenkins-controller]\n    ports: [{guest: 8080, host: 18080, id: web}]\n"
         "  agent:\n    count: 2\n    hostname: worker\n    roles:\n"
         "      - jenkins-agent: {controller: ci}\n"
-        "  db:\n    ip: 10.1.2.30\n    roles: [mysql-primary]\n"
+        "  sql:\n    ip: 10.1.2.30\n    roles: [mysql-primary]\n"
         "  r:\n    roles:\n      - mysql-replica\n      - containerd\n"
         "    provision: [../shared/common.sh]\n"
     )
-    built = _build(text, src)
+    built = _build(text, src, allowed=(str(tmp_path / "shared"),))
     assert set(built.scripts) == {"user/ext/common.sh"}
     assert built.spec.family("jenkins")["war"] == str((src / "files" / "jenkins.war").resolve())
     path = _lab_folder(built, tmp_path / "folder")
-    again = labfile.build(lab_schema.read(path), resolved())
+    again = labfile.build(
+        lab_schema.read(path), resolved(allowed=(built.spec.family("jenkins")["war"],))
+    )
     assert again.spec == built.spec
     assert again.scripts == built.scripts
 
@@ -412,9 +417,11 @@ def test_normalised_file_with_outside_script_and_war(tmp_path: Path) -> None:
 def test_normalised_carries_the_decided_lab_values() -> None:
     """Values decided outside the file (provider, subnet, box) are written in,
     so the copy does not depend on the host it was made on."""
-    built = from_text("machines:\n  a: {}\n", provider="libvirt", subnet="10.7.7", name="x")
+    built = from_text("machines:\n  va: {}\n", provider="libvirt", subnet="10.7.7", name="x")
     data = yaml.safe_load(built.normalised)
-    assert built.normalised.startswith("# Lab x, from lab file lab.yaml; normalised by labctl.\n")
+    assert built.normalised.startswith(
+        '# Lab "x", from "lab file lab.yaml"; normalised by labctl.\n'
+    )
     assert {k: data[k] for k in ("name", "provider", "box", "subnet", "timezone")} == {
         "name": "x",
         "provider": "libvirt",
@@ -508,7 +515,7 @@ def test_jenkins_topology_with_a_war(tmp_path: Path) -> None:
     text = topologies.lab_text(
         "jenkins", topologies.params("jenkins", {}, {"jenkins_war": str(war)})
     )
-    spec = from_text(text, filename="jenkins.yaml").spec
+    spec = from_text(text, filename="jenkins.yaml", allowed=(str(war),)).spec
     assert spec.family("jenkins")["war"] == str(war.resolve())
     server = _step(spec.machine("server"), "jenkins")
     assert server.env["JENKINS_SOURCE"] == "war"
@@ -539,12 +546,12 @@ def test_a_boolean_looking_machine_name_keeps_its_line() -> None:
 def test_two_machines_cannot_share_a_hostname() -> None:
     """Every machine's /etc/hosts and the agents' JENKINS_URL name machines
     by hostname: two with one name make it point at either."""
-    with pytest.raises(SpecError, match=r"^lab\.yaml:3: machines\.b\.hostname: "):
-        from_text("machines:\n  a: {hostname: x}\n  b: {hostname: x}\n")
+    with pytest.raises(SpecError, match=r"^lab\.yaml:3: machines\.vb\.hostname: "):
+        from_text("machines:\n  va: {hostname: x}\n  vb: {hostname: x}\n")
 
 
 def test_an_explicit_address_does_not_depend_on_declaration_order() -> None:
-    old = from_text("machines:\n  a: {}\n  b: {}\n").spec  # a is .10
+    old = from_text("machines:\n  va: {}\n  vb: {}\n").spec  # a is .10
 
     def outcome(text: str) -> str:
         try:
@@ -553,8 +560,8 @@ def test_an_explicit_address_does_not_depend_on_declaration_order() -> None:
             return "refused"
         return spec.machine("new").ip
 
-    first = outcome("machines:\n  new: {ip: 10}\n  a: {}\n  b: {}\n")
-    last = outcome("machines:\n  a: {}\n  b: {}\n  new: {ip: 10}\n")
+    first = outcome("machines:\n  new: {ip: 10}\n  va: {}\n  vb: {}\n")
+    last = outcome("machines:\n  va: {}\n  vb: {}\n  new: {ip: 10}\n")
     assert first == last
 
 
@@ -562,23 +569,23 @@ def test_an_explicit_address_does_not_depend_on_declaration_order() -> None:
     ("text", "prefix"),
     [
         (
-            "machines:\n  a:\n    roles:\n      - mysql-primary\n      - containerd\n      - containerd\n",
-            "lab.yaml:6: machines.a.roles[2]: role containerd is given twice",
+            "machines:\n  va:\n    roles:\n      - mysql-primary\n      - containerd\n      - containerd\n",
+            "lab.yaml:6: machines.va.roles[2]: role containerd is given twice",
         ),
         (
-            "machines:\n  a:\n    ports:\n      - {guest: 80, host: 8080}\n      - {guest: 80, host: 8081}\n",
-            "lab.yaml:5: machines.a.ports[1]: port id 'port80' is given twice",
+            "machines:\n  va:\n    ports:\n      - {guest: 80, host: 8080}\n      - {guest: 80, host: 8081}\n",
+            "lab.yaml:5: machines.va.ports[1]: port id 'port80' is given twice",
         ),
         (
-            "machines:\n  a:\n    ports:\n      - {guest: 80, host: 8080, id: ssh}\n",
-            "lab.yaml:4: machines.a.ports[0]: port id 'ssh' is Vagrant's own",
+            "machines:\n  va:\n    ports:\n      - {guest: 80, host: 8080, id: ssh}\n",
+            "lab.yaml:4: machines.va.ports[0]: port id 'ssh' is Vagrant's own",
         ),
         (
-            "base: &b {cpus: 1}\nmachines:\n  a:\n    <<: *b\n",
-            "lab.yaml:4: machines.a: YAML merge keys (<<) are not supported",
+            "base: &b {cpus: 1}\nmachines:\n  va:\n    <<: *b\n",
+            "lab.yaml:4: machines.va: YAML merge keys (<<) are not supported",
         ),
         (
-            "libvirt_uri: qemu:///system\nmachines:\n  a: {}\n",
+            "libvirt_uri: qemu:///system\nmachines:\n  va: {}\n",
             "lab.yaml:1: libvirt_uri: applies only to the libvirt provider",
         ),
     ],
@@ -593,17 +600,17 @@ def test_more_mistakes_named_at_their_line(text: str, prefix: str) -> None:
 
 def test_addresses_of_leaving_machines_are_not_handed_out_at_once() -> None:
     """The kept machines' /etc/hosts still name them until they are provisioned."""
-    old = from_text("machines:\n  a: {}\n  b: {}\n  c: {}\n").spec  # .10 .11 .12
-    new = from_text("machines:\n  a: {}\n  c: {}\n  d: {}\n", existing=old).spec
+    old = from_text("machines:\n  va: {}\n  vb: {}\n  vc: {}\n").spec  # .10 .11 .12
+    new = from_text("machines:\n  va: {}\n  vc: {}\n  vd: {}\n", existing=old).spec
     assert {m.name: m.ip for m in new.machines} == {
-        "a": "10.1.2.10",
-        "c": "10.1.2.12",
-        "d": "10.1.2.13",
+        "va": "10.1.2.10",
+        "vc": "10.1.2.12",
+        "vd": "10.1.2.13",
     }
 
 
 def test_normalised_file_keeps_the_command_lines_resources() -> None:
     """`up -f LABFOLDER/lab.yaml` must describe the lab as it is, --cpus included."""
-    built = from_text("machines:\n  a: {}\n", cpus=3, memory=512)
+    built = from_text("machines:\n  va: {}\n", cpus=3, memory=512)
     again = from_text(built.normalised, existing=built.spec)
     assert again.spec.machines == built.spec.machines

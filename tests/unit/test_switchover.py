@@ -95,7 +95,7 @@ def test_gtid_positions_are_counted_per_flavor(text: str, count: int) -> None:
 
 def test_the_most_advanced_replica_is_chosen_the_first_of_equals() -> None:
     assert mysql.most_advanced({"r1": "0-20-99", "r2": "0-20-105", "r3": "0-20-105"}) == "r2"
-    assert mysql.most_advanced({"a": "u1:1-10", "b": "u1:1-10,u2:1-2", "c": "u1:1-11"}) == "b"
+    assert mysql.most_advanced({"va": "u1:1-10", "vb": "u1:1-10,u2:1-2", "vc": "u1:1-11"}) == "vb"
     with pytest.raises(ValueError, match="not a GTID"):
         mysql.gtid_count("0-20-x")
 
@@ -450,8 +450,8 @@ def test_a_bad_target_is_refused_and_nothing_changes(
 
 def test_a_target_that_is_not_a_mysql_machine(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = from_text(
-        "name: db\nmachines:\n  web: {}\n  db1:\n    roles: [mysql-primary]\n"
-        "  db2:\n    roles: [mysql-replica]\n",
+        "name: db\nmachines:\n  web: {}\n  sql1:\n    roles: [mysql-primary]\n"
+        "  sql2:\n    roles: [mysql-replica]\n",
         name="db",
     ).spec
     install(monkeypatch, home, spec)
@@ -501,28 +501,28 @@ def test_a_replica_that_cannot_catch_up_leaves_the_primary_as_it_was(
 
 FILE = (
     "name: db\nmachines:\n"
-    "  db1:\n    roles: [mysql-primary]\n"
-    "  db2:\n    roles: [mysql-replica]\n"
-    "  db3:\n    roles: [mysql-replica]\n"
+    "  sql1:\n    roles: [mysql-primary]\n"
+    "  sql2:\n    roles: [mysql-replica]\n"
+    "  sql3:\n    roles: [mysql-replica]\n"
 )
 
 
 def test_a_file_as_it_was_keeps_the_moved_roles_an_edited_one_wins() -> None:
     declared = from_text(FILE, name="db").spec
-    live = role.moved(declared, {"db1": "db2", "db3": "db2"})
+    live = role.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
     moves = roles.moves(declared, live, {})
-    assert set(moves) == {"db1", "db2", "db3"}
+    assert set(moves) == {"sql1", "sql2", "sql3"}
     # the same file again: built with the roles as they are now
     again = from_text(FILE, name="db", moved=moves).spec
-    assert role.sources(again) == {"db1": "db2", "db3": "db2"}
-    assert [m.name for m in again.with_role(role.PRIMARY)] == ["db2"]
+    assert role.sources(again) == {"sql1": "sql2", "sql3": "sql2"}
+    assert [m.name for m in again.with_role(role.PRIMARY)] == ["sql2"]
     # the file edited where labctl moved a role: the file wins, whole
     edited = FILE.replace(
-        "  db3:\n    roles: [mysql-replica]\n",
-        "  db3:\n    roles:\n      - mysql-replica: {source: db2}\n",
+        "  sql3:\n    roles: [mysql-replica]\n",
+        "  sql3:\n    roles:\n      - mysql-replica: {source: sql2}\n",
     )
     mine = from_text(edited, name="db", moved=moves).spec
-    assert role.sources(mine) == {"db2": "db1", "db3": "db2"}
+    assert role.sources(mine) == {"sql2": "sql1", "sql3": "sql2"}
     # a machine added beside the moved ones: the moves still hold
     grown = from_text(FILE + "  web: {}\n", name="db", moved=moves).spec
     assert role.sources(grown) == role.sources(again)
@@ -530,13 +530,13 @@ def test_a_file_as_it_was_keeps_the_moved_roles_an_edited_one_wins() -> None:
 
 def test_moves_carry_on_and_drop_out_when_back_where_the_file_said() -> None:
     declared = from_text(FILE, name="db").spec
-    once = role.moved(declared, {"db1": "db2", "db3": "db2"})
+    once = role.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
     first = roles.moves(declared, once, {})
-    twice = role.moved(once, {"db2": "db3", "db1": "db3"})
+    twice = role.moved(once, {"sql2": "sql3", "sql1": "sql3"})
     second = roles.moves(once, twice, first)
-    assert second["db1"]["declared"] == {"mysql-primary": {}}  # what the file said, kept
-    assert second["db3"]["live"] == {"mysql-primary": {}}
-    back = role.moved(twice, {"db2": "db1", "db3": "db1"})
+    assert second["sql1"]["declared"] == {"mysql-primary": {}}  # what the file said, kept
+    assert second["sql3"]["live"] == {"mysql-primary": {}}
+    back = role.moved(twice, {"sql2": "sql1", "sql3": "sql1"})
     assert roles.moves(twice, back, second) == {}  # as the file declares: nothing to follow
 
 
@@ -556,8 +556,8 @@ def test_up_of_the_same_file_after_a_switchover_plans_nothing(
         (home / "db" / ".vagrant" / "machines" / m.name / "docker").mkdir(parents=True)
         (home / "db" / ".vagrant" / "machines" / m.name / "docker" / "id").write_text(m.name)
 
-    promote.switchover(LabHome(home), "db", "db3")
+    promote.switchover(LabHome(home), "db", "sql3")
     again = up.prepare(LabHome(home), None, None, up.Request(file=str(lab_file)), host_checks=False)
-    assert role.sources(again.spec) == {"db1": "db3", "db2": "db3"}
+    assert role.sources(again.spec) == {"sql1": "sql3", "sql2": "sql3"}
     assert again.changes == []
-    assert role.sources(LabHome(home).load("db")) == {"db1": "db3", "db2": "db3"}
+    assert role.sources(LabHome(home).load("db")) == {"sql1": "sql3", "sql2": "sql3"}
