@@ -174,12 +174,10 @@ def _check_not_an_id(p: Parsed, key: str, name: str, count: int | None) -> None:
         return
     if count:
         loc: Loc = ("machines", key, "count")
-        better = f"{key}-"
+        better = f"{key}-"  # db-1, db-2
     else:
         loc = ("machines", key, "[key]")
-        better = (
-            re.sub(r"^([a-f]+)([0-9]+)$", r"\1-\2", name) if name[-1].isdigit() else f"{name}-vm"
-        )
+        better = re.sub(r"(?<=[a-f])(?=[0-9]+$)", "-", name)  # db1 -> db-1
         better = better if better != name else f"{name}-vm"
     raise p.error(
         loc,

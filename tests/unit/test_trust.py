@@ -267,6 +267,7 @@ def _check_one(cli, path: Path, data: bytes, crash_dir: Path) -> None:
 @settings(
     max_examples=EXAMPLES,
     derandomize=True,
+    database=None,
     deadline=2000,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -288,6 +289,7 @@ def test_a_generated_lab_file_validates_or_is_one_line(
 @settings(
     max_examples=EXAMPLES,
     derandomize=True,
+    database=None,
     deadline=2000,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
