@@ -56,6 +56,16 @@ class LabBusy(LabctlError):
     exit_code = ExitCode.BUSY
 
 
+class VagrantBusy(LabBusy):
+    """Vagrant's own lock: another vagrant process is using a machine of the
+    lab (Vagrant::Errors::MachineLocked, MachineActionLockedError...);
+    `machine` is the one Vagrant named, if it did."""
+
+    def __init__(self, message: str, hint: str | None = None, machine: str = "") -> None:
+        super().__init__(message, hint)
+        self.machine = machine
+
+
 class TimedOut(LabctlError):
     """An operation given a time limit did not finish within it."""
 

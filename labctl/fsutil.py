@@ -1,10 +1,15 @@
-"""Writing files whole: readers never see half a file, writers never collide."""
+"""Writing files whole: readers never see half a file, writers never collide
+(and, for what must be done by one process at a time, a lock to wait for)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -47,3 +52,30 @@ def read_regular(path: Path, limit: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+# How often a waiter tries a held lock again: short, as the holder of the
+# one lock this is for (inventory's asker) is done in about a second.
+LOCK_POLL = 0.02
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, timeout: float, busy: Callable[[], Exception]) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing), waiting up to
+    `timeout` seconds for it; busy() is raised when it stays held that long.
+
+    Polled: a blocking flock cannot be given a time limit."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    raise busy() from None
+                time.sleep(LOCK_POLL)
+        yield
+    finally:
+        os.close(fd)  # lets the lock go too

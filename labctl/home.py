@@ -50,6 +50,11 @@ class LabPaths:
         return self.state / "ssh-config.json"
 
     @property
+    def ssh_config_lock(self) -> Path:
+        """Held by the one reader asking Vagrant to fill the cache; the others wait."""
+        return self.state / "ssh-config.lock"
+
+    @property
     def host_keys(self) -> Path:
         return self.state / "host-keys.json"
 

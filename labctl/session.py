@@ -40,7 +40,7 @@ class Backend(Protocol):
     def states(self, paths: LabPaths, spec: LabSpec) -> LabStates: ...
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
+        self, paths: LabPaths, refresh: bool, running: list[str], every: bool, deadline: Deadline
     ) -> dict[str, Endpoint]: ...
 
     def connect(
@@ -55,9 +55,9 @@ class GuestBackend:
         return provider_state.ask([(paths, spec)])[0]
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
+        self, paths: LabPaths, refresh: bool, running: list[str], every: bool, deadline: Deadline
     ) -> dict[str, Endpoint]:
-        return inventory.endpoints(paths, running, every, refresh=refresh)
+        return inventory.endpoints(paths, running, every, refresh=refresh, deadline=deadline)
 
     def connect(
         self, endpoint: Endpoint, host_keys: HostKeys, connect_timeout: float, deadline: Deadline
@@ -182,6 +182,7 @@ class LabSession:
         self.transports: dict[str, Transport] = {}
         self._lock = threading.RLock()
         self._cached: dict[str, Endpoint] | None = None
+        self._refused: LabctlError | None = None
         self._states: LabStates | None = None
         self._refreshed = False
 
@@ -243,11 +244,22 @@ class LabSession:
         Vagrant is asked for the machines the provider says run, and answers
         for each of them or fails in its own words."""
         with self._lock:
-            if self._cached is None or (refresh and not self._refreshed):
+            again = refresh and not self._refreshed
+            if self._cached is None or again:
+                # Vagrant's refusal, once met, is every machine's: the other
+                # workers do not each wait out the same lock or time limit
+                if self._refused is not None and not again:
+                    raise self._refused
                 self._refreshed = self._refreshed or refresh
                 running = self.running()
                 every = len(running) == len(self.spec.machines)
-                self._cached = self.backend.endpoints(self.paths, refresh, running, every)
+                try:
+                    self._cached = self.backend.endpoints(
+                        self.paths, refresh, running, every, self.deadline
+                    )
+                except LabctlError as exc:
+                    self._refused = exc
+                    raise
             return self._cached
 
     def _open(self, name: str) -> Transport:

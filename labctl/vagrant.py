@@ -12,8 +12,10 @@ line names its machine and a failure names its Vagrant::Errors class.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +23,20 @@ from typing import Any
 
 from labctl import process
 from labctl.deadline import Deadline
-from labctl.errors import LabBusy, SpecError, VagrantError
+from labctl.errors import SpecError, VagrantBusy, VagrantError
 from labctl.transport.interface import Endpoint
 from labctl.transport.ssh import import_paramiko
 
 # Vagrant's own lock: another vagrant process works on the machine. Exit 75,
-# and never touch the other process.
-_BUSY_ERRORS = {"MachineActionLockedError", "EnvironmentLockedError"}
+# and never touch the other process. MachineLocked is the machine index's
+# lock, which every vagrant process takes for a moment while it loads a
+# machine: two questions at once about one machine can meet it.
+_BUSY_ERRORS = {"MachineActionLockedError", "EnvironmentLockedError", "MachineLocked"}
+_LOCKED_MACHINE = re.compile(r"on the machine '([^']+)'|Name: (\S+)")
+# A question to Vagrant that meets its lock is asked again after about this
+# many seconds (jittered: readers started together would meet again together),
+# until the question's own time limit.
+LOCKED_RETRY_EVERY = 0.5
 # Vagrant's generic advice after a lock error says to kill the other process:
 # labctl never does, so the paragraph is not repeated.
 _ADVICE = ("If you believe this message is in error",)
@@ -106,7 +115,7 @@ def script_error(lines: Sequence[Line]) -> str | None:
     return found
 
 
-def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
+def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | VagrantBusy:
     """The exception for a failed command: a provision script's own reason,
     else Vagrant's class and message."""
     reason = script_error(lines)
@@ -122,9 +131,11 @@ def error_of(lines: Sequence[Line], stderr: str) -> VagrantError | LabBusy:
                 if not p.lstrip().startswith(_ADVICE)
             )
             if cls in _BUSY_ERRORS:
-                return LabBusy(
+                named = _LOCKED_MACHINE.search(text)
+                return VagrantBusy(
                     f"Vagrant is busy with this lab in another process: {message}",
                     hint="wait for the other vagrant/labctl to finish, then try again",
+                    machine=next((g for g in named.groups() if g), "") if named else "",
                 )
             return VagrantError(message, hint=_HINTS.get(cls), error_class=cls)
     ui_errors = [
@@ -244,13 +255,43 @@ class VagrantDriver:
             self.on_event(Event(line.target, line.data[0], line.data[1]))
 
     def _run(self, argv: list[str], stream: bool) -> str:
+        limit = self.time_limit(argv[1] if len(argv) > 1 else "", stream)
+        if stream:  # an action: Vagrant's lock means another vagrant acts on the lab
+            return self._once(argv, stream, limit)
+        return self._ask(argv, limit)
+
+    def _ask(self, argv: list[str], limit: float) -> str:
+        """A question (status, ssh-config...): Vagrant's lock is another
+        process passing by, so it is asked again until `limit` has passed."""
+        end = time.monotonic() + limit
+        left = limit
+        while True:
+            try:
+                return self._once(argv, False, left)
+            except VagrantBusy as exc:
+                pause = LOCKED_RETRY_EVERY * random.uniform(0.5, 1.5)
+                if time.monotonic() + pause >= end:
+                    raise self._still_locked(exc, argv, limit) from None
+                time.sleep(pause)
+                left = end - time.monotonic()
+
+    def _still_locked(self, exc: VagrantBusy, argv: list[str], limit: float) -> VagrantBusy:
+        what = f"machine {exc.machine!r}" if exc.machine else "a machine"
+        return VagrantBusy(
+            f"lab {self.root.name!r}: another vagrant process kept {what} locked "
+            f"for {round(limit, 1):g} s (vagrant {argv[1] if len(argv) > 1 else ''})",
+            hint="wait for the other vagrant to finish, then try again",
+            machine=exc.machine,
+        )
+
+    def _once(self, argv: list[str], stream: bool, limit: float) -> str:
         done = process.run(
             argv,
             cwd=self.root,
             env=self.env(),
             on_stdout=self._emit if stream else None,
             on_interrupt=self.on_interrupt,
-            timeout=self.time_limit(argv[1] if len(argv) > 1 else "", stream),
+            timeout=limit,
         )
         if done.returncode != 0:
             raise error_of(parse_output(done.stdout), done.stderr)

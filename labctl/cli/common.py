@@ -88,13 +88,14 @@ def error_rows(outcomes: Sequence[Any]) -> list[dict[str, str]]:
 
 
 def report(outcomes: Sequence[Any]) -> None:
-    """Each machine's error on stderr; then exit with their common code
+    """Each machine's error on stderr (the same one once); then exit with their common code
     (2 bad usage, 124 time limit), or 1 when they differ or any other failed."""
     from labctl import ui
     from labctl.session import GroupFailed
 
     failed = [o for o in outcomes if o.error]
-    for o in failed:
-        ui.error(o.error.message, o.error.hint)
+    # a failure of the lab as a whole (Vagrant refused its addresses) is said once
+    for message, hint in dict.fromkeys((o.error.message, o.error.hint) for o in failed):
+        ui.error(message, hint)
     if failed:
         raise typer.Exit(GroupFailed(failed).exit_code)

@@ -92,6 +92,8 @@ def act(
                 getattr(driver, action)(chosen)
         finally:
             inventory.invalidate(paths)
+        # the machines left running, asked now: readers after this one find the answer
+        inventory.warm(paths, spec, driver.deadline)
         rows = status(home, name)
         if action == "reload" and all(r.state == "running" for r in rows):
             # restarted servers come back as their roles left them at boot (a

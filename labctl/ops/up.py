@@ -606,6 +606,8 @@ def up(
             raise
         finally:
             inventory.invalidate(paths)
+        # asked now, under the lab's lock: the set-up and every reader after `up` find it
+        inventory.warm(paths, spec, deadline)
         from labctl import roles  # the roles' set-up: SSH, guests' clients
 
         notes = roles.setup(home, spec, on_event, deadline)

@@ -7,8 +7,11 @@ import json
 import threading
 from pathlib import Path
 
-from labctl.errors import ConnectError, LabctlError
-from labctl.fsutil import atomic_write
+from labctl.errors import ConnectError, LabBusy, LabctlError
+from labctl.fsutil import atomic_write, exclusive
+
+# A pin is a few milliseconds of work; waiting longer for another's means it hangs.
+PIN_WAIT = 10.0
 
 
 class HostKeys:
@@ -79,10 +82,19 @@ class HostKeys:
             return {m: (p["type"], p["key"]) for m, p in self._load().items()}
 
     def pin(self, machine: str, machine_id: str, key_type: str, key_b64: str) -> None:
-        with self._lock:
+        # readers started together pin their first machines at once: one at a
+        # time, or each would write back the file it read and drop the others' pins
+        lock = self.path.with_name(self.path.name + ".lock")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._lock, exclusive(lock, PIN_WAIT, self._busy):
             pins = self._load()
             pins[machine] = {"id": machine_id, "type": key_type, "key": key_b64}
             self._save(pins)
+
+    def _busy(self) -> LabBusy:
+        return LabBusy(
+            f"another labctl has been pinning a host key in {self.path} for {PIN_WAIT:g} s"
+        )
 
     def _save(self, pins: dict[str, dict[str, str]]) -> None:
         atomic_write(self.path, json.dumps(pins, indent=2, sort_keys=True))

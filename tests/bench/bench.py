@@ -12,7 +12,11 @@ machine's noise falls on every contender alike:
 3. `labctl status` next to `vagrant status` in the same lab folder.
 4. `labctl ls` with the four labs.
 
-5. The providers side by side (when this host runs libvirt): building
+5. 28 readers at once on the 3-machine lab (16 `exec`, 8 `status`, 4 `ssh
+   -c`, as parallel CI jobs start them), with the ssh-config cache cold (one
+   of them asks Vagrant, the others wait for its answer) and warm.
+
+6. The providers side by side (when this host runs libvirt): building
    labctl's box, `up` of 2 machines, halt, a cold boot to SSH (`up` of the
    halted lab), and the host memory each machine takes, on docker and libvirt.
 
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +182,53 @@ def listing_labs(env: dict[str, str], rounds: int) -> float:
     return ls
 
 
+def reader_commands(lab: str) -> list[list[str]]:
+    execs = [["exec", "--lab", lab, "--", "true"]] * 16
+    statuses = [["status", lab]] * 8
+    sshs = [["ssh", lab, f"node{i % 3 + 1}", "-c", "true"] for i in range(4)]
+    return [*execs, *statuses, *sshs]
+
+
+def readers_once(lab: str, env: dict[str, str]) -> tuple[float, float, int]:
+    """The 28 readers started together: the time until the last ends, the
+    slowest exec, and how many failed."""
+
+    def one(args: list[str]) -> tuple[str, float, int]:
+        start = time.perf_counter()
+        done = run([*LABCTL, *args], env, check=False)
+        return args[0], time.perf_counter() - start, done.returncode
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(28) as pool:
+        results = list(pool.map(one, reader_commands(lab)))
+    wall = time.perf_counter() - start
+    slowest = max(took for kind, took, _ in results if kind == "exec")
+    return wall, slowest, sum(1 for _, _, code in results if code != 0)
+
+
+def readers(lab: str, env: dict[str, str], rounds: int) -> dict[str, tuple[float, float, int]]:
+    """Cold (the cache dropped, as a change of the lab drops it) and warm, in turns."""
+    cache = Path(env["LABCTL_HOME"]) / lab / ".labctl" / "ssh-config.json"
+    samples: dict[str, list[tuple[float, float, int]]] = {"cold": [], "warm": []}
+    for _ in range(rounds):
+        cache.unlink(missing_ok=True)
+        samples["cold"].append(readers_once(lab, env))
+        samples["warm"].append(readers_once(lab, env))
+    print(f"28 readers at once, {LABS[lab]} machines (median of {rounds})")
+    figures = {}
+    for kind, got in samples.items():
+        wall = statistics.median(w for w, _, _ in got)
+        slowest = statistics.median(s for _, s, _ in got)
+        failed = sum(f for _, _, f in got)
+        figures[kind] = (wall, slowest, failed)
+        print(
+            f"  {kind} cache   all done {wall:5.1f} s   slowest exec {slowest:5.1f} s"
+            f"   failed {failed} of {28 * rounds}"
+        )
+    print()
+    return figures
+
+
 def rss_mib(pids: list[int]) -> float:
     """Resident memory of these host processes, MiB."""
     total = 0
@@ -298,6 +350,7 @@ def main() -> None:
         }
         st = {lab: status(lab, env, 11, 3) for lab in ("bench3", "bench9")}
         ls = listing_labs(env, 11)
+        together = readers("bench3", env, 3)
         providers_side_by_side(env)
     finally:
         for lab in LABS:
@@ -316,6 +369,10 @@ def main() -> None:
         (f"status, 3 machines: {faster:.1f}x faster than vagrant status (>= 8x)", faster >= 8),
         (f"status, 9 vs 3 machines: {growth:.2f}x (<= 1.3x)", growth <= 1.3),
         (f"ls, 4 labs: {ls:.0f} ms (< 500 ms)", ls < 500),
+        (
+            f"28 readers at once: {together['cold'][2] + together['warm'][2]} failed (none)",
+            together["cold"][2] + together["warm"][2] == 0,
+        ),
         (f"--help: {help_ms:.0f} ms (< 150 ms)", help_ms < 150),
     ]
     print("goals")

@@ -8,6 +8,7 @@ no Vagrant, Docker or network."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,12 @@ class FakeBackend:
         return LabStates(spec.name, states, spec.provider)
 
     def endpoints(
-        self, paths: LabPaths, refresh: bool, running: list[str], every: bool
+        self,
+        paths: LabPaths,
+        refresh: bool,
+        running: list[str],
+        every: bool,
+        deadline: Deadline | None = None,
     ) -> dict[str, Endpoint]:
         return {n: t.endpoint for n, t in self.transports.items() if n not in self.down}
 
@@ -257,3 +263,80 @@ def install(
 
     monkeypatch.setattr(session, "BACKEND", FakeBackend(by_name, down or {}))
     return by_name
+
+
+# ---------------------------------------------------------------- a vagrant
+
+
+_VAGRANT_SCRIPT = """#!{python}
+# a fake vagrant (tests/unit/fakes.py): ssh-config from a capture
+import fcntl, sys, time
+words = sys.argv[1:]
+with open({log!r}, "a+") as log:
+    fcntl.flock(log, fcntl.LOCK_EX)
+    log.seek(0)
+    before = len(log.readlines())
+    log.write(" ".join(words) + "\\n")
+if words[:1] != ["ssh-config"]:
+    sys.stderr.write("vagrant " + " ".join(words) + " is not faked\\n")
+    sys.exit(99)
+if {locked} < 0 or before < {locked}:
+    sys.stdout.write({refusal!r})
+    sys.exit(1)
+time.sleep({delay})
+if {failing!r}:
+    sys.stdout.write({failing!r})
+    sys.exit(1)
+named = [w for w in words[1:] if not w.startswith("-")]
+for line in {answer!r}.splitlines(keepends=True):
+    if not named or line.split(",")[1] in named:
+        sys.stdout.write(line)
+"""
+
+
+@dataclass
+class ScriptedVagrant:
+    """A `vagrant` first on PATH, for the code that runs Vagrant itself
+    (inventory, the driver): `ssh-config` answers from a capture after
+    `delay` seconds, except that its first `locked` runs (every run: -1) meet
+    Vagrant's machine lock; each run is logged."""
+
+    log: Path
+
+    def runs(self) -> list[str]:
+        """Each run's arguments, in the order they started."""
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+def scripted_vagrant(
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    *,
+    delay: float = 0.0,
+    locked: int = 0,
+    answer: str = "vagrant/ssh-config-two.txt",
+    refusal: str = "vagrant/machine-locked.txt",
+    failing: str = "",
+) -> ScriptedVagrant:
+    """Put a ScriptedVagrant first on PATH (`failing`: a capture it answers
+    every ssh-config with, after the delay)."""
+    import sys
+
+    bin_dir = folder / "scripted-vagrant"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    log = bin_dir / "runs.log"
+    script = bin_dir / "vagrant"
+    script.write_text(
+        _VAGRANT_SCRIPT.format(
+            python=sys.executable,
+            log=str(log),
+            locked=locked,
+            delay=delay,
+            refusal=data(refusal),
+            answer=data(answer),
+            failing=data(failing) if failing else "",
+        )
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
+    return ScriptedVagrant(log)

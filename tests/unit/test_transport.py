@@ -70,3 +70,23 @@ def test_pins_are_per_machine_not_per_port(tmp_path: Path) -> None:
 def test_every_word_is_quoted(argv: list[str], line: str) -> None:
     assert command_line(argv) == line
     assert command_line(argv, sudo=True) == "sudo -n -H -- " + line
+
+
+def test_machines_pinned_at_once_by_several_labctls_are_all_kept(tmp_path: Path) -> None:
+    """Readers started together each pin their first machine: none writes
+    back the file it read over another's pin (each HostKeys here is one
+    labctl; the file lock is what keeps them apart)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "host-keys.json"
+    start = threading.Barrier(12)
+
+    def one(i: int) -> None:
+        keys = HostKeys(path)
+        start.wait()
+        keys.pin(f"node{i}", f"id-{i}", "ssh-ed25519", f"AAAA{i}")
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(one, range(12)))
+    assert sorted(json.loads(path.read_text())) == sorted(f"node{i}" for i in range(12))

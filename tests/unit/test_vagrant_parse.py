@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labctl.errors import LabBusy, VagrantError
+from labctl.errors import LabBusy, VagrantBusy, VagrantError
 from labctl.vagrant import error_of, parse_line, parse_output, ssh_params
 
 from .fakes import data
@@ -44,6 +44,17 @@ def test_machine_action_locked_is_busy() -> None:
     assert isinstance(err, LabBusy)
     assert err.exit_code == 75
     assert "another process is already executing an action" in err.message
+
+
+def test_machine_locked_is_busy_and_names_the_machine() -> None:
+    """Vagrant's machine index lock: what two vagrant processes loading one
+    machine at once meet (readers in parallel did, before one asked for all)."""
+    err = error_of(parse_output(data("vagrant/machine-locked.txt")), "")
+    assert isinstance(err, VagrantBusy)
+    assert (err.exit_code, err.machine) == (75, "node1")
+    assert "because it is locked" in err.message and "\n" not in err.message
+    acting = error_of(parse_output(data("vagrant/action-locked.txt")), "")
+    assert isinstance(acting, VagrantBusy) and acting.machine == "node1"
 
 
 def test_docker_cannot_suspend_gets_a_hint() -> None:
