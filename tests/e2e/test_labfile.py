@@ -40,7 +40,7 @@ machines:
     provision: [scripts/app.sh]
 """
 
-# app2 goes, db4 (a second replica of db1) comes.
+# app2 goes, sql4 (a second replica of sql1) comes.
 SECOND = (
     FIRST.replace("count: 2", "count: 1")
     + """\
@@ -152,7 +152,7 @@ def test_a_bad_file_changes_nothing(
     no_primary = lab_dir / "no-primary.yaml"
     no_primary.write_text(FIRST.replace("  sql1:\n    roles: [mysql-primary]\n", ""))
     done = labctl("up", "-f", str(no_primary), "--name", mixed, "--dry-run")
-    assert done.code == 2 and "keep it while db2 replicates from it" in done.stderr
+    assert done.code == 2 and "keep it while sql2 replicates from it" in done.stderr
     assert containers(mixed) == before_ids
     assert (lab_home / mixed / "lab.json").read_text() == record
 
