@@ -28,11 +28,10 @@ from pathlib import Path
 from labctl import process
 from labctl.errors import Interrupted, LabctlError
 from labctl.home import LabPaths
-from labctl.spec import LabSpec
+from labctl.spec import DEFAULT_LIBVIRT_URI, LabSpec
 
 Runner = Callable[[Sequence[str]], process.Completed]
 ASK_TIMEOUT = 20.0
-DEFAULT_LIBVIRT_URI = "qemu:///system"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ DEFAULT_SUBNET = "192.168.56"
 DOCKER_BOX = "labctl/debian:bookworm"
 VM_BOX = "debian/bookworm64"
 LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
+DEFAULT_LIBVIRT_URI = "qemu:///system"  # vagrant-libvirt's: this host's system daemon
 RECORD_VERSION = 2
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")

@@ -6,10 +6,21 @@
 # docker provider's box image; and libvirt with QEMU (daemons started when they
 # do not answer) and labctl's libvirt box, for the real-VM tests. Idempotent; on
 # Debian/Ubuntu as root only.
+#
+#   tests/setup-host.sh          everything (make test, make bench)
+#   tests/setup-host.sh docker   only what a docker-provider lab needs (make demo):
+#                                no libvirt, QEMU, VM box or test-only tools
 set -euo pipefail
 
-PACKAGES=(vagrant docker.io containerd runc debootstrap shellcheck busybox-static openssh-client libvirt-clients graphviz chromium-headless-shell
-  libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base vagrant-libvirt)
+PART=${1:-all}
+DOCKER_PACKAGES=(vagrant docker.io containerd runc debootstrap busybox-static openssh-client)
+TEST_PACKAGES=(shellcheck libvirt-clients graphviz chromium-headless-shell)
+LIBVIRT_PACKAGES=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base vagrant-libvirt)
+case "$PART" in
+  all) PACKAGES=("${DOCKER_PACKAGES[@]}" "${TEST_PACKAGES[@]}" "${LIBVIRT_PACKAGES[@]}") ;;
+  docker) PACKAGES=("${DOCKER_PACKAGES[@]}") ;;
+  *) printf 'usage: %s [all|docker]\n' "$0" >&2; exit 2 ;;
+esac
 LABCTL=${LABCTL:-.venv/bin/labctl}
 
 say() { printf 'setup-host: %s\n' "$*"; }
@@ -44,6 +55,11 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { say "the Docker engine did not start: see /var/log/labctl-dockerd.log"; exit 1; }
 fi
 
+"$LABCTL" box build --provider docker
+if [ "$PART" = docker ]; then
+  exit 0
+fi
+
 if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     say "starting libvirtd (systemd)"
@@ -61,7 +77,6 @@ if ! virsh -c qemu:///system version >/dev/null 2>&1; then
   virsh -c qemu:///system version >/dev/null 2>&1 || { say "libvirtd did not start"; exit 1; }
 fi
 
-"$LABCTL" box build --provider docker
 # labctl's VM box, where this host can run VMs (KVM, or QEMU emulating)
 if command -v qemu-system-x86_64 >/dev/null; then
   "$LABCTL" box build --provider libvirt

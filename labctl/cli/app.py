@@ -29,6 +29,7 @@ COMMANDS = {
         "destroy",
         "box",
         "doctor",
+        "version",
     ),
     "labctl.cli.ctr": ("ctr", "exec"),
     "labctl.cli.mysql": ("mysql",),
@@ -67,6 +68,14 @@ app = typer.Typer(
 )
 
 
+def _show_version(asked: bool) -> None:
+    if asked:
+        from labctl import __version__, ui
+
+        ui.line(f"labctl {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -74,5 +83,14 @@ def _root(
         str | None,
         typer.Option("--home", envvar="LABCTL_HOME", help="Folder holding the labs."),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,  # before the missing command is noticed
+            help="Print labctl's version and exit (`labctl version`: the providers' too).",
+        ),
+    ] = False,
 ) -> None:
     ctx.obj = {"home": home}

@@ -509,11 +509,21 @@ def run(
 
 @ctr_app.command("rm")
 @on_machines()
-def rm(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
+def rm(
+    ctx: typer.Context,
+    target: "Target",
+    cid: IdArg,
+    if_exists: Annotated[
+        bool, typer.Option("--if-exists", help="A container that is not there is no error.")
+    ] = False,
+) -> None:
     """Kill the container's task if any, then remove task and container."""
     from labctl.ops import ctr as ops
 
-    _done(ops.remove(home(ctx), target, cid), lambda _: f"{cid} removed")
+    _done(
+        ops.remove(home(ctx), target, cid, if_exists),
+        lambda done: f"{cid} removed" if done == "removed" else f"{cid} was not there",
+    )
 
 
 @ctr_app.command("service")

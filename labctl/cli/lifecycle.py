@@ -1,5 +1,5 @@
 """init, schema, validate, render, up, status, ssh, provision, reload, halt,
-suspend, resume, destroy, ls, box build, doctor."""
+suspend, resume, destroy, ls, box build, doctor, version."""
 
 import sys
 from collections.abc import Callable
@@ -470,6 +470,22 @@ def doctor(json: JsonOpt = False) -> None:
         raise typer.Exit(ExitCode.FAILED)
 
 
+def version(json: JsonOpt = False) -> None:
+    """labctl's version, Vagrant's and the providers' (a missing one says so)."""
+    from labctl import ui
+    from labctl.ops import host
+
+    found = host.versions()
+    if json:
+        ui.print_json(found)
+        return
+    ui.table(
+        ["NAME", "VERSION", "NOTE"],
+        [[v.name, v.version or "missing", v.note] for v in found],
+        styles={1: lambda text: "yellow" if text == "missing" else ""},
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(init)
     app.command()(schema)
@@ -487,6 +503,7 @@ def register(app: typer.Typer) -> None:
     app.command()(destroy)
     app.command()(ls)
     app.command()(doctor)
+    app.command()(version)
     box_app = typer.Typer(help="labctl's own boxes (docker, libvirt).", no_args_is_help=True)
     box_app.command(name="build")(box_build)
     app.add_typer(box_app, name="box")

@@ -251,6 +251,11 @@ def error_text(stderr: str) -> str:
     return (own[-1] if own else (lines[-1] if lines else "")).strip()
 
 
+def not_found(stderr: str) -> bool:
+    """ctr's word for a container (or image, namespace) that is not there."""
+    return error_text(stderr).endswith(": not found")
+
+
 UNIT_DIR = "/etc/systemd/system"
 
 

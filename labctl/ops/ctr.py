@@ -237,9 +237,10 @@ def exec_in_task(
     return chosen, _run_ctr(home, target, argv, detached=detach)
 
 
-def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
+def remove(home: LabHome, target: Target, cid: str, if_exists: bool = False) -> list[Outcome[str]]:
     """Kill the task if there is one, then remove task and container (and the
-    systemd unit `ctr service` made for it, which would restart it)."""
+    systemd unit `ctr service` made for it, which would restart it): "removed";
+    with `if_exists`, a container that is not there is "absent", not a failure."""
     ns = target.namespace
     unit = ctr.unit_name(ns, cid) if ctr.can_have_unit(ns, cid) else None
 
@@ -254,7 +255,10 @@ def remove(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
         if cid in running:
             t.run(ctr.tasks_kill(ns, cid, "SIGKILL"), sudo=True)
             _check(t.name, t.run(ctr.tasks_rm(ns, cid, force=True), sudo=True))
-        _check(t.name, t.run(ctr.containers_rm(ns, cid), sudo=True))
+        removed = t.run(ctr.containers_rm(ns, cid), sudo=True)
+        if if_exists and not removed.ok and ctr.not_found(removed.stderr):
+            return "absent"
+        _check(t.name, removed)
         return "removed"
 
     return each(home, target, one)

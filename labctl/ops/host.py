@@ -1,11 +1,12 @@
-"""This host: its pre-flight checks and labctl's own boxes."""
+"""This host: its pre-flight checks, the versions of what labctl runs, and
+labctl's own boxes."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
-from labctl import box, doctor, providers
+from labctl import __version__, box, doctor, providers
 from labctl.errors import SpecError
 from labctl.spec import DOCKER_BOX, LIBVIRT_BOX, check_provider, default_box
 
@@ -13,6 +14,12 @@ from labctl.spec import DOCKER_BOX, LIBVIRT_BOX, check_provider, default_box
 def checks() -> list[doctor.Check]:
     """Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
     return doctor.run_all()
+
+
+def versions() -> list[providers.Version]:
+    """labctl's own version, then Vagrant's and each provider's as this host
+    answers (a missing one is a row that says so)."""
+    return [providers.Version("labctl", __version__), *providers.versions()]
 
 
 def build_box(

@@ -334,9 +334,11 @@ def _check_host_network(
         raise hostnet.SubnetTaken(subnet, claimed[subnet])
     found = hostnet.clash(subnet, networks)
     if found:
+        held = hostnet.holder(found)  # asked only now: a refusal names what to look at
+        where = f"{held}, interface {found.interface}" if held else f"interface {found.interface}"
         raise SpecError(
-            f"subnet {subnet}.0/24 overlaps {found.network} on this host (interface "
-            f"{found.interface}): another lab, docker or libvirt network, or VPN",
+            f"subnet {subnet}.0/24 overlaps {found.network} on this host ({where})"
+            + ("" if held else ": another lab, docker or libvirt network, or VPN"),
             hint="leave --subnet out (labctl picks a free one) or pass another",
         )
 

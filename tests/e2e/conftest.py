@@ -2,7 +2,8 @@
 test_libvirt.py), real guests.
 
 Every lab a test brings up is destroyed when the test ends, pass or fail, and
-the test then checks that no container of it is left.
+the test then checks that no container of it is left; at the end of the run,
+no container of the run and no volume one of them mounted is left either.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from labctl.render import LAB_ID_LABEL
 
 from ..conftest import require
 
@@ -66,38 +72,177 @@ def real_parts() -> None:
     _sweep_killed_runs()
 
 
+# Every e2e run going on on this host, a file each: its pid, holding its
+# temporary folder (where its labs' Vagrantfiles are). Shared by every checkout.
+RUNS = Path("/var/tmp/labctl-e2e-runs")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def _runs_going_on() -> set[Path]:
+    """The temporary folders of the e2e runs whose process still runs (this
+    one's too; a killed run's entry is removed), and of any pytest run still
+    going on (its folder's lock names a live process): a checkout whose
+    suite does not register its runs yet."""
+    roots = set()
+    for entry in RUNS.glob("*") if RUNS.is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        if _alive(int(entry.name)):
+            with contextlib.suppress(OSError):
+                roots.add(Path(entry.read_text()))
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+    for tmp in {Path(tempfile.gettempdir()), Path("/tmp"), Path("/dev/shm")}:
+        for lock in tmp.glob("pytest-of-*/pytest-*/.lock"):
+            with contextlib.suppress(OSError, ValueError):
+                if _alive(int(lock.read_text())):
+                    roots.add(lock.parent.resolve())
+    return roots
+
+
+def _made_under(root: Path, lab_id: str) -> bool:
+    """Whether a lab of this id was rendered under `root` (its id is a label
+    in its Vagrantfile's docker arguments)."""
+    needle = f"{LAB_ID_LABEL}={lab_id}"
+    for _ in range(3):  # a lab folder removed under the walk: walk again
+        try:
+            return any(needle in f.read_text() for f in root.rglob("Vagrantfile"))
+        except OSError:
+            continue
+    return False
+
+
 def _sweep_killed_runs() -> None:
-    """Guests of an earlier run killed before its teardown: lab names starting
-    with e2e- are the tests' own (like the subnets from 192.168.100), and one
-    is stale when no lab folder of it is left (Vagrant's machine index names
-    each machine's folder). A run going on beside this one keeps its guests."""
-    listed = docker("ps", "-a", "--format", '{{.ID}}\t{{.Label "io.labctl.lab"}}\t{{.Names}}')
-    rows = [line.split("\t") for line in listed.splitlines()]
-    alive = _indexed_folders()
+    """Guests of an earlier run killed before its teardown: labs named e2e-
+    (like the subnets from 192.168.100) are the tests' own, and one is
+    stale when no run going on on this host (in any checkout) rendered it.
+    Another run's guests, and anything not named e2e-, are left alone."""
+    going_on = _runs_going_on()
     stale = [
         cid
-        for cid, lab, name in rows
-        if lab.startswith("e2e-") and not any(Path(f).is_dir() for f in alive.get(name, []))
+        for cid, lab, lab_id in _labelled()
+        if lab.startswith("e2e-") and not any(_made_under(root, lab_id) for root in going_on)
     ]
     if stale:
         subprocess.run(["docker", "rm", "-f", "-v", *stale], capture_output=True)
 
 
-def _indexed_folders() -> dict[str, list[str]]:
-    """container name (labctl-LAB-MACHINE) -> the lab folders Vagrant's machine
-    index holds for it."""
-    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
-    index = home / "data" / "machine-index" / "index"
+def _labelled() -> list[tuple[str, str, str]]:
+    """(id, lab, lab id) of every container on the host ("" for a label it lacks)."""
+    listed = docker(
+        "ps",
+        "-a",
+        "--format",
+        f'{{{{.ID}}}}\t{{{{.Label "io.labctl.lab"}}}}\t{{{{.Label "{LAB_ID_LABEL}"}}}}',
+    )
+    rows = (line.split("\t") for line in listed.splitlines())
+    return [(row[0], row[1], row[2]) for row in rows if len(row) == 3]
+
+
+# containers made and volumes mounted, as each happens
+WATCHED = [
+    "docker", "events", "--format", "{{json .}}",
+    "--filter", "type=container", "--filter", "type=volume",
+    "--filter", "event=create", "--filter", "event=mount",
+]  # fmt: skip
+
+
+class EngineEvents:
+    """What the Docker engine did during the run (`docker events`, watched
+    from its start): the containers of the run's own labs (their lab id in
+    a Vagrantfile under the run's temporary folder: not another run's, nor
+    a developer's lab that happens to be named e2e-something), and the
+    volumes they mounted. Such a volume is anonymous (the guests'
+    /var/lib/containerd) and has no label: its mount is its only tie to the
+    container that made it."""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.containers: set[str] = set()
+        self.volumes: set[str] = set()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self, root: Path | None = None) -> None:
+        """Watch (again after the engine restarted: its stream ends with it)."""
+        self.root = root or self.root
+        self.stop()
+        self.proc = subprocess.Popen(
+            WATCHED, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        threading.Thread(target=self._read, args=(self.proc,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with contextlib.suppress(ValueError, AttributeError):
+                self._note(json.loads(line))
+
+    def _note(self, event: dict[str, Any]) -> None:
+        """One event, in the engine's order: a container's create before its mounts."""
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        lab_id = attributes.get(LAB_ID_LABEL, "")
+        if event.get("Type") == "container":
+            if lab_id and self.root is not None and _made_under(self.root, lab_id):
+                self.containers.add(actor.get("ID", ""))
+        elif attributes.get("container") in self.containers:
+            self.volumes.add(actor.get("ID", ""))
+
+
+ENGINE = EngineEvents()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_of_the_run_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The run, known to other runs on this host while it goes on (so their
+    sweep leaves its guests alone); and after it, nothing of its own on the
+    host: no container of its labs, no volume one of them mounted (a
+    container removed without -v leaves its anonymous volume behind). What
+    is found is removed, and the run fails naming it. Nothing else is touched."""
+    root = tmp_path_factory.getbasetemp()
+    if not RUNS.is_dir():
+        RUNS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # every user's runs register here
+            RUNS.chmod(0o1777)
+    mine = RUNS / str(os.getpid())
+    mine.write_text(str(root))
+    engine = shutil.which("docker") and (
+        subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+    )
+    if engine:
+        ENGINE.start(root)
     try:
-        machines = json.loads(index.read_text()).get("machines", {})
-    except (OSError, ValueError):
-        return {}
-    found: dict[str, list[str]] = {}
-    for entry in machines.values():
-        folder = str(entry.get("vagrantfile_path") or "")
-        name = f"labctl-{Path(folder).name}-{entry.get('name')}"
-        found.setdefault(name, []).append(folder)
-    return found
+        yield
+    finally:
+        mine.unlink(missing_ok=True)
+    if not engine:
+        return
+    ENGINE.stop()
+    containers = sorted(ENGINE.containers & set(docker("ps", "-aq", "--no-trunc").split()))
+    if containers:
+        subprocess.run(["docker", "rm", "-f", "-v", *containers], capture_output=True)
+    volumes = sorted(ENGINE.volumes & set(docker("volume", "ls", "-q").split()))
+    if volumes:
+        subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True)
+    assert not containers and not volumes, (
+        f"the run left containers {containers} and volumes {volumes} (now removed)"
+    )
 
 
 @pytest.fixture(scope="session")

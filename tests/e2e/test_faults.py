@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Labctl, Running, containers_of, destroy_and_check, docker, fresh_subnet
+from .conftest import (
+    ENGINE,
+    Labctl,
+    Running,
+    containers_of,
+    destroy_and_check,
+    docker,
+    fresh_subnet,
+)
 
 QUICK = ("--count", "1", "--no-containerd", "--provider", "docker")
 
@@ -219,8 +227,9 @@ def test_a_changed_host_key_is_refused_and_a_recreated_machine_is_not(
     keys.write_text(json.dumps(pins))
     assert labctl("exec", "--lab", lab, "--", "true").code == 0
 
-    # recreated by plain Vagrant (a new machine id): a new machine, pinned anew
-    docker("rm", "-f", container)
+    # recreated by plain Vagrant (a new machine id): a new machine, pinned anew;
+    # -v: the container's anonymous volume goes with it, as with vagrant destroy
+    docker("rm", "-f", "-v", container)
     vagrant = subprocess.run(
         ["vagrant", "up"], cwd=lab_home / lab, capture_output=True, text=True, timeout=600
     )
@@ -249,6 +258,16 @@ def _engine(action: str) -> None:
         time.sleep(0.5)
 
 
+# Restarting the engine stops every container on this host, not only this
+# test's: a developer's own labs too. Only on a host that is the suite's own.
+ENGINE_RESTART = (
+    "NOT RUN: restarting the Docker engine stops every container on this host, a "
+    "developer's own labs too; it runs only under CI (LABCTL_CI=1, which .ci/run sets): "
+    "set it yourself only on a host whose containers are all the suite's"
+)
+
+
+@pytest.mark.skipif(os.environ.get("LABCTL_CI") != "1", reason=ENGINE_RESTART)
 def test_the_docker_engine_restarted_under_a_running_lab(
     labctl: Labctl, guest: tuple[str, str]
 ) -> None:
@@ -266,6 +285,7 @@ def test_the_docker_engine_restarted_under_a_running_lab(
         assert refused.code == 1 and "the Docker engine is not answering" in refused.stderr
     finally:
         _engine("start")
+        ENGINE.start()  # its event stream ended with the engine
     assert labctl("status", lab, "--json").json()[0]["state"] == "stopped"
     up = labctl("up", lab)
     assert up.code == 0, up.stderr[-2000:]

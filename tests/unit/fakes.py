@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+import shlex
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -340,3 +342,47 @@ def scripted_vagrant(
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '')}")
     return ScriptedVagrant(log)
+
+
+# ---------------------------------------------------------------- host programs
+
+HANG = "hang"  # an answer: the program never answers (for time limits)
+
+
+def _shell_pattern(words: str) -> str:
+    """A `case` pattern matching `words` literally, `*` as any text."""
+    return "*".join(shlex.quote(part) for part in words.split("*"))
+
+
+def _answer(relative: str, sleep: str) -> str:
+    if relative == HANG:
+        return f"exec {sleep} 600"
+    from .captured import load
+
+    c = load(relative)
+    out = f"printf '%s\\n' {shlex.quote(c.stdout)}; " if c.stdout else ""
+    err = f"printf '%s\\n' {shlex.quote(c.stderr)} >&2; " if c.stderr else ""
+    return f"{out}{err}exit {c.exit}"
+
+
+def host_programs(
+    monkeypatch: pytest.MonkeyPatch, folder: Path, answers: Mapping[str, Mapping[str, str]]
+) -> None:
+    """The only programs on PATH (one not given is not installed here), each
+    answering as a capture: answers[program][ARGS] is the capture printed
+    when it runs with ARGS (a pattern of its words, `*` any text), or HANG.
+    Anything else it is asked fails the test's expectations with exit 99."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    folder.mkdir(parents=True, exist_ok=True)
+    for program, by_args in answers.items():
+        cases = "".join(
+            f"  {_shell_pattern(args)}) {_answer(relative, sleep)} ;;\n"
+            for args, relative in by_args.items()
+        )
+        script = folder / program
+        script.write_text(
+            f'#!/bin/sh\ncase "$*" in\n{cases}esac\n'
+            f'echo "fake {program} has no answer for: $*" >&2\nexit 99\n'
+        )
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))

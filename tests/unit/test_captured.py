@@ -26,6 +26,7 @@ BY_HAND = {
     "providers/vboxmanage-runningvms.txt",
     "providers/vboxmanage-showvminfo-missing.txt",
     "providers/vboxmanage-showvminfo-poweroff.txt",
+    "providers/vboxmanage-version.txt",
 }
 
 

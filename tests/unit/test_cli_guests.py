@@ -11,7 +11,7 @@ import pytest
 
 from labctl.guest import ctr
 
-from .fakes import FakeTransport, Reply, argv_starts, data, install
+from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
 from .labs import topology
 from .test_jenkins import COMPUTERS
 from .test_ops_mysql import checked, mariadb
@@ -176,6 +176,7 @@ CTR_COMMANDS = [
     (["ctr", "t", "rm", "web"], ""),
     (["ctr", "run", "alpine", "job", "--", "true"], ""),
     (["ctr", "rm", "web"], ""),
+    (["ctr", "rm", "web", "--if-exists"], "node2: web removed"),
     (["ctr", "service", "test"], ""),
 ]
 
@@ -254,3 +255,19 @@ def test_mysql_info_at_a_glance(cli, home: Path, monkeypatch: pytest.MonkeyPatch
     line = next(ln for ln in table.stdout.splitlines() if ln.startswith("replica2"))
     assert line.split()[:5] == ["replica2", "10.11.18", "replica", "closed", "22"]
     assert "1h0m" in line and "1.5 MiB" in line
+
+
+def test_ctr_rm_if_exists_of_a_container_that_is_not_there_succeeds(cli, nodes) -> None:
+    missing = Reply(stderr=data_err("ctr/err-container-rm-missing.txt"), exit_code=1)
+    nodes(
+        *(
+            FakeTransport(n)
+            .on(argv_starts("test"), Reply(exit_code=1))
+            .on(argv_has("tasks", "ls"), Reply())
+            .on(argv_has("containers", "rm"), missing)
+            for n in ("node1", "node2")
+        )
+    )
+    done = cli("ctr", "rm", "test", "--if-exists")
+    assert (done.code, done.stdout) == (0, "node1: test was not there\nnode2: test was not there\n")
+    assert cli("ctr", "rm", "test").code == 1

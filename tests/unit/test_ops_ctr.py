@@ -154,6 +154,26 @@ def test_remove_stops_the_unit_kills_the_task_then_removes_all(lab, home: Path) 
     ]
 
 
+def test_remove_if_exists_takes_a_missing_container_as_done(lab, home: Path) -> None:
+    missing = Reply(stderr=data_err("ctr/err-container-rm-missing.txt"), exit_code=1)
+    other = Reply(stderr="ctr: failed to delete container: permission denied\n", exit_code=1)
+    lab(
+        *(
+            FakeTransport(name)
+            .on(argv_starts("test", "-e"), Reply(exit_code=1))
+            .on(argv_has("tasks", "ls"), Reply())
+            .on(argv_starts(*ctr.containers_rm("default", "test")), answer)
+            for name, answer in (("node1", missing), ("node2", other))
+        )
+    )
+    gone, refused = ops.remove(LabHome(home), target("node1", "node2"), "test", if_exists=True)
+    assert gone.value == "absent"
+    assert refused.error is not None and "permission denied" in refused.error.message
+    (plain,) = ops.remove(LabHome(home), target("node1"), "test")
+    assert plain.error is not None
+    assert plain.error.message == 'node1: ctr: container "test" in namespace "default": not found'
+
+
 def test_a_service_is_not_written_for_a_container_that_is_not_there(lab, home: Path) -> None:
     guests = lab(FakeTransport("node1").on(argv_has("containers", "info"), NOT_FOUND))
     (found,) = ops.service(LabHome(home), target("node1"), "nope")
