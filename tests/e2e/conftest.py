@@ -2,25 +2,28 @@
 test_libvirt.py), real guests.
 
 Every lab a test brings up is destroyed when the test ends, pass or fail, and
-the test then checks that no container of it is left.
+the test then checks that no container of it is left. The labctl they run is
+the one users install: the wheel's, in a virtualenv of runtime dependencies
+only (tests/installed.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from .. import installed
 from ..conftest import require
 
 _SUBNETS = itertools.count(100)
@@ -30,6 +33,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@functools.cache
+def _under_test() -> Path | str:
+    try:
+        return installed.labctl_under_test()
+    except installed.NotInstalled as exc:
+        return str(exc)
+
+
+def labctl_argv(*args: str) -> list[str]:
+    """The command line of the labctl under test: the wheel's, installed."""
+    exe = _under_test()
+    if not isinstance(exe, Path):
+        require(False, f"the installed labctl: {exe}")
+    return [str(exe), *args]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    exe = _under_test() if _under_test.cache_info().currsize else None
+    if isinstance(exe, Path):
+        terminalreporter.write_line(f"e2e: the labctl under test was {exe} (the installed wheel)")
 
 
 @dataclass
@@ -121,7 +146,7 @@ class Running:
 
     def __init__(self, home: Path, host_dir: Path, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labctl", *args],
+            labctl_argv(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -167,7 +192,9 @@ def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
-    """Run the real `labctl` command in a subprocess, as a user would."""
+    """Run the real `labctl` command in a subprocess, as a user would: the
+    one installed from the wheel."""
+    labctl_argv()  # checked (or skipped) once, before any lab is made
 
     def run(
         *args: str,
@@ -186,7 +213,7 @@ def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
             **(env or {}),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "labctl", *args],
+            labctl_argv(*args),
             capture_output=True,
             text=True,
             timeout=timeout,
