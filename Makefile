@@ -6,7 +6,7 @@ LABCTL := $(BIN)/labctl
 export LABCTL
 export VAGRANT_CHECKPOINT_DISABLE := 1
 
-.PHONY: all venv host host-docker lint unit fuzz e2e test demo bench golden clean
+.PHONY: all venv runtime-venv user-venv host host-docker lint unit fuzz e2e test demo bench golden clean
 
 all: test
 
@@ -17,6 +17,39 @@ $(BIN)/labctl: pyproject.toml
 	touch $@
 
 venv: $(BIN)/labctl
+
+# The product users install, for the tests: a virtualenv with labctl's runtime
+# dependencies only (what `pip install labctl` gives, at the newest versions
+# the pins allow; made again when pyproject.toml changes; frozen.txt lists
+# them), and in it the wheel built from the sources, built again and installed
+# over the old one whenever a file of the package changes (about 2 s), so a
+# stale wheel is never what is tested.
+USER_VENV := .venv-user
+export LABCTL_UNDER_TEST := $(abspath $(USER_VENV))/bin/labctl
+PACKAGE_FILES := pyproject.toml README.md \
+	$(shell find labctl templates provision -name __pycache__ -prune -o -print)
+
+# pip builds labctl here in an isolated environment of its own: this target
+# needs neither the dev virtualenv nor anything in it
+$(USER_VENV)/frozen.txt: pyproject.toml
+	rm -rf $(USER_VENV)
+	$(PYTHON) -m venv $(USER_VENV)
+	$(USER_VENV)/bin/pip install -q .
+	$(USER_VENV)/bin/pip freeze --exclude labctl >$@.new
+	mv $@.new $@
+
+runtime-venv: $(USER_VENV)/frozen.txt
+
+# pip check: the wheel's own requirements (its metadata) are what the
+# virtualenv holds
+$(USER_VENV)/labctl.installed: $(USER_VENV)/frozen.txt $(PACKAGE_FILES) | venv
+	rm -rf dist/labctl-*.whl
+	$(BIN)/python -m hatchling build -t wheel -d dist
+	$(USER_VENV)/bin/pip install -q --no-deps --force-reinstall dist/labctl-*.whl
+	$(USER_VENV)/bin/pip check >/dev/null
+	touch $@
+
+user-venv: $(USER_VENV)/labctl.installed
 
 host: venv
 	tests/setup-host.sh
@@ -38,7 +71,7 @@ lint: venv
 COVERAGE_FLOOR := 85
 # The tests' temporary files in memory where there is a tmpfs: a busy disk
 # (guests being destroyed) made the suite a second or two slower.
-unit: venv
+unit: venv runtime-venv
 	$(if $(wildcard /dev/shm),TMPDIR=/dev/shm) $(BIN)/pytest -q -n 2 -m "not vagrant" tests/unit \
 		--cov=labctl --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
@@ -47,8 +80,9 @@ FUZZ_EXAMPLES ?= 20000
 fuzz: venv
 	LABCTL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_trust.py -k "generated or any_bytes"
 
-# Real guests, and the few unit-level tests that run the real Vagrant.
-e2e: host
+# Real guests, and the few unit-level tests that run the real Vagrant; the e2e
+# tests run $(LABCTL_UNDER_TEST), the wheel's labctl.
+e2e: host user-venv
 	LABCTL_REQUIRE_REAL=1 $(BIN)/pytest -q -m "e2e or vagrant" tests/unit tests/e2e --durations=15
 
 # The whole suite: host set-up, lint, unit tests, end-to-end tests on real guests
@@ -71,8 +105,8 @@ demo: host-docker
 golden: venv
 	$(BIN)/python tests/golden.py
 
-bench: host
+bench: host user-venv
 	$(BIN)/python tests/bench/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(USER_VENV) dist .pytest_cache .mypy_cache .ruff_cache

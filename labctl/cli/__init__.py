@@ -24,20 +24,16 @@ def _internal_error(exc: BaseException) -> int:
 
 
 def _parser_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    """(aborts, usage errors) of the command-line parser: typer vendors click
-    in recent releases and re-exports it in older ones; accept both."""
+    """(aborts, usage errors) of the command-line parser. typer up to 0.25 runs
+    on click, from 0.26 on its own copy of it (typer._click), and labctl depends
+    on typer only: click's base of usage errors is taken from the module that
+    defines typer's own BadParameter, whichever that is (`import click` fails
+    where typer does not bring click in, and would be the wrong click where
+    something else does)."""
     import typer
 
-    usage: list[type[BaseException]] = [typer.TyperException]
-    aborts: list[type[BaseException]] = [typer.Abort]
-    try:
-        import click
-
-        usage.append(click.ClickException)
-        aborts.append(click.exceptions.Abort)
-    except ImportError:
-        pass
-    return tuple(aborts), tuple(usage)
+    errors = sys.modules[typer.BadParameter.__module__]
+    return (typer.Abort,), (errors.ClickException,)
 
 
 def _usage_line(exc: BaseException) -> str:

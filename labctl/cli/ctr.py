@@ -68,6 +68,15 @@ def _ctr_root(
     ctx.obj = {"lab": lab, "vm": chosen, "namespace": namespace, "timeout": timeout}
 
 
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was given on the command line. Its source is an
+    enum of click's, which typer up to 0.25 takes from click and from 0.26 from
+    its own copy of click (typer._click): labctl depends on typer only, so it
+    goes by the member's name, the same in both."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def _target(
     ctx: typer.Context,
     vm: Sequence[str] | None = None,
@@ -76,14 +85,12 @@ def _target(
 ) -> "Target":
     from dataclasses import replace
 
-    from click.core import ParameterSource
-
     from labctl.ops.ctr import Target
 
     # ctx.obj is the ctr group's (inherited); options given on the subcommand
     # win, but LABCTL_LAB never beats the group's own --lab
     base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
-    if ctx.get_parameter_source("lab") is not ParameterSource.COMMANDLINE:
+    if not _on_command_line(ctx, "lab"):
         lab = base.get("lab") if base.get("lab") is not None else lab
     target = Target(
         lab=lab,

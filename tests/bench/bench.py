@@ -39,7 +39,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LABCTL = [sys.executable, "-m", "labctl"]
+sys.path.insert(0, str(ROOT))
+from tests import installed  # noqa: E402  (run as a script: the repository first on the path)
+
+# the labctl users install (the wheel's, in a virtualenv of runtime dependencies
+# only), as the e2e tests run it
+try:
+    LABCTL = [str(installed.labctl_under_test())]
+except installed.NotInstalled as exc:
+    raise SystemExit(f"bench: no installed labctl to measure: {exc}") from exc
 LABS = {"bench3": 3, "bench9": 9, "bench1a": 1, "bench1b": 1}
 SUBNETS = {
     "bench3": "192.168.190",
@@ -332,13 +340,15 @@ def main() -> None:
     for tool in ("vagrant", "ssh", "docker"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is needed for the benchmark (make bench installs it)")
+    print(f"labctl under test: {LABCTL[0]} (the installed wheel)")
     home = tempfile.mkdtemp(prefix="labctl-bench-")
     env = {
         **os.environ,
         "LABCTL_HOME": home,
         "VAGRANT_CHECKPOINT_DISABLE": "1",
-        "PYTHONPATH": str(ROOT),
     }
+    # the installed labctl, never the sources beside it
+    env.pop("PYTHONPATH", None)
     # measured as installed: Python's compiled modules cached, as pip leaves them
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:

@@ -4,18 +4,20 @@ test_libvirt.py), real guests.
 Every lab a test brings up is destroyed when the test ends, pass or fail, and
 the test then checks that no container of it is left; at the end of the run,
 no container of the run and no volume one of them mounted is left either.
+The labctl they run is the one users install: the wheel's, in a virtualenv
+of runtime dependencies only (tests/installed.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +29,7 @@ import pytest
 
 from labctl.render import LAB_ID_LABEL
 
+from .. import installed
 from ..conftest import require
 
 _SUBNETS = itertools.count(100)
@@ -36,6 +39,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@functools.cache
+def _under_test() -> Path | str:
+    try:
+        return installed.labctl_under_test()
+    except installed.NotInstalled as exc:
+        return str(exc)
+
+
+def labctl_argv(*args: str) -> list[str]:
+    """The command line of the labctl under test: the wheel's, installed."""
+    exe = _under_test()
+    if not isinstance(exe, Path):
+        require(False, f"the installed labctl: {exe}")
+    return [str(exe), *args]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    exe = _under_test() if _under_test.cache_info().currsize else None
+    if isinstance(exe, Path):
+        terminalreporter.write_line(f"e2e: the labctl under test was {exe} (the installed wheel)")
 
 
 @dataclass
@@ -288,7 +313,7 @@ class Running:
 
     def __init__(self, home: Path, host_dir: Path, *args: str, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "labctl", *args],
+            labctl_argv(*args),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -334,7 +359,9 @@ def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
-    """Run the real `labctl` command in a subprocess, as a user would."""
+    """Run the real `labctl` command in a subprocess, as a user would: the
+    one installed from the wheel."""
+    labctl_argv()  # checked (or skipped) once, before any lab is made
 
     def run(
         *args: str,
@@ -353,7 +380,7 @@ def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
             **(env or {}),
         }
         done = subprocess.run(
-            [sys.executable, "-m", "labctl", *args],
+            labctl_argv(*args),
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ..oci import IMAGE_NAME, build_busybox_image
-from .conftest import docker, lab_up
+from .conftest import docker, lab_up, labctl_argv
 
 HOSTILE = [
     "x; touch /tmp/pwned",
@@ -322,14 +322,13 @@ def test_interactive_shell_gets_a_terminal_of_the_right_size(
     import select
     import struct
     import subprocess
-    import sys
     import termios
 
     assert ctr("--vm", "node3", "run", imported, "tty", "sleep", "600").code == 0
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl", "ctr", "--lab", lab, "--vm", "node3", "shell", "tty"],
+        labctl_argv("ctr", "--lab", lab, "--vm", "node3", "shell", "tty"),
         stdin=slave,
         stdout=slave,
         stderr=slave,

@@ -9,10 +9,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from .conftest import change_counts, containers_of, docker
+from .conftest import change_counts, containers_of, docker, labctl_argv
 
 
 def machine_volumes(lab: str) -> list[str]:
@@ -155,7 +154,7 @@ def test_interrupt_busy_and_recover(labctl, make_lab, lab_home: Path) -> None:
         "--no-containerd",
     ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl", *args],
+        labctl_argv(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,6 @@ import os
 import secrets
 import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from labctl.guest.writer import RowWriter, setup_statements
 
-from .conftest import Running, docker, lab_up
+from .conftest import Running, docker, lab_up, labctl_argv
 
 # About 200 transactions a second (an insert and an update each round), for
 # a bounded time: the writer stops by itself.
@@ -328,7 +327,7 @@ def test_readers_and_writers_never_overlap(labctl, mysql, star, lab_home: Path) 
     out (exit 75, the lab untouched); a writer keeps the readers out."""
     env = {**os.environ, "LABCTL_HOME": str(lab_home), "VAGRANT_CHECKPOINT_DISABLE": "1"}
     reader = subprocess.Popen(
-        [sys.executable, "-m", "labctl", "exec", "--lab", star, "--", "sleep", "8"],
+        labctl_argv("exec", "--lab", star, "--", "sleep", "8"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -344,7 +343,7 @@ def test_readers_and_writers_never_overlap(labctl, mysql, star, lab_home: Path) 
     assert {r["state"] for r in labctl("status", star, "--json").json()} == {"running"}
 
     writer = subprocess.Popen(
-        [sys.executable, "-m", "labctl", "provision", star],
+        labctl_argv("provision", star),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
