@@ -54,14 +54,23 @@ def runtime_venv() -> None:
         require(False, f"no runtime-only virtualenv: {exc}")
 
 
-def test_every_module_imports_with_the_runtime_dependencies_only() -> None:
+def _in_runtime_venv(
+    code: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`code` run by the runtime-only virtualenv's Python (isolated: no user
+    site, no PYTHONPATH), with the sources as its argument."""
     runtime_venv()
-    done = subprocess.run(
-        [str(installed.USER_PYTHON), "-I", "-c", _IMPORT_ALL, str(installed.ROOT)],
+    return subprocess.run(
+        [str(installed.USER_PYTHON), "-I", "-c", code, str(installed.ROOT)],
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
+
+
+def test_every_module_imports_with_the_runtime_dependencies_only() -> None:
+    done = _in_runtime_venv(_IMPORT_ALL)
     assert done.returncode == 0, done.stderr
 
 
@@ -80,12 +89,8 @@ for argv in (["ctr", "ps", "--lab", "nosuch"], ["ctr", "--lab", "nosuch", "ps"],
 
 
 def test_commands_run_with_the_runtime_dependencies_only(tmp_path: Path) -> None:
-    runtime_venv()
-    done = subprocess.run(
-        [str(installed.USER_PYTHON), "-I", "-c", _COMMANDS, str(installed.ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = _in_runtime_venv(
+        _COMMANDS,
         # a crash report, were there one, in the test's own folder
         env={"LABCTL_HOME": str(tmp_path), "TMPDIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
@@ -107,8 +112,7 @@ def imports(source: str) -> Iterator[tuple[int, str]]:
 def declared() -> set[str]:
     """The distributions `[project.dependencies]` names (normalized), as the
     build backend reads them into the wheel."""
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11")
     pyproject = tomllib.loads((installed.ROOT / "pyproject.toml").read_text())
     return {_normalized(_requirement_name(r)) for r in pyproject["project"]["dependencies"]}
 

@@ -252,6 +252,25 @@ RAW = st.one_of(
 EXAMPLES = int(os.environ.get("LABCTL_FUZZ_EXAMPLES", "150"))
 
 
+# seeded and with no example database: the same examples on every run
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+def crash_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a crash report would go (labctl writes one to the temporary folder)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def _check_one(cli, path: Path, data: bytes, crash_dir: Path) -> None:
     path.write_bytes(data)
     ran = cli("validate", "-f", str(path))
@@ -264,20 +283,11 @@ def _check_one(cli, path: Path, data: bytes, crash_dir: Path) -> None:
     assert not list(crash_dir.glob("labctl-crash-*"))
 
 
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=2000,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ
 @given(lab=LAB, junk=JUNK, seed=st.integers(0, 2**16), mutate=st.booleans())
 def test_a_generated_lab_file_validates_or_is_one_line(
-    cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab, junk, seed, mutate
+    cli, home: Path, tmp_path: Path, crash_dir: Path, lab, junk, seed, mutate
 ) -> None:
-    crash_dir = tmp_path / "tmp"
-    crash_dir.mkdir(exist_ok=True)
-    monkeypatch.setattr(tempfile, "tempdir", str(crash_dir))
     data = _mutate(lab, junk, random.Random(seed)) if mutate else lab
     try:
         text = yaml.safe_dump(data, allow_unicode=True).encode("utf-8", "surrogatepass")
@@ -286,20 +296,11 @@ def test_a_generated_lab_file_validates_or_is_one_line(
     _check_one(cli, tmp_path / "lab.yaml", text, crash_dir)
 
 
-@settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=2000,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ
 @given(raw=RAW)
 def test_any_bytes_are_a_lab_or_one_line(
-    cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: bytes
+    cli, home: Path, tmp_path: Path, crash_dir: Path, raw: bytes
 ) -> None:
-    crash_dir = tmp_path / "tmp"
-    crash_dir.mkdir(exist_ok=True)
-    monkeypatch.setattr(tempfile, "tempdir", str(crash_dir))
     _check_one(cli, tmp_path / "lab.yaml", raw, crash_dir)
 
 
