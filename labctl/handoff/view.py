@@ -4,8 +4,7 @@ links between them, as plain data (captured as JSON for the golden tests)."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -61,22 +60,3 @@ class LabView:
 def group_name(text: str) -> str:
     """An Ansible group name: letters, digits and underscores only."""
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
-
-
-def to_record(view: LabView) -> dict[str, Any]:
-    return asdict(view)
-
-
-def from_record(data: dict[str, Any]) -> LabView:
-    machines = [
-        MachineView(
-            **{
-                **m,
-                "roles": tuple(m["roles"]),
-                "ssh": SshView(**m["ssh"]) if m.get("ssh") else None,
-            }
-        )
-        for m in data["machines"]
-    ]
-    links = [Link(**x) for x in data.get("links", [])]
-    return LabView(**{**data, "machines": machines, "links": links})

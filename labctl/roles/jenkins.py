@@ -60,7 +60,6 @@ class LabOptions:
 
 ROLES: dict[str, type | None] = {CONTROLLER: None, AGENT: AgentOptions}
 KEY = "jenkins"
-JDKS = (17, 21)
 
 
 # ---------------------------------------------------------------- the lab's shape (pure)

@@ -306,6 +306,53 @@ class Seen:
 
 SEEN = Seen()
 
+# the commands whose very job is to show a secret to its user
+SHOWS = ("jenkins password",)
+
+
+def secret_leaks(seen: Seen) -> list[str]:
+    """Where a secret labctl generated appears in anything labctl printed
+    (but the commands that show one) or in any file of a lab folder outside
+    secrets/."""
+    return [
+        f"{source} in {where}"
+        for secret, source in seen.secrets.items()
+        for where, text in [
+            *(
+                (f"the output of labctl {cmd}", out)
+                for cmd, out in seen.outputs
+                if not cmd.startswith(SHOWS)
+            ),
+            *seen.files.items(),
+        ]
+        if secret in text
+    ]
+
+
+def tracebacks(seen: Seen) -> list[tuple[str, str]]:
+    return [(c, o) for c, o in seen.outputs if "Traceback (most recent call last)" in o]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_anywhere_the_run_looked() -> Iterator[None]:
+    """At the end of the run, whatever was selected: no generated secret
+    (replication and Jenkins passwords, SSH keys) in any output or lab file,
+    and no traceback printed by any command. Under LABCTL_REQUIRE_REAL a run
+    that gave the grep nothing to look at fails: it checked nothing."""
+    yield
+    strict = bool(os.environ.get("LABCTL_REQUIRE_REAL"))
+    if SEEN.secrets:
+        assert any(p.endswith("/Vagrantfile") for p in SEEN.files)  # the folders were read
+        leaks = secret_leaks(SEEN)
+        assert not leaks, leaks[:10]
+    elif strict:
+        pytest.fail("the secret grep did not run: no lab of this run generated a secret")
+    if SEEN.outputs:
+        printed = tracebacks(SEEN)
+        assert not printed, printed[0]
+    elif strict:
+        pytest.fail("the traceback grep did not run: no labctl command ran")
+
 
 class Running:
     """One labctl started as from a terminal: its own process group, which a
