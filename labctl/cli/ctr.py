@@ -1,10 +1,13 @@
-"""`labctl ctr ...` (containerd in the guests) and `labctl exec`."""
+"""`labctl ctr ...` (containerd in the guests) and `labctl exec`: a command
+for each row of ops.ctr's table of subcommands, made by `_serve`, and the few
+written by hand."""
 
 import functools
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,9 +22,7 @@ from labctl.cli.common import (
     report,
 )
 from labctl.errors import ExitCode
-
-if TYPE_CHECKING:
-    from labctl.ops.ctr import Target
+from labctl.ops import ctr as ops
 
 VmOpt = Annotated[
     list[str] | None,
@@ -82,17 +83,15 @@ def _target(
     vm: Sequence[str] | None = None,
     namespace: str | None = None,
     lab: str | None = None,
-) -> "Target":
+) -> ops.Target:
     from dataclasses import replace
-
-    from labctl.ops.ctr import Target
 
     # ctx.obj is the ctr group's (inherited); options given on the subcommand
     # win, but LABCTL_LAB never beats the group's own --lab
     base = ctx.obj if isinstance(ctx.obj, dict) and "vm" in ctx.obj else {}
     if not _on_command_line(ctx, "lab"):
         lab = base.get("lab") if base.get("lab") is not None else lab
-    target = Target(
+    target = ops.Target(
         lab=lab,
         machines=tuple(vm or base.get("vm") or ()),
         timeout=base.get("timeout"),
@@ -128,17 +127,16 @@ def on_machines(namespace: bool = True) -> Callable[[Callable[..., None]], Calla
     return wrap
 
 
-def _listing(
-    outcomes: Sequence[Any],
-    columns: Sequence[str],
-    row: Callable[[Any], dict[str, Any]],
-    json: bool,
-) -> None:
-    """One table (or JSON list) over every machine: each row has a `vm` key."""
+def _listing(outcomes: Sequence[Any], columns: Sequence[str], json: bool, only: str = "") -> None:
+    """One table (or JSON list) over every machine: each row has a `vm` key;
+    with `only`, that column alone, a line per row."""
     from labctl import ui
 
-    rows = [{"vm": o.vm, **row(item)} for o in outcomes if o.ok for item in o.value]
-    if json:
+    rows = [{"vm": o.vm, **_row(item)} for o in outcomes if o.ok for item in o.value]
+    if only and not json:
+        for r in rows:
+            ui.line(f"{r['vm']}: {r[only]}")
+    elif json:
         ui.print_json([*rows, *error_rows(outcomes)])
     else:
         ui.table(
@@ -146,6 +144,10 @@ def _listing(
             [[r["vm"], *(r.get(c, "") for c in columns)] for r in rows],
         )
     report(outcomes)
+
+
+def _row(item: Any) -> dict[str, Any]:
+    return asdict(item) if is_dataclass(item) and not isinstance(item, type) else dict(item)
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
@@ -159,252 +161,125 @@ def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> N
     report(outcomes)
 
 
-# ---------------------------------------------------------------- ps
+# ---------------------------------------------------------------- the table
+
+GROUPS = {"namespaces": ns_app, "images": images_app, "containers": c_app, "tasks": t_app}
+REQUIRED = inspect.Parameter.empty
+# Every argument of a subcommand of the table (ops.ctr.SUBCOMMANDS), by the name
+# its argv builder gives it: how the command line takes it, and its default.
+ARGUMENTS: dict[str, tuple[Any, Any]] = {
+    "name": (str, REQUIRED),
+    "ref": (RefArg, REQUIRED),
+    "cid": (IdArg, REQUIRED),
+    "directory": (DirArg, REQUIRED),
+    "command": (CmdArgs, None),
+    "detach": (
+        Annotated[bool, typer.Option("-d", "--detach", help="Do not wait for the task.")],
+        False,
+    ),
+    "signal": (
+        Annotated[str, typer.Option("-s", "--signal", help="Signal name or number.")],
+        "SIGTERM",
+    ),
+    "force": (
+        Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")],
+        False,
+    ),
+    "rm": (
+        Annotated[bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")],
+        False,
+    ),
+    "quiet": (Annotated[bool, typer.Option("-q", "--quiet", help="References only.")], False),
+    "json": (JsonOpt, False),
+}
 
 
-@ctr_app.command("ps")
-@on_machines(namespace=False)
-def ps(ctx: typer.Context, target: "Target", json: JsonOpt = False) -> None:
-    """Every task in every namespace of every selected machine, one table."""
-    from dataclasses import asdict
+def _serve(path: str, sub: ops.Subcommand) -> None:
+    """The command of one subcommand of the table: its builder's arguments,
+    -q and --json for a listing, and what it prints."""
+    *group, name = path.split()
+    extra = [*(["quiet"] if sub.quiet else []), *(["json"] if sub.columns else [])]
 
-    from labctl.ops import ctr as ops
-
-    outcomes = ops.ps(home(ctx), target)
-    _listing(outcomes, ["namespace", "container", "pid", "status"], asdict, json)
-
-
-# ---------------------------------------------------------------- namespaces
-
-
-@ns_app.command("ls")
-@on_machines(namespace=False)
-def ns_ls(ctx: typer.Context, target: "Target", json: JsonOpt = False) -> None:
-    """List namespaces."""
-    from labctl.ops import ctr as ops
-
-    _listing(
-        ops.namespaces(home(ctx), target),
-        ["namespace", "labels"],
-        dict,
-        json,
-    )
-
-
-@ns_app.command("create")
-@on_machines(namespace=False)
-def ns_create(ctx: typer.Context, target: "Target", name: str) -> None:
-    """Create a namespace."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.ns_create(home(ctx), target, name),
-        lambda _: f"namespace {name} created",
-    )
-
-
-@ns_app.command("rm")
-@on_machines(namespace=False)
-def ns_rm(ctx: typer.Context, target: "Target", name: str) -> None:
-    """Remove an empty namespace (says what is left in one that is not)."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.ns_remove(home(ctx), target, name),
-        lambda _: f"namespace {name} removed",
-    )
-
-
-# ---------------------------------------------------------------- images
-
-
-@images_app.command("ls")
-@on_machines()
-def images_ls(
-    ctx: typer.Context,
-    target: "Target",
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="References only.")] = False,
-    json: JsonOpt = False,
-) -> None:
-    """List images."""
-    from labctl.ops import ctr as ops
-
-    outcomes = ops.images(home(ctx), target)
-    if quiet and not json:
+    def command(
+        ctx: typer.Context, target: ops.Target, json: bool = False, quiet: bool = False, **args: Any
+    ) -> None:
         from labctl import ui
 
-        for o in outcomes:
-            for img in o.value or []:
-                ui.line(f"{o.vm}: {img['ref']}")
-        report(outcomes)
-        return
-    _listing(outcomes, ["ref", "digest", "size", "platforms"], dict, json)
+        outcomes = ops.run(home(ctx), target, path, **args)
+        if sub.columns:
+            _listing(outcomes, sub.columns, json, sub.quiet if quiet else "")
+        elif sub.record:
+            ui.print_json([{"vm": o.vm, sub.record: o.value} for o in outcomes if o.ok])
+            report(outcomes)
+        else:
+            _done(outcomes, lambda out: sub.said(out, args))
+
+    own = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    ]
+    own += [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=hint)
+        for n in [*sub.params, *extra]
+        for hint, d in [ARGUMENTS[n]]
+    ]
+    command.__signature__ = inspect.Signature(own)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in own}
+    settings = TRAILING if "command" in sub.params else None
+    app = GROUPS[group[0]] if group else ctr_app
+    app.command(name, help=sub.help, context_settings=settings)(
+        on_machines(sub.namespaced)(command)
+    )
 
 
-@images_app.command("pull")
+for path, sub in ops.SUBCOMMANDS.items():
+    _serve(path, sub)
+
+
+def by_hand(
+    app: typer.Typer, name: str, after: str = "", **settings: Any
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command written by hand, listed after its group's command `after`
+    (where it always stood) or after the table's."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        app.command(name, **settings)(fn)
+        names = [c.name for c in app.registered_commands]
+        if after:
+            app.registered_commands.insert(names.index(after) + 1, app.registered_commands.pop())
+        return fn
+
+    return register
+
+
+@by_hand(images_app, "pull", after="ls")
 @on_machines()
-def images_pull(ctx: typer.Context, target: "Target", ref: RefArg) -> None:
+def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
     from labctl import ui
-    from labctl.ops import ctr as ops
 
-    full, outcomes = ops.pull(home(ctx), target, ref)
+    full, outcomes = ops.images_pull(home(ctx), target, ref)
     if full != ref:
         ui.info(f"ctr needs a full reference: pulling {full}")
     _done(outcomes, lambda _: f"pulled {full}")
 
 
-@images_app.command("import")
+@by_hand(images_app, "import", after="pull")
 @on_machines()
 def images_import(
     ctx: typer.Context,
-    target: "Target",
+    target: ops.Target,
     file: Annotated[Path, typer.Argument(help="OCI or Docker image archive on this host.")],
     name: Annotated[str | None, typer.Option("--name", help="Name the imported image.")] = None,
 ) -> None:
     """Copy an image archive into the machines and import it (offline labs)."""
-    from labctl.ops import ctr as ops
-
-    _done(ops.import_image(home(ctx), target, file, name))
+    _done(ops.images_import(home(ctx), target, file, name))
 
 
-@images_app.command("rm")
+@by_hand(t_app, "exec", after="start", context_settings=TRAILING)
 @on_machines()
-def images_rm(ctx: typer.Context, target: "Target", ref: RefArg) -> None:
-    """Remove an image."""
-    from labctl.ops import ctr as ops
-
-    _done(ops.images_rm(home(ctx), target, ref), lambda _: f"removed {ref}")
-
-
-@images_app.command("mount")
-@on_machines()
-def images_mount(ctx: typer.Context, target: "Target", ref: RefArg, directory: DirArg) -> None:
-    """Mount an image's files at DIR in the guest, to look without running it."""
-    from labctl.ops import ctr as ops
-
-    _done(ops.images_mount(home(ctx), target, ref, directory))
-
-
-@images_app.command("unmount")
-@on_machines()
-def images_unmount(ctx: typer.Context, target: "Target", directory: DirArg) -> None:
-    """Unmount what `images mount` mounted."""
-    from labctl.ops import ctr as ops
-
-    _done(ops.images_unmount(home(ctx), target, directory))
-
-
-# ---------------------------------------------------------------- containers
-
-
-@c_app.command("ls")
-@on_machines()
-def c_ls(
+def tasks_exec(
     ctx: typer.Context,
-    target: "Target",
-    json: JsonOpt = False,
-) -> None:
-    """List containers."""
-    from labctl.ops import ctr as ops
-
-    _listing(
-        ops.containers(home(ctx), target),
-        ["container", "image", "runtime"],
-        dict,
-        json,
-    )
-
-
-@c_app.command("create", context_settings=TRAILING)
-@on_machines()
-def c_create(
-    ctx: typer.Context,
-    target: "Target",
-    ref: RefArg,
-    cid: IdArg,
-    command: CmdArgs = None,
-) -> None:
-    """Create a container from an image (options go before REF)."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.create(home(ctx), target, ref, cid, command or []),
-        lambda _: f"container {cid} created",
-    )
-
-
-@c_app.command("info")
-@on_machines()
-def c_info(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
-    """A container's full record (JSON, per machine)."""
-    from labctl import ui
-    from labctl.ops import ctr as ops
-
-    outcomes = ops.info(home(ctx), target, cid)
-    ui.print_json([{"vm": o.vm, "info": o.value} for o in outcomes if o.ok])
-    report(outcomes)
-
-
-@c_app.command("rm")
-@on_machines()
-def c_rm(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
-    """Remove a container (its task must be gone: see `labctl ctr rm`)."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.remove_container(home(ctx), target, cid),
-        lambda _: f"container {cid} removed",
-    )
-
-
-# ---------------------------------------------------------------- tasks
-
-
-@t_app.command("ls")
-@on_machines()
-def t_ls(
-    ctx: typer.Context,
-    target: "Target",
-    json: JsonOpt = False,
-) -> None:
-    """List tasks."""
-    from dataclasses import asdict
-
-    from labctl.ops import ctr as ops
-
-    _listing(
-        ops.tasks(home(ctx), target),
-        ["namespace", "container", "pid", "status"],
-        asdict,
-        json,
-    )
-
-
-@t_app.command("start")
-@on_machines()
-def t_start(
-    ctx: typer.Context,
-    target: "Target",
-    cid: IdArg,
-    detach: Annotated[
-        bool, typer.Option("-d", "--detach", help="Do not wait for the task.")
-    ] = False,
-) -> None:
-    """Start a container's task."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.start(home(ctx), target, cid, detach),
-        lambda out: out or f"task {cid} started",
-    )
-
-
-@t_app.command("exec", context_settings=TRAILING)
-@on_machines()
-def t_exec(
-    ctx: typer.Context,
-    target: "Target",
+    target: ops.Target,
     cid: IdArg,
     command: CmdArgs = None,
     detach: Annotated[
@@ -419,7 +294,6 @@ def t_exec(
 ) -> None:
     """Run another process in a running task (options go before ID)."""
     from labctl import ui
-    from labctl.ops import ctr as ops
 
     if tty:
         raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
@@ -427,136 +301,49 @@ def t_exec(
         from labctl.errors import SpecError
 
         raise SpecError("t exec needs a command after the container ID")
-    chosen, outcomes = ops.exec_in_task(home(ctx), target, cid, command, exec_id, detach)
+    chosen, outcomes = ops.tasks_exec(home(ctx), target, cid, command, exec_id, detach)
     if not exec_id:
         ui.info(f"exec id: {chosen}")
     _done(outcomes, lambda out: out or f"{chosen} started in {cid}")
 
 
-@t_app.command("ps")
-@on_machines()
-def t_ps(
-    ctx: typer.Context,
-    target: "Target",
-    cid: IdArg,
-    json: JsonOpt = False,
-) -> None:
-    """Processes of a task: the init PID and every exec'd one."""
-    from dataclasses import asdict
-
-    from labctl.ops import ctr as ops
-
-    _listing(
-        ops.task_ps(home(ctx), target, cid),
-        ["pid", "exec_id"],
-        asdict,
-        json,
-    )
-
-
-@t_app.command("kill")
-@on_machines()
-def t_kill(
-    ctx: typer.Context,
-    target: "Target",
-    cid: IdArg,
-    signal: Annotated[
-        str, typer.Option("-s", "--signal", help="Signal name or number.")
-    ] = "SIGTERM",
-) -> None:
-    """Signal a task."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.kill(home(ctx), target, cid, signal),
-        lambda _: f"sent {signal} to {cid}",
-    )
-
-
-@t_app.command("rm")
-@on_machines()
-def t_rm(
-    ctx: typer.Context,
-    target: "Target",
-    cid: IdArg,
-    force: Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")] = False,
-) -> None:
-    """Delete a task."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.remove_task(home(ctx), target, cid, force),
-        lambda _: f"task {cid} deleted",
-    )
-
-
-# ---------------------------------------------------------------- shortcuts
-
-
-@ctr_app.command("run", context_settings=TRAILING)
-@on_machines()
-def run(
-    ctx: typer.Context,
-    target: "Target",
-    ref: RefArg,
-    cid: IdArg,
-    command: CmdArgs = None,
-    rm: Annotated[
-        bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")
-    ] = False,
-) -> None:
-    """Create a container and start it detached, in one step."""
-    from labctl.ops import ctr as ops
-
-    _done(
-        ops.run(home(ctx), target, ref, cid, command or [], rm),
-        lambda out: out or f"{cid} running",
-    )
-
-
-@ctr_app.command("rm")
+@by_hand(ctr_app, "rm")
 @on_machines()
 def rm(
     ctx: typer.Context,
-    target: "Target",
+    target: ops.Target,
     cid: IdArg,
     if_exists: Annotated[
         bool, typer.Option("--if-exists", help="A container that is not there is no error.")
     ] = False,
 ) -> None:
     """Kill the container's task if any, then remove task and container."""
-    from labctl.ops import ctr as ops
-
     _done(
-        ops.remove(home(ctx), target, cid, if_exists),
+        ops.rm(home(ctx), target, cid, if_exists),
         lambda done: f"{cid} removed" if done == "removed" else f"{cid} was not there",
     )
 
 
-@ctr_app.command("service")
+@by_hand(ctr_app, "service")
 @on_machines()
-def service(ctx: typer.Context, target: "Target", cid: IdArg) -> None:
+def service(ctx: typer.Context, target: ops.Target, cid: IdArg) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
-    from labctl.ops import ctr as ops
-
     _done(
         ops.service(home(ctx), target, cid),
         lambda unit: f"{unit} enabled and running",
     )
 
 
-@ctr_app.command("shell", context_settings=TRAILING)
+@by_hand(ctr_app, "shell", context_settings=TRAILING)
 @on_machines()
 def shell(
     ctx: typer.Context,
-    target: "Target",
+    target: ops.Target,
     cid: IdArg,
     command: CmdArgs = None,
     exec_id: Annotated[str | None, typer.Option("--exec-id", help="Process name.")] = None,
 ) -> None:
     """An interactive shell inside a running container (one machine)."""
-    from labctl.ops import ctr as ops
-
     raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
 
 

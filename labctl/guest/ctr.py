@@ -7,7 +7,9 @@ ctr's traps, handled here once:
 - `images pull` does not expand short names (`alpine`): expand_ref() does;
 - `ns rm` of a non-empty namespace fails: the caller says what is left.
 Parsing of ctr's column tables lives here too, tested on captured output;
-`c info` is JSON and parsed as such.
+`c info` is JSON and parsed as such. Builders and parsers bear ctr's names
+(`tasks_kill`, `parse_tasks_ls`); a builder's parameters are its command's
+arguments, by the names ops.ctr's table and cli/ctr.py serve them under.
 """
 
 from __future__ import annotations
@@ -40,15 +42,15 @@ def ctr(
 # ---------------------------------------------------------------- builders
 
 
-def ns_ls() -> list[str]:
+def namespaces_ls() -> list[str]:
     return [CTR, "namespaces", "ls"]
 
 
-def ns_create(name: str) -> list[str]:
+def namespaces_create(name: str) -> list[str]:
     return [CTR, "namespaces", "create", "--", name]
 
 
-def ns_rm(name: str) -> list[str]:
+def namespaces_rm(name: str) -> list[str]:
     return [CTR, "namespaces", "remove", "--", name]
 
 
@@ -69,12 +71,12 @@ def images_rm(ns: str, ref: str) -> list[str]:
     return ctr(ns, "images", "rm", args=[ref])
 
 
-def images_mount(ns: str, ref: str, target: str) -> list[str]:
-    return ctr(ns, "images", "mount", args=[ref, target])
+def images_mount(ns: str, ref: str, directory: str) -> list[str]:
+    return ctr(ns, "images", "mount", args=[ref, directory])
 
 
-def images_unmount(ns: str, target: str) -> list[str]:
-    return ctr(ns, "images", "unmount", args=[target])
+def images_unmount(ns: str, directory: str) -> list[str]:
+    return ctr(ns, "images", "unmount", args=[directory])
 
 
 def containers_ls(ns: str) -> list[str]:
@@ -97,7 +99,7 @@ def tasks_ls(ns: str) -> list[str]:
     return ctr(ns, "tasks", "ls")
 
 
-def tasks_start(ns: str, cid: str, detach: bool) -> list[str]:
+def tasks_start(ns: str, cid: str, detach: bool = False) -> list[str]:
     return ctr(ns, "tasks", "start", flags=["-d"] if detach else [], args=[cid])
 
 
@@ -112,7 +114,7 @@ def tasks_ps(ns: str, cid: str) -> list[str]:
     return ctr(ns, "tasks", "ps", args=[cid])
 
 
-def tasks_kill(ns: str, cid: str, signal: str = "SIGTERM") -> list[str]:
+def tasks_kill(ns: str, cid: str, signal: str) -> list[str]:
     return ctr(ns, "tasks", "kill", flags=["-s", signal], args=[cid])
 
 
@@ -125,12 +127,19 @@ def run(ns: str, ref: str, cid: str, command: Sequence[str] = (), rm: bool = Fal
     return ctr(ns, "run", flags=["--rm"] if rm else ["-d"], args=[ref, cid, *command])
 
 
+def detaches(argv: Sequence[str]) -> bool:
+    """Whether ctr runs the process detached: -d among the flags (before `--`),
+    as a flag, not as another flag's value (`-s -d`)."""
+    flags = argv[: argv.index("--")] if "--" in argv else argv
+    return any(w == "-d" and not flags[i - 1].startswith("-") for i, w in enumerate(flags) if i)
+
+
 # Every task of every namespace in one round trip. A fixed script: nothing of
 # the user's reaches it.
 PS_SCRIPT = 'for ns in $(ctr namespaces ls -q); do echo "@@ns $ns"; ctr -n "$ns" tasks ls; done'
 
 
-def ps_all() -> list[str]:
+def ps() -> list[str]:
     return ["sh", "-c", PS_SCRIPT]
 
 
@@ -186,25 +195,25 @@ class Process:
     exec_id: str  # "" for the task's init process
 
 
-def parse_tasks(text: str, namespace: str = DEFAULT_NAMESPACE) -> list[Task]:
+def parse_tasks_ls(text: str, namespace: str = DEFAULT_NAMESPACE) -> list[Task]:
     return [Task(namespace, r["TASK"], int(r["PID"] or 0), r["STATUS"]) for r in parse_table(text)]
 
 
-def parse_ps_all(text: str) -> list[Task]:
-    """Output of ps_all(): namespace markers, each followed by a tasks table."""
+def parse_ps(text: str) -> list[Task]:
+    """Output of ps(): namespace markers, each followed by a tasks table."""
     tasks: list[Task] = []
     namespace, block = "", list[str]()
     for line in [*text.splitlines(), "@@ns "]:
         if line.startswith("@@ns "):
             if namespace:
-                tasks += parse_tasks("\n".join(block), namespace)
+                tasks += parse_tasks_ls("\n".join(block), namespace)
             namespace, block = line[5:].strip(), []
         else:
             block.append(line)
     return tasks
 
 
-def parse_task_ps(text: str) -> list[Process]:
+def parse_tasks_ps(text: str) -> list[Process]:
     """`ctr t ps`: containerd 1.6 prints the exec id as a Go struct
     (&ProcessDetails{ExecID:pro1,...}), later releases as exec_id:"pro1"."""
     found = []
@@ -215,11 +224,11 @@ def parse_task_ps(text: str) -> list[Process]:
     return found
 
 
-def parse_namespaces(text: str) -> list[dict[str, str]]:
+def parse_namespaces_ls(text: str) -> list[dict[str, str]]:
     return [{"namespace": r["NAME"], "labels": r.get("LABELS", "")} for r in parse_table(text)]
 
 
-def parse_images(text: str) -> list[dict[str, str]]:
+def parse_images_ls(text: str) -> list[dict[str, str]]:
     return [
         {
             "ref": r["REF"],
@@ -231,14 +240,14 @@ def parse_images(text: str) -> list[dict[str, str]]:
     ]
 
 
-def parse_containers(text: str) -> list[dict[str, str]]:
+def parse_containers_ls(text: str) -> list[dict[str, str]]:
     return [
         {"container": r["CONTAINER"], "image": r["IMAGE"], "runtime": r["RUNTIME"]}
         for r in parse_table(text)
     ]
 
 
-def parse_info(text: str) -> dict[str, object]:
+def parse_containers_info(text: str) -> dict[str, object]:
     """`ctr c info` is JSON already."""
     data = json.loads(text)
     return dict(data)

@@ -1,18 +1,29 @@
-"""`labctl ctr`: containerd in the lab's guests, on many machines at once."""
+"""`labctl ctr`: containerd in the lab's guests, on many machines at once.
+
+A ctr subcommand that one ctr command answers is a row of SUBCOMMANDS, under
+ctr's own name: its argv builder and parser (guest.ctr) and what its success
+says; `run` runs any of them, and cli/ctr.py makes each one's command from its
+row (pyinfra's facts: a command and its parser together, one runner). Written
+by hand below: what takes more than one ctr command, or more than ctr (images
+pull and import, rm, service, shell, tasks exec).
+"""
 
 from __future__ import annotations
 
+import inspect
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labctl.errors import GuestError, SpecError
 from labctl.guest import ctr
-from labctl.home import LabHome
-from labctl.session import LabSession, Outcome
-from labctl.transport.interface import Result, Transport
+
+if TYPE_CHECKING:  # cli/ctr.py reads the table to make its commands, even for --help
+    from labctl.home import LabHome
+    from labctl.session import Outcome
+    from labctl.transport.interface import Result, Transport
 
 
 @dataclass(frozen=True)
@@ -47,142 +58,99 @@ def _check(vm: str, result: Result) -> Result:
 def each(home: LabHome, target: Target, fn: Callable[[Transport], Any]) -> list[Outcome[Any]]:
     """fn(transport) on every targeted machine (default: the running ones
     with the containerd role), in parallel."""
+    from labctl.session import LabSession
+
     with LabSession(home, target.lab) as session:
         return session.each(session.select(target.machines, role="containerd"), fn)
 
 
-def _run_ctr(
+def _on_each(
     home: LabHome,
     target: Target,
     argv: Sequence[str],
     parse: Callable[[str], Any] | None = None,
-    detached: bool = False,
+    explain: Callable[[Transport, Result], str | None] | None = None,
 ) -> list[Outcome[Any]]:
     """One ctr command on every targeted machine; ctr's output parsed or raw."""
 
     def one(t: Transport) -> Any:
-        # A detached process gets ctr's stdin: held open, as on a terminal, it
+        # A detached process (ctr -d) gets ctr's stdin: held open, as on a terminal, it
         # lives on (an end-of-file would end a shell). In the foreground, the
         # end-of-file lets a process that reads stdin finish.
-        result = _check(t.name, t.run(argv, sudo=True, timeout=target.timeout, hold_stdin=detached))
-        return parse(result.stdout) if parse else result.stdout
+        result = t.run(argv, sudo=True, timeout=target.timeout, hold_stdin=ctr.detaches(argv))
+        why = explain(t, result) if explain and not result.ok else None
+        if why:
+            raise CtrFailed(f"{t.name}: {why}")
+        out = _check(t.name, result).stdout
+        return parse(out) if parse else out
 
     return each(home, target, one)
 
 
-# ---------------------------------------------------------------- listings
+Explain = Callable[["Transport", "Result", Mapping[str, Any]], str | None]
 
 
-def ps(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
-    """Every task in every namespace of every targeted machine."""
-    return _run_ctr(home, target, ctr.ps_all(), ctr.parse_ps_all)
+@dataclass(frozen=True)
+class Subcommand:
+    """A ctr subcommand one ctr command answers. Its arguments are its argv
+    builder's parameters, by name (after `ns` when ctr runs it in a namespace,
+    which makes it take -n); cli/ctr.py declares each name once."""
+
+    help: str
+    argv: Callable[..., list[str]]
+    parse: Callable[[str, str], Any] | None = None  # (ctr's output, the namespace asked)
+    columns: tuple[str, ...] = ()  # a listing: its rows' columns, one table over every machine
+    quiet: str = ""  # the column a listing's -q prints alone
+    record: str = ""  # not a table: each machine's parsed record, as JSON under this key
+    done: str = "ok"  # what a success says, formatted with the arguments
+    echo: bool = False  # ctr's own output instead, when it printed any
+    explain: Explain | None = None  # a failure ctr's own line says too little of
+
+    @property
+    def namespaced(self) -> bool:
+        return next(iter(inspect.signature(self.argv).parameters), "") == "ns"
+
+    @property
+    def params(self) -> list[str]:
+        return list(inspect.signature(self.argv).parameters)[self.namespaced :]
+
+    def said(self, output: str, args: Mapping[str, Any]) -> str:
+        return output if self.echo and output else self.done.format(**args)
 
 
-def namespaces(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return _run_ctr(home, target, ctr.ns_ls(), ctr.parse_namespaces)
-
-
-def images(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return _run_ctr(home, target, ctr.images_ls(target.namespace), ctr.parse_images)
-
-
-def containers(home: LabHome, target: Target) -> list[Outcome[list[dict[str, str]]]]:
-    return _run_ctr(home, target, ctr.containers_ls(target.namespace), ctr.parse_containers)
-
-
-def tasks(home: LabHome, target: Target) -> list[Outcome[list[ctr.Task]]]:
-    return _run_ctr(
+def run(home: LabHome, target: Target, path: str, **args: Any) -> list[Outcome[Any]]:
+    """Subcommand `path` of SUBCOMMANDS on every targeted machine; an argument
+    given as None takes its builder's default."""
+    sub = SUBCOMMANDS[path]
+    given = {k: v for k, v in args.items() if v is not None}
+    argv = sub.argv(target.namespace, **given) if sub.namespaced else sub.argv(**given)
+    parse, explain = sub.parse, sub.explain
+    return _on_each(
         home,
         target,
-        ctr.tasks_ls(target.namespace),
-        lambda out: ctr.parse_tasks(out, target.namespace),
+        argv,
+        (lambda out: parse(out, target.namespace)) if parse else None,
+        (lambda t, result: explain(t, result, args)) if explain else None,
     )
 
 
-def task_ps(home: LabHome, target: Target, cid: str) -> list[Outcome[list[ctr.Process]]]:
-    return _run_ctr(home, target, ctr.tasks_ps(target.namespace, cid), ctr.parse_task_ps)
-
-
-def info(home: LabHome, target: Target, cid: str) -> list[Outcome[dict[str, object]]]:
-    return _run_ctr(home, target, ctr.containers_info(target.namespace, cid), ctr.parse_info)
-
-
-# ---------------------------------------------------------------- actions
-
-
-def ns_create(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.ns_create(name))
-
-
-def images_rm(home: LabHome, target: Target, ref: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.images_rm(target.namespace, ref))
-
-
-def images_mount(home: LabHome, target: Target, ref: str, directory: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.images_mount(target.namespace, ref, directory))
-
-
-def images_unmount(home: LabHome, target: Target, directory: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.images_unmount(target.namespace, directory))
-
-
-def create(
-    home: LabHome, target: Target, ref: str, cid: str, command: Sequence[str]
-) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.containers_create(target.namespace, ref, cid, command))
-
-
-def remove_container(home: LabHome, target: Target, cid: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.containers_rm(target.namespace, cid))
-
-
-def start(home: LabHome, target: Target, cid: str, detach: bool) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.tasks_start(target.namespace, cid, detach), detached=detach)
-
-
-def kill(home: LabHome, target: Target, cid: str, signal: str) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.tasks_kill(target.namespace, cid, signal))
-
-
-def remove_task(home: LabHome, target: Target, cid: str, force: bool) -> list[Outcome[str]]:
-    return _run_ctr(home, target, ctr.tasks_rm(target.namespace, cid, force))
-
-
-def run(
-    home: LabHome, target: Target, ref: str, cid: str, command: Sequence[str], rm: bool
-) -> list[Outcome[str]]:
-    """create + start -d in one step (ctr run); with rm, in the foreground, removed after."""
-    return _run_ctr(home, target, ctr.run(target.namespace, ref, cid, command, rm), detached=not rm)
-
-
-def _exec_id(given: str | None) -> str:
-    return given or f"labctl-{secrets.token_hex(3)}"
-
-
-def ns_remove(home: LabHome, target: Target, name: str) -> list[Outcome[str]]:
-    """Remove a namespace; when it is not empty, say what is left in it."""
-
-    def one(t: Transport) -> str:
-        result = t.run(ctr.ns_rm(name), sudo=True, timeout=target.timeout)
-        if result.ok:
-            return result.stdout
-        if "must be empty" in result.stderr:
-            raise CtrFailed(f"{t.name}: namespace {name!r} is not empty: {_contents(t, name)}")
-        return str(_check(t.name, result).stdout)
-
-    return each(home, target, one)
+def _not_empty(t: Transport, result: Result, args: Mapping[str, Any]) -> str | None:
+    """ctr says a namespace is not empty, not what is left in it."""
+    if "must be empty" not in result.stderr:
+        return None
+    return f"namespace {args['name']!r} is not empty: {_contents(t, args['name'])}"
 
 
 def _contents(t: Transport, ns: str) -> str:
     parts = []
     for label, argv, parse in (
-        ("task", ctr.tasks_ls(ns), lambda o: [x.container for x in ctr.parse_tasks(o, ns)]),
+        ("task", ctr.tasks_ls(ns), lambda o: [x.container for x in ctr.parse_tasks_ls(o, ns)]),
         (
             "container",
             ctr.containers_ls(ns),
-            lambda o: [x["container"] for x in ctr.parse_containers(o)],
+            lambda o: [x["container"] for x in ctr.parse_containers_ls(o)],
         ),
-        ("image", ctr.images_ls(ns), lambda o: [x["ref"] for x in ctr.parse_images(o)]),
+        ("image", ctr.images_ls(ns), lambda o: [x["ref"] for x in ctr.parse_images_ls(o)]),
     ):
         names = parse(t.run(argv, sudo=True).stdout)
         if names:
@@ -192,13 +160,106 @@ def _contents(t: Transport, ns: str) -> str:
     return "; ".join(parts) or "snapshots or content only; remove them with ctr"
 
 
-def pull(home: LabHome, target: Target, ref: str) -> tuple[str, list[Outcome[str]]]:
+TASK_COLUMNS = ("namespace", "container", "pid", "status")
+
+# In the order `--help` lists them (cli/ctr.py places the ones written by hand).
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "ps": Subcommand(
+        "Every task in every namespace of every selected machine, one table.",
+        ctr.ps,
+        lambda out, _: ctr.parse_ps(out),
+        TASK_COLUMNS,
+    ),
+    "namespaces ls": Subcommand(
+        "List namespaces.",
+        ctr.namespaces_ls,
+        lambda out, _: ctr.parse_namespaces_ls(out),
+        ("namespace", "labels"),
+    ),
+    "namespaces create": Subcommand(
+        "Create a namespace.", ctr.namespaces_create, done="namespace {name} created"
+    ),
+    "namespaces rm": Subcommand(
+        "Remove an empty namespace (says what is left in one that is not).",
+        ctr.namespaces_rm,
+        done="namespace {name} removed",
+        explain=_not_empty,
+    ),
+    "images ls": Subcommand(
+        "List images.",
+        ctr.images_ls,
+        lambda out, _: ctr.parse_images_ls(out),
+        ("ref", "digest", "size", "platforms"),
+        quiet="ref",
+    ),
+    "images rm": Subcommand("Remove an image.", ctr.images_rm, done="removed {ref}"),
+    "images mount": Subcommand(
+        "Mount an image's files at DIR in the guest, to look without running it.",
+        ctr.images_mount,
+        echo=True,
+    ),
+    "images unmount": Subcommand(
+        "Unmount what `images mount` mounted.", ctr.images_unmount, echo=True
+    ),
+    "containers ls": Subcommand(
+        "List containers.",
+        ctr.containers_ls,
+        lambda out, _: ctr.parse_containers_ls(out),
+        ("container", "image", "runtime"),
+    ),
+    "containers create": Subcommand(
+        "Create a container from an image (options go before REF).",
+        ctr.containers_create,
+        done="container {cid} created",
+    ),
+    "containers info": Subcommand(
+        "A container's full record (JSON, per machine).",
+        ctr.containers_info,
+        lambda out, _: ctr.parse_containers_info(out),
+        record="info",
+    ),
+    "containers rm": Subcommand(
+        "Remove a container (its task must be gone: see `labctl ctr rm`).",
+        ctr.containers_rm,
+        done="container {cid} removed",
+    ),
+    "tasks ls": Subcommand("List tasks.", ctr.tasks_ls, ctr.parse_tasks_ls, TASK_COLUMNS),
+    "tasks start": Subcommand(
+        "Start a container's task.", ctr.tasks_start, done="task {cid} started", echo=True
+    ),
+    "tasks ps": Subcommand(
+        "Processes of a task: the init PID and every exec'd one.",
+        ctr.tasks_ps,
+        lambda out, _: ctr.parse_tasks_ps(out),
+        ("pid", "exec_id"),
+    ),
+    "tasks kill": Subcommand("Signal a task.", ctr.tasks_kill, done="sent {signal} to {cid}"),
+    "tasks rm": Subcommand("Delete a task.", ctr.tasks_rm, done="task {cid} deleted"),
+    "run": Subcommand(
+        "Create a container and start it detached, in one step.",
+        ctr.run,
+        done="{cid} running",
+        echo=True,
+    ),
+}
+
+
+# ---------------------------------------------------------------- by hand
+
+
+def _exec_id(given: str | None) -> str:
+    return given or f"labctl-{secrets.token_hex(3)}"
+
+
+def images_pull(home: LabHome, target: Target, ref: str) -> tuple[str, list[Outcome[str]]]:
     """Pull `ref` (short names expanded the way docker does, and said so)."""
     full = ctr.expand_ref(ref)
-    return full, _run_ctr(home, target, ctr.images_pull(target.namespace, full))
+    return full, _on_each(home, target, ctr.images_pull(target.namespace, full))
 
 
-def import_image(home: LabHome, target: Target, path: Path, name: str | None) -> list[Outcome[str]]:
+def images_import(
+    home: LabHome, target: Target, path: Path, name: str | None
+) -> list[Outcome[str]]:
     """Copy a local OCI/Docker archive into each guest over SFTP and import it."""
     if not path.is_file():
         raise SpecError(f"cannot read image archive {str(path)!r}: not a file")
@@ -206,24 +267,16 @@ def import_image(home: LabHome, target: Target, path: Path, name: str | None) ->
 
     def one(t: Transport) -> str:
         t.put(path, remote, mode=0o600)
+        argv = ctr.images_import(target.namespace, remote, name)
         try:
-            return str(
-                _check(
-                    t.name,
-                    t.run(
-                        ctr.images_import(target.namespace, remote, name),
-                        sudo=True,
-                        timeout=target.timeout,
-                    ),
-                ).stdout
-            )
+            return _check(t.name, t.run(argv, sudo=True, timeout=target.timeout)).stdout
         finally:
             t.run(["rm", "-f", remote])
 
     return each(home, target, one)
 
 
-def exec_in_task(
+def tasks_exec(
     home: LabHome,
     target: Target,
     cid: str,
@@ -234,10 +287,10 @@ def exec_in_task(
     """`t exec`: ctr requires an exec id; one is made up when not given."""
     chosen = _exec_id(exec_id)
     argv = ctr.tasks_exec(target.namespace, cid, chosen, command, detach=detach)
-    return chosen, _run_ctr(home, target, argv, detached=detach)
+    return chosen, _on_each(home, target, argv)
 
 
-def remove(home: LabHome, target: Target, cid: str, if_exists: bool = False) -> list[Outcome[str]]:
+def rm(home: LabHome, target: Target, cid: str, if_exists: bool = False) -> list[Outcome[str]]:
     """Kill the task if there is one, then remove task and container (and the
     systemd unit `ctr service` made for it, which would restart it): "removed";
     with `if_exists`, a container that is not there is "absent", not a failure."""
@@ -250,7 +303,7 @@ def remove(home: LabHome, target: Target, cid: str, if_exists: bool = False) -> 
             _check(t.name, t.run(["rm", "-f", f"{ctr.UNIT_DIR}/{unit}"], sudo=True))
             _check(t.name, t.run(["systemctl", "daemon-reload"], sudo=True))
         running = {
-            x.container for x in ctr.parse_tasks(t.run(ctr.tasks_ls(ns), sudo=True).stdout, ns)
+            x.container for x in ctr.parse_tasks_ls(t.run(ctr.tasks_ls(ns), sudo=True).stdout, ns)
         }
         if cid in running:
             t.run(ctr.tasks_kill(ns, cid, "SIGKILL"), sudo=True)

@@ -189,7 +189,7 @@ def _task_counts(
     names = [m.name for m in spec.with_role("containerd") if m.name in up]
 
     def count(t: Transport) -> int:
-        return len(ctr.parse_ps_all(t.run(ctr.ps_all(), sudo=True, check=True).stdout))
+        return len(ctr.parse_ps(t.run(ctr.ps(), sudo=True, check=True).stdout))
 
     outcomes = session.each(names, count)
     return {o.vm: o.value for o in outcomes if o.value is not None}, [

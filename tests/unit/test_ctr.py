@@ -84,6 +84,16 @@ def test_flags_always_come_before_positionals() -> None:
     assert ctr.run("default", "img", "id")[4] == "-d"
 
 
+def test_detached_is_ctrs_d_flag_not_a_value() -> None:
+    assert ctr.detaches(ctr.tasks_start("default", "x", detach=True))
+    assert ctr.detaches(ctr.run("default", "img", "x"))
+    assert ctr.detaches(ctr.tasks_exec("default", "x", "e1", ["sh"], detach=True, tty=True))
+    assert not ctr.detaches(ctr.run("default", "img", "x", rm=True))
+    assert not ctr.detaches(ctr.tasks_kill("default", "x", "-d"))  # a signal named -d
+    assert not ctr.detaches(ctr.containers_create("-d", "img", "x", ["-d"]))  # values, arguments
+    assert not ctr.detaches(ctr.ps())
+
+
 def test_hostile_values_stay_single_arguments() -> None:
     from labctl.transport.interface import command_line
 
@@ -113,13 +123,13 @@ def test_expand_ref(short: str, full: str) -> None:
     assert ctr.expand_ref(short) == full
 
 
-def test_parse_tasks() -> None:
-    assert ctr.parse_tasks(data("ctr/t-ls.txt")) == [ctr.Task("default", "test", 971, "RUNNING")]
-    assert ctr.parse_tasks(data("ctr/t-ls-stopped.txt"))[0].status == "STOPPED"
+def test_parse_tasks_ls() -> None:
+    assert ctr.parse_tasks_ls(data("ctr/t-ls.txt")) == [ctr.Task("default", "test", 971, "RUNNING")]
+    assert ctr.parse_tasks_ls(data("ctr/t-ls-stopped.txt"))[0].status == "STOPPED"
 
 
-def test_parse_ps_all_over_namespaces() -> None:
-    tasks = ctr.parse_ps_all(data("ctr/ps-all.txt"))
+def test_parse_ps_over_namespaces() -> None:
+    tasks = ctr.parse_ps(data("ctr/ps-all.txt"))
     assert [(t.namespace, t.container, t.status) for t in tasks] == [
         ("default", "test", "RUNNING"),
         ("other", "svc", "RUNNING"),
@@ -128,14 +138,14 @@ def test_parse_ps_all_over_namespaces() -> None:
 
 
 @pytest.mark.parametrize("name", ["ctr/t-ps.txt", "ctr/t-ps-exec-id-format.txt"])
-def test_parse_task_ps_both_formats(name: str) -> None:
-    procs = ctr.parse_task_ps(data(name))
+def test_parse_tasks_ps_both_formats(name: str) -> None:
+    procs = ctr.parse_tasks_ps(data(name))
     assert [p.exec_id for p in procs] == ["", "pro1", "pro2", "pro3"]
     assert len({p.pid for p in procs}) == 4
 
 
-def test_parse_images_keeps_cells_with_spaces() -> None:
-    (img,) = ctr.parse_images(data("ctr/images-ls.txt"))
+def test_parse_images_ls_keeps_cells_with_spaces() -> None:
+    (img,) = ctr.parse_images_ls(data("ctr/images-ls.txt"))
     assert img == {
         "ref": "docker.io/labctl/busybox:latest",
         "digest": "sha256:dacf83c5c16acdd32721c5ebf625d29ff26fea496b99570cfd6a904ce311b555",
@@ -144,30 +154,30 @@ def test_parse_images_keeps_cells_with_spaces() -> None:
     }
 
 
-def test_parse_containers_and_namespaces() -> None:
-    assert ctr.parse_containers(data("ctr/c-ls.txt")) == [
+def test_parse_containers_ls_and_namespaces_ls() -> None:
+    assert ctr.parse_containers_ls(data("ctr/c-ls.txt")) == [
         {
             "container": "test",
             "image": "docker.io/labctl/busybox:latest",
             "runtime": "io.containerd.runc.v2",
         }
     ]
-    assert ctr.parse_namespaces(data("ctr/ns-ls.txt")) == [
+    assert ctr.parse_namespaces_ls(data("ctr/ns-ls.txt")) == [
         {"namespace": "default", "labels": ""},
         {"namespace": "other", "labels": ""},
     ]
 
 
-def test_parse_info_is_json() -> None:
-    info = ctr.parse_info(data("ctr/c-info.txt"))
+def test_parse_containers_info_is_json() -> None:
+    info = ctr.parse_containers_info(data("ctr/c-info.txt"))
     assert info["ID"] == "test"
     assert info["Spec"]["process"]["args"] == ["/bin/sh"]  # type: ignore[index]
     json.dumps(info)
 
 
 def test_empty_tables() -> None:
-    assert ctr.parse_tasks("") == []
-    assert ctr.parse_tasks("TASK    PID    STATUS    \n") == []
+    assert ctr.parse_tasks_ls("") == []
+    assert ctr.parse_tasks_ls("TASK    PID    STATUS    \n") == []
 
 
 @pytest.mark.parametrize(

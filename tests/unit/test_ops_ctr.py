@@ -39,7 +39,7 @@ def test_ps_asks_every_machine_once_and_names_the_one_down(lab, home: Path) -> N
     guests = lab(
         *(FakeTransport(n).on(ALL, Reply(data("ctr/ps-all.txt"))) for n in ("node1", "node2"))
     )
-    found = ops.ps(LabHome(home), target())
+    found = ops.run(LabHome(home), target(), "ps")
     assert [o.vm for o in found] == ["node1", "node2", "node3"]
     assert [(t.namespace, t.container, t.status) for t in found[0].value or []] == [
         ("default", "test", "RUNNING"),
@@ -48,29 +48,30 @@ def test_ps_asks_every_machine_once_and_names_the_one_down(lab, home: Path) -> N
     assert isinstance(found[2].error, MachineDown)
     assert "node3: not running" in found[2].error.message
     for name in ("node1", "node2"):
-        assert [(s.argv, s.sudo) for s in guests[name].sent] == [(ctr.ps_all(), True)]
+        assert [(s.argv, s.sudo) for s in guests[name].sent] == [(ctr.ps(), True)]
     assert guests["node3"].sent == []
 
 
 def test_ctrs_own_error_is_the_message(lab, home: Path) -> None:
     lab(FakeTransport("node1").on(argv_has("containers", "info"), NOT_FOUND))
-    (found,) = ops.info(LabHome(home), target("node1"), "nope")
+    (found,) = ops.run(LabHome(home), target("node1"), "containers info", cid="nope")
     assert found.error is not None
     assert found.error.message == 'node1: ctr: container "nope" in namespace "default": not found'
 
 
 def test_a_command_past_its_time_limit_is_exit_124(lab, home: Path) -> None:
     guests = lab(FakeTransport("node1").on(argv_has("tasks", "ls"), Reply(exit_code=124)))
-    (found,) = ops.tasks(LabHome(home), target("node1", timeout=5))
+    (found,) = ops.run(LabHome(home), target("node1", timeout=5), "tasks ls")
     assert isinstance(found.error, TimedOut) and found.error.exit_code == 124
     assert guests["node1"].sent[0].timeout == 5
 
 
 def test_a_detached_start_keeps_stdin_open_a_foreground_run_does_not(lab, home: Path) -> None:
     guests = lab(FakeTransport("node1").on(argv_starts("ctr"), Reply()))
-    ops.start(LabHome(home), target("node1"), "web", detach=True)
+    ops.run(LabHome(home), target("node1"), "tasks start", cid="web", detach=True)
+    busybox = "docker.io/library/busybox:latest"
     ops.run(
-        LabHome(home), target("node1"), "docker.io/library/busybox:latest", "job", ["true"], rm=True
+        LabHome(home), target("node1"), "run", ref=busybox, cid="job", command=["true"], rm=True
     )
     start, run = guests["node1"].sent
     assert start.argv == ctr.tasks_start("default", "web", True) and start.hold_stdin
@@ -81,14 +82,14 @@ def test_a_namespace_not_empty_says_what_is_left(lab, home: Path) -> None:
     guests = lab(
         FakeTransport("node1")
         .on(
-            argv_starts(*ctr.ns_rm("other")),
+            argv_starts(*ctr.namespaces_rm("other")),
             Reply(stderr=data_err("ctr/err-namespace-not-empty.txt"), exit_code=1),
         )
         .on(argv_has("tasks", "ls"), Reply(data("ctr/t-ls.txt")))
         .on(argv_has("containers", "ls"), Reply(data("ctr/c-ls.txt")))
         .on(argv_has("images", "ls"), Reply(data("ctr/images-ls.txt")))
     )
-    (found,) = ops.ns_remove(LabHome(home), target("node1"), "other")
+    (found,) = ops.run(LabHome(home), target("node1"), "namespaces rm", name="other")
     assert found.error is not None
     assert found.error.message == (
         "node1: namespace 'other' is not empty: 1 task (test); 1 container (test); "
@@ -117,7 +118,7 @@ def test_an_image_is_copied_imported_and_its_copy_removed_even_on_failure(
         .on(argv_has("images", "import"), Reply(stderr="ctr: not an archive\n", exit_code=1))
         .on(argv_starts("rm"), Reply()),
     )
-    ok, failed = ops.import_image(LabHome(home), target("node1", "node2"), archive, None)
+    ok, failed = ops.images_import(LabHome(home), target("node1", "node2"), archive, None)
     assert ok.value and "unpacking" in ok.value
     assert failed.error is not None and failed.error.message == "node2: ctr: not an archive"
     for g in (guests["node1"], guests["node2"]):
@@ -140,7 +141,7 @@ def test_remove_stops_the_unit_kills_the_task_then_removes_all(lab, home: Path) 
         .on(argv_starts(*ctr.tasks_rm("default", "test", force=True)), Reply())
         .on(argv_starts(*ctr.containers_rm("default", "test")), Reply())
     )
-    (found,) = ops.remove(LabHome(home), target("node1"), "test")
+    (found,) = ops.rm(LabHome(home), target("node1"), "test")
     assert found.value == "removed"
     assert guests["node1"].commands() == [
         ["test", "-e", f"{ctr.UNIT_DIR}/{unit}"],
@@ -166,10 +167,10 @@ def test_remove_if_exists_takes_a_missing_container_as_done(lab, home: Path) -> 
             for name, answer in (("node1", missing), ("node2", other))
         )
     )
-    gone, refused = ops.remove(LabHome(home), target("node1", "node2"), "test", if_exists=True)
+    gone, refused = ops.rm(LabHome(home), target("node1", "node2"), "test", if_exists=True)
     assert gone.value == "absent"
     assert refused.error is not None and "permission denied" in refused.error.message
-    (plain,) = ops.remove(LabHome(home), target("node1"), "test")
+    (plain,) = ops.rm(LabHome(home), target("node1"), "test")
     assert plain.error is not None
     assert plain.error.message == 'node1: ctr: container "test" in namespace "default": not found'
 
@@ -201,9 +202,9 @@ def test_a_service_unit_is_written_then_enabled_and_started(lab, home: Path) -> 
 
 def test_pull_expands_a_short_name_and_an_exec_gets_an_id(lab, home: Path) -> None:
     guests = lab(FakeTransport("node1").on(argv_starts("ctr"), Reply()))
-    full, _ = ops.pull(LabHome(home), target("node1"), "alpine")
+    full, _ = ops.images_pull(LabHome(home), target("node1"), "alpine")
     assert full == "docker.io/library/alpine:latest"
-    chosen, _ = ops.exec_in_task(LabHome(home), target("node1"), "test", ["true"], None, False)
+    chosen, _ = ops.tasks_exec(LabHome(home), target("node1"), "test", ["true"], None, False)
     assert chosen.startswith("labctl-")
     pulled, execed = guests["node1"].commands()
     assert pulled == ctr.images_pull("default", full)
