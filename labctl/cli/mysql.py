@@ -274,9 +274,9 @@ def switchover(
 ) -> None:
     """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
     from labctl import ui
-    from labctl.ops import promote
+    from labctl.ops import switchover as op
 
-    done = promote.switchover(home(ctx), lab, to, _progress(quiet, json))
+    done = op.switchover(home(ctx), lab, to, _progress(quiet, json))
     if json:
         ui.print_json(done)
         return
@@ -297,9 +297,9 @@ def failover(
 ) -> None:
     """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
     from labctl import ui
-    from labctl.ops import promote
+    from labctl.ops import failover as op
 
-    done = promote.failover(home(ctx), lab, to, _progress(quiet, json))
+    done = op.failover(home(ctx), lab, to, _progress(quiet, json))
     if json:
         ui.print_json(done)
         return
@@ -334,9 +334,9 @@ def rejoin(
 ) -> None:
     """A failed primary back as a replica: by GTID, or rebuilt from a snapshot when its history diverged."""
     from labctl import ui
-    from labctl.ops import promote
+    from labctl.ops import rejoin as op
 
-    done = promote.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
+    done = op.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
     if json:
         ui.print_json(done)
         return
@@ -373,14 +373,7 @@ def drill(
     from labctl.ops import drill as ops_drill
 
     report = ops_drill.drill(
-        home(ctx),
-        lab,
-        fault,
-        rate,
-        semi_sync,
-        before,
-        after,
-        _progress(quiet, json),
+        home(ctx), lab, fault, rate, semi_sync, before, after, _progress(quiet, json)
     )
     if json:
         ui.print_json(report)

@@ -61,10 +61,6 @@ class Server:
     def reset_gtids(self) -> str:
         return "RESET BINARY LOGS AND GTIDS" if self.at_least(8, 4, 0) else "RESET MASTER"
 
-    def gtid_position_variable(self) -> str:
-        """The variable holding what a server has applied, as a GTID set/position."""
-        return "gtid_executed" if self.mysql else "gtid_binlog_pos"
-
     def gtid_binlog_variable(self) -> str:
         """What a server has written to its own binary log, as GTIDs (a source's position)."""
         return "gtid_executed" if self.mysql else "gtid_binlog_pos"
@@ -141,12 +137,7 @@ class Server:
         ]
 
     def change_source(
-        self,
-        host: str,
-        password: str,
-        log_file: str = "",
-        log_pos: int = 0,
-        gtid: bool = False,
+        self, host: str, password: str, log_file: str = "", log_pos: int = 0, gtid: bool = False
     ) -> str:
         """The statement pointing a replica at its source."""
         modern = self.at_least(8, 0, 23)
@@ -403,9 +394,7 @@ def active_channel(replica_rows: Sequence[Mapping[str, str]]) -> ReplicaState | 
 
 
 def decide_role(
-    variables: Mapping[str, str],
-    replica_rows: Sequence[Mapping[str, str]],
-    replicas: Sequence[str],
+    variables: Mapping[str, str], replica_rows: Sequence[Mapping[str, str]], replicas: Sequence[str]
 ) -> Role:
     """primary: replicas connected; replica: an active channel; dual: both (a
     cascading replica); standalone: neither. log_bin=ON alone proves nothing:

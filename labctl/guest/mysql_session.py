@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import IO
 
 from labctl.errors import GuestError
@@ -31,7 +32,15 @@ class MysqlServer:
     def __init__(self, transport: Transport) -> None:
         self.t = transport
         self.name = transport.name
-        self._server: mysql.Server | None = None
+        self._sql: mysql.Server | None = None
+
+    @classmethod
+    def detected(cls, transport: Transport) -> MysqlServer:
+        """A server whose version is asked now, in the calling thread (each()
+        runs it on every machine at once), so later calls need not ask."""
+        server = cls(transport)
+        server.sql  # noqa: B018 (SELECT VERSION(), once)
+        return server
 
     def query(
         self, sql: str, timeout: float | None = 60.0, vertical: bool = False
@@ -68,11 +77,17 @@ class MysqlServer:
         self.query("".join(f"{s};\n" for s in (*prefix, *statements)))
 
     @property
-    def server(self) -> mysql.Server:
-        if self._server is None:
+    def sql(self) -> mysql.Server:
+        """The statements this server understands (its flavor and version)."""
+        if self._sql is None:
             rows = self.query("SELECT VERSION() AS version")
-            self._server = mysql.parse_version(rows[0]["version"])
-        return self._server
+            self._sql = mysql.parse_version(rows[0]["version"])
+        return self._sql
+
+    @property
+    def is_mysql(self) -> bool:
+        """MySQL, not MariaDB."""
+        return self.sql.mysql
 
     def variables(self, *names: str) -> dict[str, str]:
         wanted = ", ".join(mysql.quote(n) for n in names)
@@ -81,22 +96,22 @@ class MysqlServer:
 
     def gtid_written(self) -> str:
         """What this server has written to its own binlog, as GTIDs."""
-        var = self.server.gtid_binlog_variable()
+        var = self.sql.gtid_binlog_variable()
         return self.variables(var).get(var, "")
 
     def gtid_applied(self) -> str:
         """What this server has applied from a source, as GTIDs."""
-        var = self.server.gtid_applied_variable()
+        var = self.sql.gtid_applied_variable()
         return self.variables(var).get(var, "")
 
     def replica_rows(self) -> list[mysql.Row]:
-        return self.query(self.server.replica_status())
+        return self.query(self.sql.replica_status())
 
     def replica(self) -> mysql.ReplicaState | None:
         return mysql.active_channel(self.replica_rows())
 
     def replicas(self) -> list[str]:
-        listed = self.query(self.server.replicas())
+        listed = self.query(self.sql.replicas())
         processes = [] if listed else self.query("SHOW PROCESSLIST")
         return mysql.connected_replicas(listed, processes)
 
@@ -127,7 +142,7 @@ class MysqlServer:
         return ended
 
     def binlog(self) -> tuple[str, int]:
-        return mysql.binlog_coordinates(self.query(self.server.binlog_status()))
+        return mysql.binlog_coordinates(self.query(self.sql.binlog_status()))
 
     def user_schemas(self) -> list[str]:
         excluded = ", ".join(mysql.quote(s) for s in SYSTEM_SCHEMAS)
@@ -143,7 +158,7 @@ class MysqlServer:
         (the lock lives and dies with it)."""
         session = self.t.start([*CLIENT, "--skip-column-names"], sudo=True)
         try:
-            yield Snapshot.take(session, self.server)
+            yield Snapshot.take(session, self.sql)
             session.write(b"UNLOCK TABLES;\n")
             session.close_stdin()
             done = session.wait(timeout=30)
@@ -154,13 +169,13 @@ class MysqlServer:
             session.kill()
 
 
+@dataclass(frozen=True)
 class Snapshot:
     """The source's position while its read lock is held."""
 
-    def __init__(self, log_file: str, log_pos: int, gtid: str) -> None:
-        self.log_file = log_file
-        self.log_pos = log_pos
-        self.gtid = gtid
+    log_file: str
+    log_pos: int
+    gtid: str
 
     @classmethod
     def take(cls, session: RemoteProcess, server: mysql.Server) -> Snapshot:
@@ -169,7 +184,7 @@ class Snapshot:
             (
                 "FLUSH TABLES WITH READ LOCK;\n"
                 f"{server.binlog_status()};\n"
-                f"SELECT '{marker}:gtid', @@GLOBAL.{server.gtid_position_variable()};\n"
+                f"SELECT '{marker}:gtid', @@GLOBAL.{server.gtid_binlog_variable()};\n"
                 f"SELECT '{marker}:end';\n"
             ).encode()
         )

@@ -13,20 +13,17 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from labctl.deadline import tries
 from labctl.errors import GuestError, LabctlError, SpecError
+from labctl.guest import mysql_replication as repl
+from labctl.guest import mysql_topology as topo
 from labctl.guest import writer
 from labctl.guest.mysql_session import MysqlServer
 from labctl.home import LabHome
-from labctl.ops import link, promote
-from labctl.roles import mysql as role
+from labctl.ops import failover, handover, link
 from labctl.session import LabSession
-from labctl.vagrant import VagrantDriver
-
-if TYPE_CHECKING:
-    from labctl.vagrant import Event
+from labctl.vagrant import Event, VagrantDriver
 
 FAULTS = ("halt", "kill-mysqld", "cut")
 DETECT_TIMEOUT = 60.0
@@ -74,16 +71,16 @@ def drill(
     on_event: Callable[[Event], None] | None = None,
 ) -> DrillReport:
     check_options(fault, rate, before, after)
-    say = role.say_to(on_event)
+    say = repl.say_to(on_event)
     name = home.resolve(lab)
     with home.lock(name, "drill"), LabSession(home, name, hold=False) as session:
         spec = session.spec
-        if role.stale(spec):
+        if topo.stale(spec):
             raise GuestError(
-                f"{', '.join(role.stale(spec))} failed in an earlier failover: rejoin first",
-                hint=f"labctl mysql rejoin {role.stale(spec)[0]}",
+                f"{', '.join(topo.stale(spec))} failed in an earlier failover: rejoin first",
+                hint=f"labctl mysql rejoin {topo.stale(spec)[0]}",
             )
-        checked = promote.ready(session, None, "a drill")
+        checked = handover.ready(session, None, "a drill")
         old, tree, servers, edges = checked.old, checked.tree, checked.servers, checked.edges
         if semi_sync:
             _semi_sync(servers, old, say)
@@ -100,7 +97,7 @@ def drill(
             gone = _detect(session, old, direct)
             detect_ms = int((time.monotonic() - hit) * 1000)
             say(old, f"found gone {detect_ms} ms after the fault began")
-            done = promote.failover_in(session, home, None, say, gone=gone)
+            done = failover.failover_in(session, home, None, say, gone=gone)
             if semi_sync and [r for r in done.edges if r != done.old]:
                 # the new primary waits for its replicas as the old one did
                 _semi_sync_source(MysqlServer(session.transport(done.new)))
@@ -129,24 +126,24 @@ def drill(
     )
 
 
-def _semi_sync(servers: dict[str, MysqlServer], old: str, say: role.Say) -> None:
+def _semi_sync(servers: dict[str, MysqlServer], old: str, say: repl.Say) -> None:
     """Semi-synchronous replication on every server of the tree: a commit is
     acknowledged once a replica has it (AFTER_SYNC: before the primary's
     own clients can see it)."""
-    if any(s.server.mysql for s in servers.values()):
+    if any(s.is_mysql for s in servers.values()):
         raise SpecError("--semi-sync is set up on MariaDB only (MySQL needs its plugins installed)")
     # every replica acknowledges; only the primary waits for an acknowledgement
     # (a replica passing on what it applies would wait for replicas it has not)
     for name, server in servers.items():
         if name != old:
-            server.execute(*server.server.semi_sync_replica())
+            server.execute(*server.sql.semi_sync_replica())
     _semi_sync_source(servers[old])
     say(old, "semi-synchronous replication (AFTER_SYNC): a commit waits for a replica")
 
 
 def _semi_sync_source(server: MysqlServer) -> None:
     # long enough never to fall back to asynchronous during the drill
-    server.execute(*server.server.semi_sync_source(timeout_ms=60000))
+    server.execute(*server.sql.semi_sync_source(timeout_ms=60000))
 
 
 def _prepare_table(servers: dict[str, MysqlServer], old: str, subnet: str, password: str) -> None:
@@ -158,7 +155,7 @@ def _prepare_table(servers: dict[str, MysqlServer], old: str, subnet: str, passw
     )
     position = primary.gtid_written()
     for name, server in servers.items():
-        if name != old and not promote.caught_up(server, position, 30):
+        if name != old and not handover.caught_up(server, position, 30):
             raise GuestError(f"{name} did not get the drill's table within 30 s")
 
 
@@ -183,7 +180,7 @@ def _detect(session: LabSession, old: str, direct: list[str]) -> tuple[str, Mysq
     for last in tries(DETECT_TIMEOUT, every=0.2):
         session.forget_states()
         try:
-            return promote.primary_gone(session, old, direct)
+            return failover.primary_gone(session, old, direct)
         except GuestError:
             if last:
                 raise
@@ -193,7 +190,7 @@ def _detect(session: LabSession, old: str, direct: list[str]) -> tuple[str, Mysq
 
 
 def _count(
-    session: LabSession, done: promote.FailedOver, tally: writer.Tally
+    session: LabSession, done: failover.FailedOver, tally: writer.Tally
 ) -> tuple[int, list[int], dict[str, bool]]:
     """Of the acknowledged rows: how many the new primary has, and which it
     lacks; each replica's table against the new primary's (CHECKSUM TABLE,
@@ -208,7 +205,7 @@ def _count(
         if name == done.old:
             continue  # stale: its rows are the old primary's
         server = MysqlServer(session.transport(name))
-        caught = promote.caught_up(server, position, 30)
+        caught = handover.caught_up(server, position, 30)
         same = server.query(f"CHECKSUM TABLE {writer.TABLE}")[0]["Checksum"] == reference
         replicas[name] = caught and same
     return len(acked & found), sorted(acked - found), replicas

@@ -14,12 +14,12 @@ from labctl import process, vault
 from labctl.errors import LabctlError, SpecError
 from labctl.fsutil import atomic_write
 from labctl.guest import ctr
+from labctl.guest import mysql_topology as topo
 from labctl.guest.mysql_session import MysqlServer
 from labctl.handoff import ansible, graph, sshconfig
 from labctl.handoff.view import LabView, Link, MachineView, SshView
 from labctl.home import LabHome
 from labctl.roles import jenkins as jenkins_role
-from labctl.roles import mysql as mysql_role
 from labctl.session import LabSession, Outcome
 from labctl.spec import LabSpec
 from labctl.transport.interface import Transport
@@ -101,12 +101,12 @@ def _unique(failed: Sequence[Outcome[Any]]) -> list[Outcome[Any]]:
 
 
 def _declared_mysql(spec: LabSpec) -> tuple[dict[str, str], list[Link]]:
-    if not mysql_role.machines(spec):
+    if not topo.machines(spec):
         return {}, []
-    sources = mysql_role.sources(spec)
+    sources = topo.sources(spec)
     feeding = set(sources.values())
     roles = {}
-    for m in mysql_role.machines(spec):
+    for m in topo.machines(spec):
         if m.name in sources:
             roles[m.name] = "dual" if m.name in feeding else "replica"
         else:
@@ -122,7 +122,7 @@ def _live_mysql(
 ) -> tuple[dict[str, str], list[Link], list[Outcome[Any]]]:
     """Each mysql server's own word on its role, and replication as the
     replicas see it (source, lag, threads)."""
-    names = [m.name for m in mysql_role.machines(spec) if m.name in up]
+    names = [m.name for m in topo.machines(spec) if m.name in up]
     outcomes = session.each(names, lambda t: MysqlServer(t).role())
     by_address = {a: m.name for m in spec.machines for a in (m.ip, m.hostname, m.name)}
     roles, links = {}, []
@@ -150,7 +150,7 @@ def _live_mysql(
                 )
             )
     # a replica that gave no answer keeps its declared link, drawn as broken
-    for replica, source in mysql_role.sources(spec).items():
+    for replica, source in topo.sources(spec).items():
         if replica not in roles:
             why = "not running" if replica not in up else "no answer"
             links.append(Link("replication", source, replica, why, False))

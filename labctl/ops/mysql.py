@@ -1,6 +1,6 @@
 """`labctl mysql ...`: replication in any lab with mysql machines, verified
 and explained. The roles themselves (provisioning, seeding replicas) are
-roles/mysql.py."""
+roles/mysql.py; a primary moved is ops/switchover.py, failover.py, rejoin.py."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 from labctl.deadline import tries
 from labctl.errors import SpecError
 from labctl.guest import mysql
+from labctl.guest import mysql_topology as topo
 from labctl.guest.mysql_session import SYSTEM_SCHEMAS, MysqlServer, SqlError
 from labctl.home import LabHome
-from labctl.roles import mysql as role
 from labctl.session import LabSession, Outcome, fan_out
 
 CATCH_UP_TIMEOUT = 120.0
@@ -59,17 +59,17 @@ def _role_row(server: MysqlServer) -> RoleRow:
 def _targets(session: LabSession, machines: Sequence[str]) -> list[str]:
     if machines:
         return session.select(machines)
-    return role.require(session.spec)
+    return topo.require(session.spec)
 
 
 def roles(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[Outcome[RoleRow]]:
     """primary / replica / dual / standalone for each server, with the evidence."""
     with LabSession(home, lab) as session:
-        stale = role.stale(session.spec)
+        stale = topo.stale(session.spec)
         outcomes = session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
     # a failed primary kept out of replication says so, whatever it looks like now
     return [
-        replace(o, value=replace(o.value, role=role.STALE_ROLE))
+        replace(o, value=replace(o.value, role=topo.STALE_ROLE))
         if o.value is not None and o.vm in stale
         else o
         for o in outcomes
@@ -81,10 +81,10 @@ def verify(home: LabHome, lab: str | None) -> tuple[list[mysql.Edge], list[Outco
     and the lab's mysql machines that are not running."""
     with LabSession(home, lab) as session:
         spec = session.spec
-        down = session.down(role.require(spec))
-        sources = role.sources(spec)
+        down = session.down(topo.require(spec))
+        sources = topo.sources(spec)
         by_name = {m.name: m for m in spec.machines}
-        stale = role.stale(spec)
+        stale = topo.stale(spec)
         outcomes = session.each(
             [r for r in sources if r not in stale], lambda t: MysqlServer(t).replica()
         )
@@ -221,7 +221,7 @@ def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
     return ServerInfo(
         vm=server.name,
         version=head["version"],
-        role=role.STALE_ROLE if stale else found.role,
+        role=topo.STALE_ROLE if stale else found.role,
         read_only=head["read_only"] == "1",
         server_id=int(head["server_id"]),
         uptime_s=uptime,
@@ -242,7 +242,7 @@ def info(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[O
     """Each server at a glance: version, role, writes open or not, uptime,
     load, GTID positions, replication, semi-sync, schemas and their size."""
     with LabSession(home, lab) as session:
-        stale = set(role.stale(session.spec))
+        stale = set(topo.stale(session.spec))
         return session.each(
             _targets(session, machines), lambda t: _info_of(MysqlServer(t), t.name in stale)
         )
@@ -332,15 +332,15 @@ def check(
     problems: list[str] = []
     with LabSession(home, lab) as session:
         spec = session.spec
-        stale = role.stale(spec)
-        failed = session.down([n for n in role.require(spec) if n not in stale])
+        stale = topo.stale(spec)
+        failed = session.down([n for n in topo.require(spec) if n not in stale])
         gone = {o.vm for o in failed} | set(stale)
         trees = [
             [n for n in names if n not in gone]
-            for primary, names in role.trees(spec).items()
+            for primary, names in topo.trees(spec).items()
             if primary not in gone
         ]
-        servers = role.connect(session, [n for names in trees for n in names])
+        servers = session.each([n for ns in trees for n in ns], MysqlServer.detected).check().values
         for names in trees:
             _check_tree([servers[n] for n in names], count, timeout, rows, problems)
     return CheckReport(rows, problems, failed)

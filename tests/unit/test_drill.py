@@ -10,7 +10,7 @@ import pytest
 from labctl.errors import SpecError
 from labctl.guest.writer import Tally
 from labctl.home import LabHome
-from labctl.ops import drill, promote
+from labctl.ops import drill, failover
 from labctl.session import LabSession
 
 from .test_switchover import lab
@@ -38,7 +38,7 @@ def test_the_accounting_of_a_recorded_run(home: Path, monkeypatch: pytest.Monkey
     servers["replica1"].rows = list(range(97))
     servers["replica2"].rows = list(range(97))
     tally = Tally(acknowledged=list(range(100)), unknown=[100], longest_gap_ms=1250)
-    done = promote.FailedOver(
+    done = failover.FailedOver(
         "primary",
         "replica1",
         "gone",
@@ -163,9 +163,9 @@ def test_a_drill_through_fake_servers(home: Path, monkeypatch: pytest.MonkeyPatc
         "CREATE DATABASE IF NOT EXISTS labctl_writer"
     )
     spec = LabHome(home).load("db")
-    from labctl.roles import mysql as role
+    from labctl.guest import mysql_topology as topo
 
-    assert role.stale(spec) == ["primary"]
+    assert topo.stale(spec) == ["primary"]
     # a second drill waits for the stale server to rejoin
     with pytest.raises(Exception, match="failed in an earlier failover: rejoin first"):
         drill.drill(LabHome(home), "db", fault="kill-mysqld", before=0.5, after=0.5)

@@ -11,9 +11,10 @@ import pytest
 
 from labctl.errors import GuestError, SpecError
 from labctl.guest import mysql
+from labctl.guest import mysql_replication as repl
+from labctl.guest import mysql_topology as topo
 from labctl.home import LabHome
-from labctl.ops import promote
-from labctl.roles import mysql as role
+from labctl.ops import failover, rejoin, switchover
 
 from .fakes import install
 from .test_switchover import lab, writes
@@ -37,9 +38,9 @@ def test_failover_after_the_primary_halted(home: Path, monkeypatch: pytest.Monke
     r1.io = r2.io = "Connecting"
     r1.applied, r2.applied = "0-20-103", "0-20-105"  # replica2 received the most
     r2.relay_behind = 2  # and still has some of it to apply
-    monkeypatch.setattr(promote, "DRAIN_EVERY", 0.01)
+    monkeypatch.setattr(failover, "DRAIN_EVERY", 0.01)
     stopped(home, monkeypatch, servers, "primary")
-    done = promote.failover(LabHome(home), "db")
+    done = failover.failover(LabHome(home), "db")
     assert (done.old, done.new) == ("primary", "replica2")
     assert done.why == "primary is not running (docker state: stopped)"
     assert (done.old_position, done.known_from) == ("0-20-105", "what its replicas received")
@@ -58,15 +59,15 @@ def test_failover_after_the_primary_halted(home: Path, monkeypatch: pytest.Monke
         w.startswith("replica1: CHANGE MASTER TO MASTER_HOST='192.168.56.22'") for w in order
     )
     spec = LabHome(home).load("db")
-    assert role.stale(spec) == ["primary"]
-    assert role.sources(spec) == {"primary": "replica2", "replica1": "replica2"}
-    assert [m.name for m in spec.with_role(role.PRIMARY)] == ["replica2"]
+    assert topo.stale(spec) == ["primary"]
+    assert topo.sources(spec) == {"primary": "replica2", "replica1": "replica2"}
+    assert [m.name for m in spec.with_role(topo.PRIMARY)] == ["replica2"]
 
 
 def test_a_primary_that_answers_is_no_failover(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     servers = lab(home, monkeypatch)
     with pytest.raises(GuestError, match="primary answers, takes writes and replica1, replica2"):
-        promote.failover(LabHome(home), "db")
+        failover.failover(LabHome(home), "db")
     assert writes(servers) == []
 
 
@@ -78,7 +79,7 @@ def test_a_primary_cut_off_is_fenced_and_what_it_had_is_reported(
     p.read_only = False
     p.binlog_pos = "0-20-110"  # it took 5 writes its replicas never received
     r1.io = r2.io = "Connecting"
-    done = promote.failover(LabHome(home), "db")
+    done = failover.failover(LabHome(home), "db")
     assert done.why == "primary is cut off from its replicas (fenced: read-only now)"
     assert writes(servers)[0] == "primary: SET GLOBAL read_only = ON"  # before anything else
     assert (done.old_position, done.known_from) == ("0-20-110", "primary")
@@ -91,7 +92,7 @@ def test_a_restarted_primary_read_only_counts_as_gone(
 ) -> None:
     servers = lab(home, monkeypatch)
     servers["primary"].read_only = True
-    done = promote.failover(LabHome(home), "db", "replica2")
+    done = failover.failover(LabHome(home), "db", "replica2")
     assert done.why == "primary is read-only (restarted, or fenced)" and done.new == "replica2"
 
 
@@ -100,33 +101,33 @@ def test_a_less_advanced_target_is_refused(home: Path, monkeypatch: pytest.Monke
     servers["replica1"].applied = "0-20-90"
     stopped(home, monkeypatch, servers, "primary")
     with pytest.raises(GuestError, match="replica1 has applied less than replica2") as err:
-        promote.failover(LabHome(home), "db", "replica1")
+        failover.failover(LabHome(home), "db", "replica1")
     assert err.value.hint == "--to replica2, or leave --to out"
-    assert role.stale(LabHome(home).load("db")) == []
+    assert topo.stale(LabHome(home).load("db")) == []
 
 
 def test_rejoin_by_gtid_when_nothing_diverged(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     servers = lab(home, monkeypatch)
     stopped(home, monkeypatch, servers, "primary")
-    promote.failover(LabHome(home), "db", "replica1")
+    failover.failover(LabHome(home), "db", "replica1")
     stopped(home, monkeypatch, servers)  # the old primary is back
     p = servers["primary"]
     p.binlog_state = "0-20-105"
     servers["replica1"].binlog_state = "0-20-105,0-21-3"
     with pytest.raises(SpecError, match="replica1 is the primary: rejoin is for a failed primary"):
-        promote.rejoin(LabHome(home), "db", "replica1")
-    done = promote.rejoin(LabHome(home), "db", "primary")
+        rejoin.rejoin(LabHome(home), "db", "replica1")
+    done = rejoin.rejoin(LabHome(home), "db", "primary")
     assert (done.how, done.diverged, done.source) == ("replicates again", [], "replica1")
     assert p.source == "192.168.56.21" and p.read_only
     assert "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos" in p.log
     spec = LabHome(home).load("db")
-    assert role.stale(spec) == [] and role.sources(spec)["primary"] == "replica1"
+    assert topo.stale(spec) == [] and topo.sources(spec)["primary"] == "replica1"
 
 
 def test_rejoin_rebuilds_a_diverged_server(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     servers = lab(home, monkeypatch)
     stopped(home, monkeypatch, servers, "primary")
-    promote.failover(LabHome(home), "db", "replica1")
+    failover.failover(LabHome(home), "db", "replica1")
     stopped(home, monkeypatch, servers)
     servers["primary"].binlog_state = "0-20-110"  # writes nobody received
     servers["replica1"].binlog_state = "0-20-105,0-21-3"
@@ -136,8 +137,8 @@ def test_rejoin_rebuilds_a_diverged_server(home: Path, monkeypatch: pytest.Monke
         seeded.append((source.name, replica.name, ip, gtid, fresh))
         servers["primary"].source = ip
 
-    monkeypatch.setattr(role, "seed", seed)
-    done = promote.rejoin(LabHome(home), "db", "primary")
+    monkeypatch.setattr(repl, "seed", seed)
+    done = rejoin.rejoin(LabHome(home), "db", "primary")
     assert done.how == "rebuilt from a snapshot" and done.diverged == ["0-20-106..110 (5)"]
     assert seeded == [("replica1", "primary", "192.168.56.21", True, True)]
 
@@ -159,7 +160,7 @@ def test_a_stale_server_is_named_and_kept_out(home: Path, monkeypatch: pytest.Mo
 
     servers = lab(home, monkeypatch)
     stopped(home, monkeypatch, servers, "primary")
-    promote.failover(LabHome(home), "db", "replica1")
+    failover.failover(LabHome(home), "db", "replica1")
     stopped(home, monkeypatch, servers)  # back, read-only, replicating from nothing
     rows = {o.vm: o.value.role for o in ops.roles(LabHome(home), "db") if o.value}
     # (the fakes list no connected replicas: replica1 looks standalone here)
@@ -172,8 +173,8 @@ def test_a_stale_server_is_named_and_kept_out(home: Path, monkeypatch: pytest.Mo
     ]
     assert edges[0].detail == "a failed primary: labctl mysql rejoin primary"
     servers["primary"].log.clear()
-    done = promote.switchover(LabHome(home), "db", "replica2")
+    done = switchover.switchover(LabHome(home), "db", "replica2")
     assert done.edges == {"replica1": "replica2"}
     assert servers["primary"].log == []  # never asked
     spec = LabHome(home).load("db")
-    assert role.stale(spec) == ["primary"] and role.sources(spec)["primary"] == "replica2"
+    assert topo.stale(spec) == ["primary"] and topo.sources(spec)["primary"] == "replica2"

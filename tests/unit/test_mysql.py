@@ -100,8 +100,8 @@ def test_change_source_by_version() -> None:
 def test_other_statements() -> None:
     assert MYSQL_84.reset_gtids() == "RESET BINARY LOGS AND GTIDS"
     assert MYSQL_8036.reset_gtids() == "RESET MASTER"
-    assert MYSQL_8036.gtid_position_variable() == "gtid_executed"
-    assert MARIADB.gtid_position_variable() == "gtid_binlog_pos"
+    assert MYSQL_8036.gtid_binlog_variable() == "gtid_executed"
+    assert MARIADB.gtid_binlog_variable() == "gtid_binlog_pos"
     assert (
         MARIADB.reset_replica() == "RESET SLAVE ALL"
         and MYSQL_8036.reset_replica() == "RESET REPLICA ALL"

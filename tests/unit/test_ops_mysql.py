@@ -206,6 +206,7 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     session while the position is read and the dump taken; the replica loads
     it outside its own binlog, then points at that very position; the
     password only ever on a client's stdin."""
+    from labctl.guest import mysql_replication as repl
     from labctl.roles import mysql as role
 
     order: list[str] = []
@@ -258,7 +259,7 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     install(monkeypatch, home, spec, [primary, replica])
     password = "Repl-Pa55-word"
     (home / "db" / "secrets").mkdir()
-    (home / "db" / "secrets" / role.REPL_SECRET).write_text(password + "\n")
+    (home / "db" / "secrets" / repl.REPL_SECRET).write_text(password + "\n")
 
     notes = role.setup(LabHome(home), spec, None)
     assert notes == ["replication: primary -> replica1"]

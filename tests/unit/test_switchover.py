@@ -1,7 +1,7 @@
-"""`labctl mysql switchover`: the new topology (pure), the candidate chosen
-from GTID positions, the statements each server gets per flavor (through
-fake servers that keep their replication state), refusals that change
-nothing, and the lab's record following the move."""
+"""`labctl mysql switchover`: the candidate chosen from GTID positions, the
+statements each server gets per flavor (through fake servers that keep
+their replication state), refusals that change nothing, and the lab's
+record following the move (the new topology itself: test_mysql_topology)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import pytest
 from labctl import roles
 from labctl.errors import GuestError, SpecError
 from labctl.guest import mysql
+from labctl.guest import mysql_replication as repl
+from labctl.guest import mysql_topology as topo
 from labctl.home import LabHome
-from labctl.ops import promote
-from labctl.roles import mysql as role
+from labctl.ops import switchover
 from labctl.spec import LabSpec
 
 from .fakes import FakeTransport, Reply, data, install
@@ -25,54 +26,6 @@ from .labs import from_text, topology
 MARIADB = data("mysql/mariadb-version.tab.txt").splitlines()[1]
 MYSQL8 = "8.0.36-0ubuntu0.22.04.1"
 PASSWORD = "Repl-Pa55-word"
-
-
-# ---------------------------------------------------------------- the new topology
-
-
-@pytest.mark.parametrize(
-    ("edges", "new", "after"),
-    [
-        # a star: the new primary takes every replica, the old one among them
-        (
-            {"r1": "p", "r2": "p"},
-            "r1",
-            {"p": "r1", "r2": "r1"},
-        ),
-        # a chain stays a chain with the new primary at its head
-        (
-            {"r1": "p", "r2": "r1", "r3": "r2"},
-            "r1",
-            {"p": "r1", "r2": "p", "r3": "r2"},
-        ),
-        (
-            {"r1": "p", "r2": "r1"},
-            "r2",
-            {"r1": "r2", "p": "r1"},
-        ),
-        # a replica of the target keeps replicating from the old primary's place
-        (
-            {"r1": "p", "r2": "p", "r3": "r1"},
-            "r1",
-            {"p": "r1", "r2": "r1", "r3": "p"},
-        ),
-    ],
-)
-def test_the_target_and_the_old_primary_trade_places(
-    edges: dict[str, str], new: str, after: dict[str, str]
-) -> None:
-    assert role.swapped(edges, "p", new) == after
-    assert new not in role.swapped(edges, "p", new)  # the head replicates from nothing
-
-
-def test_the_record_moves_only_the_mysql_roles() -> None:
-    spec = topology("mysql-pair", replicas=2, name="db", subnet="192.168.56")
-    after = role.moved(spec, {"primary": "replica1", "replica2": "replica1"})
-    held = {m.name: roles.held(m) for m in after.machines}
-    assert held["replica1"] == {"mysql-primary": {}, "containerd": {}}
-    assert held["primary"] == {"mysql-replica": {"source": "replica1"}, "containerd": {}}
-    assert held["replica2"] == {"mysql-replica": {"source": "replica1"}, "containerd": {}}
-    assert role.sources(after) == {"primary": "replica1", "replica2": "replica1"}
 
 
 # ---------------------------------------------------------------- the candidate
@@ -310,8 +263,8 @@ def fake_servers(
     as the lab says, every one at `position`."""
     servers = {}
     journal: list[str] = []
-    for m in role.machines(spec):
-        source = m.option(role.REPLICA, "source")
+    for m in topo.machines(spec):
+        source = m.option(topo.REPLICA, "source")
         servers[m.name] = FakeServer(
             m.name,
             version,
@@ -329,7 +282,7 @@ def fake_servers(
     install(monkeypatch, home, spec, [s.transport() for s in servers.values()])
     secrets = home / spec.name / "secrets"
     secrets.mkdir()
-    (secrets / role.REPL_SECRET).write_text(PASSWORD + "\n")
+    (secrets / repl.REPL_SECRET).write_text(PASSWORD + "\n")
     return servers
 
 
@@ -344,7 +297,7 @@ def test_switchover_on_mariadb_end_to_end_through_the_statements(
 ) -> None:
     servers = lab(home, monkeypatch)
     servers["replica2"].applied = "0-20-104"  # replica1 has applied the most: chosen
-    done = promote.switchover(LabHome(home), "db")
+    done = switchover.switchover(LabHome(home), "db")
     assert (done.old, done.new, done.position) == ("primary", "replica1", "0-20-105")
     assert done.edges == {"primary": "replica1", "replica2": "replica1"}
     p, r1, r2 = servers["primary"], servers["replica1"], servers["replica2"]
@@ -382,8 +335,8 @@ def test_switchover_on_mariadb_end_to_end_through_the_statements(
     # the password only on stdin, never on a command line
     assert PASSWORD in "".join(p.log)
     spec = LabHome(home).load("db")
-    assert role.sources(spec) == {"primary": "replica1", "replica2": "replica1"}
-    assert [m.name for m in spec.with_role(role.PRIMARY)] == ["replica1"]
+    assert topo.sources(spec) == {"primary": "replica1", "replica2": "replica1"}
+    assert [m.name for m in spec.with_role(topo.PRIMARY)] == ["replica1"]
     # the old primary's dump threads to its former replicas ended: the roles read
     # right at once, not after the next heartbeat
     assert "KILL 100" in p.log and p.dumps == {}
@@ -397,7 +350,7 @@ def test_switchover_on_mysql_8_with_gtids(home: Path, monkeypatch: pytest.Monkey
     servers = lab(home, monkeypatch, MYSQL8)
     for s in servers.values():
         s.binlog_pos = s.applied = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-105"
-    done = promote.switchover(LabHome(home), "db", "replica2")
+    done = switchover.switchover(LabHome(home), "db", "replica2")
     assert done.new == "replica2"
     r2 = servers["replica2"]
     assert (
@@ -418,17 +371,17 @@ def test_mysql_without_gtids_is_refused_before_anything_changes(
     for s in servers.values():
         s.gtid_mode = "OFF"
     with pytest.raises(SpecError, match="MySQL without GTIDs"):
-        promote.switchover(LabHome(home), "db")
+        switchover.switchover(LabHome(home), "db")
     assert writes(servers) == []
 
 
 def test_a_chain_stays_a_chain(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     servers = lab(home, monkeypatch, chain=True)
     assert servers["replica2"].source == IPS["replica1"]
-    done = promote.switchover(LabHome(home), "db", "replica1")
+    done = switchover.switchover(LabHome(home), "db", "replica1")
     assert done.edges == {"primary": "replica1", "replica2": "primary"}
     assert servers["replica2"].source == IPS["primary"]
-    assert role.sources(LabHome(home).load("db")) == done.edges
+    assert topo.sources(LabHome(home).load("db")) == done.edges
 
 
 @pytest.mark.parametrize(
@@ -444,7 +397,7 @@ def test_a_bad_target_is_refused_and_nothing_changes(
     servers = lab(home, monkeypatch)
     before = (home / "db" / "lab.json").read_text()
     with pytest.raises(SpecError, match=message):
-        promote.switchover(LabHome(home), "db", target)
+        switchover.switchover(LabHome(home), "db", target)
     assert writes(servers) == [] and (home / "db" / "lab.json").read_text() == before
 
 
@@ -456,7 +409,7 @@ def test_a_target_that_is_not_a_mysql_machine(home: Path, monkeypatch: pytest.Mo
     ).spec
     install(monkeypatch, home, spec)
     with pytest.raises(SpecError, match="web is not a mysql machine"):
-        promote.switchover(LabHome(home), "db", "web")
+        switchover.switchover(LabHome(home), "db", "web")
 
 
 def test_a_stopped_server_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,7 +419,7 @@ def test_a_stopped_server_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch, home, spec, [s.transport() for s in servers.values()], {"replica2": "stopped"}
     )
     with pytest.raises(GuestError, match="needs every server of primary's tree running: replica2"):
-        promote.switchover(LabHome(home), "db", "replica1")
+        switchover.switchover(LabHome(home), "db", "replica1")
     assert writes(servers) == []
 
 
@@ -474,7 +427,7 @@ def test_broken_replication_is_refused(home: Path, monkeypatch: pytest.MonkeyPat
     servers = lab(home, monkeypatch)
     servers["replica2"].source = ""
     with pytest.raises(GuestError, match="replica2 does not replicate from primary"):
-        promote.switchover(LabHome(home), "db", "replica1")
+        switchover.switchover(LabHome(home), "db", "replica1")
     assert writes(servers) == []
 
 
@@ -487,7 +440,7 @@ def test_a_replica_that_cannot_catch_up_leaves_the_primary_as_it_was(
     with pytest.raises(
         GuestError, match=r"replica2 did not apply primary's last writes within 30 s"
     ):
-        promote.switchover(LabHome(home), "db", "replica1")
+        switchover.switchover(LabHome(home), "db", "replica1")
     assert writes(servers) == [
         "primary: SET GLOBAL read_only = ON",
         "primary: SET GLOBAL read_only = OFF",
@@ -509,34 +462,34 @@ FILE = (
 
 def test_a_file_as_it_was_keeps_the_moved_roles_an_edited_one_wins() -> None:
     declared = from_text(FILE, name="db").spec
-    live = role.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
+    live = topo.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
     moves = roles.moves(declared, live, {})
     assert set(moves) == {"sql1", "sql2", "sql3"}
     # the same file again: built with the roles as they are now
     again = from_text(FILE, name="db", moved=moves).spec
-    assert role.sources(again) == {"sql1": "sql2", "sql3": "sql2"}
-    assert [m.name for m in again.with_role(role.PRIMARY)] == ["sql2"]
+    assert topo.sources(again) == {"sql1": "sql2", "sql3": "sql2"}
+    assert [m.name for m in again.with_role(topo.PRIMARY)] == ["sql2"]
     # the file edited where labctl moved a role: the file wins, whole
     edited = FILE.replace(
         "  sql3:\n    roles: [mysql-replica]\n",
         "  sql3:\n    roles:\n      - mysql-replica: {source: sql2}\n",
     )
     mine = from_text(edited, name="db", moved=moves).spec
-    assert role.sources(mine) == {"sql2": "sql1", "sql3": "sql2"}
+    assert topo.sources(mine) == {"sql2": "sql1", "sql3": "sql2"}
     # a machine added beside the moved ones: the moves still hold
     grown = from_text(FILE + "  web: {}\n", name="db", moved=moves).spec
-    assert role.sources(grown) == role.sources(again)
+    assert topo.sources(grown) == topo.sources(again)
 
 
 def test_moves_carry_on_and_drop_out_when_back_where_the_file_said() -> None:
     declared = from_text(FILE, name="db").spec
-    once = role.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
+    once = topo.moved(declared, {"sql1": "sql2", "sql3": "sql2"})
     first = roles.moves(declared, once, {})
-    twice = role.moved(once, {"sql2": "sql3", "sql1": "sql3"})
+    twice = topo.moved(once, {"sql2": "sql3", "sql1": "sql3"})
     second = roles.moves(once, twice, first)
     assert second["sql1"]["declared"] == {"mysql-primary": {}}  # what the file said, kept
     assert second["sql3"]["live"] == {"mysql-primary": {}}
-    back = role.moved(twice, {"sql2": "sql1", "sql3": "sql1"})
+    back = topo.moved(twice, {"sql2": "sql1", "sql3": "sql1"})
     assert roles.moves(twice, back, second) == {}  # as the file declares: nothing to follow
 
 
@@ -556,8 +509,8 @@ def test_up_of_the_same_file_after_a_switchover_plans_nothing(
         (home / "db" / ".vagrant" / "machines" / m.name / "docker").mkdir(parents=True)
         (home / "db" / ".vagrant" / "machines" / m.name / "docker" / "id").write_text(m.name)
 
-    promote.switchover(LabHome(home), "db", "sql3")
+    switchover.switchover(LabHome(home), "db", "sql3")
     again = up.prepare(LabHome(home), None, None, up.Request(file=str(lab_file)), host_checks=False)
-    assert role.sources(again.spec) == {"sql1": "sql3", "sql2": "sql3"}
+    assert topo.sources(again.spec) == {"sql1": "sql3", "sql2": "sql3"}
     assert again.changes == []
-    assert role.sources(LabHome(home).load("db")) == {"sql1": "sql3", "sql2": "sql3"}
+    assert topo.sources(LabHome(home).load("db")) == {"sql1": "sql3", "sql2": "sql3"}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.roles import mysql
+from labctl.guest import mysql_topology as topo
 
 from .labs import topology as spec
 
@@ -119,7 +119,7 @@ def test_jenkins_war_and_jdk(tmp_path: Path) -> None:
 )
 def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
     s = spec("mysql-pair", replicas=3, chain=chain, containerd=False)
-    assert mysql.sources(s) == sources
+    assert topo.sources(s) == sources
     env = {m.name: next(p for p in m.provisioners if p.name == "mysql").env for m in s.machines}
     assert [env[n]["MYSQL_SERVER_ID"] for n in ("primary", "replica1", "replica2", "replica3")] == [
         "20",
@@ -128,20 +128,3 @@ def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
         "23",
     ]  # the address's last octet: unique in the lab, stable when machines come and go
     assert env["replica1"]["MYSQL_BIND_ADDRESS"] == "10.1.2.21"
-
-
-def test_mysql_trees_follow_sources_to_their_primary() -> None:
-    """`mysql check` writes on each primary and compares the servers below it."""
-    from .labs import from_text
-
-    text = """\
-machines:
-  r3: {roles: [{mysql-replica: {source: r1}}]}
-  p1: {roles: [mysql-primary]}
-  r1: {roles: [{mysql-replica: {source: p1}}]}
-  p2: {roles: [mysql-primary]}
-  r2: {roles: [{mysql-replica: {source: p2}}]}
-"""
-    assert mysql.trees(from_text(text).spec) == {"p1": ["p1", "r3", "r1"], "p2": ["p2", "r2"]}
-    chain = spec("mysql-pair", replicas=3, chain=True, containerd=False)
-    assert mysql.trees(chain) == {"primary": ["primary", "replica1", "replica2", "replica3"]}
