@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from labctl import labfile, schema, topologies
-from labctl.spec import LabSpec, Origin, default_box
+from labctl.providers import default_box
+from labctl.spec import LabSpec, Origin
 
 
 def resolved(
