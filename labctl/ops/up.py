@@ -270,7 +270,7 @@ def prepare(
     resolved = labfile.Resolved(
         name=lab_name,
         provider=provider,
-        box=check_box(box or providers.default_box(provider, libvirt_uri)),
+        box=check_box(box or providers.get(provider).default_box(libvirt_uri)),
         subnet=subnet,
         mgmt_subnet=mgmt_subnet,
         timezone=model.timezone or _timezone(existing),
@@ -401,7 +401,7 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
     with home.lock(first.spec.name, "render"):
         prepared = _claimed(home, lambda: prepare(home, lab, name, request, require_provider=False))
         spec = prepared.spec
-        missing = not providers.installed(spec.provider)
+        missing = not providers.get(spec.provider).installed()
         try:
             path = _render_prepared(home, prepared, missing)
         except BaseException:

@@ -39,15 +39,6 @@ def detect() -> str:
     )
 
 
-def installed(name: str) -> bool:
-    return get(name).installed()
-
-
 def require(name: str) -> None:
     """SpecError naming the package to install when `name` is not installed."""
     get(name).require()
-
-
-def default_box(name: str, libvirt_uri: str | None = None) -> str:
-    """labctl's own box where it builds one (docker; libvirt on this host), else Debian's."""
-    return get(name).default_box(libvirt_uri)

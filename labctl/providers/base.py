@@ -1,13 +1,6 @@
-"""What every provider answers (the `Provider` base: its questions, with the
-answers of a provider that has nothing to add), and what the answers are made of.
-
-A provider is one module of this package with one subclass, one row of
-`providers.PROVIDERS`, and one template partial, templates/providers/NAME.j2
-(the macros `machine(m)`, the lines after a machine's hostname, and
-`settings(m)`, its `node.vm.provider` block), whose variables beyond the
-lab's come from `vagrantfile()`. Nothing outside this package asks which
-provider a lab has: it asks the lab's provider.
-"""
+"""What every provider answers (`Provider`: each question, with the answer of
+a provider that has nothing to add) and what the answers are made of
+(DEVELOPERS.md, "Adding a provider")."""
 
 from __future__ import annotations
 
@@ -20,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from labctl import process
-from labctl.errors import LabctlError
+from labctl.errors import LabctlError, SpecError
 from labctl.spec import LabSpec
 
 Runner = Callable[[Sequence[str]], process.Completed]
@@ -95,8 +88,6 @@ class Provider:
     # a second /24 of the lab's own (libvirt's management network)
     own_management_network: ClassVar[bool] = False
 
-    # ------------------------------------------------------------ this host
-
     def installed(self) -> bool:
         raise NotImplementedError
 
@@ -106,8 +97,6 @@ class Provider:
 
     def require(self) -> None:
         """SpecError naming what to install when it is not installed."""
-        from labctl.errors import SpecError
-
         if not self.installed():
             raise SpecError(f"provider {self.name} is not installed", hint=self.install_hint)
 
@@ -115,8 +104,6 @@ class Provider:
         """doctor's: whether it is here (its engine answering), and what it has
         ready (its box, how its guests run), listed after every provider's first."""
         raise NotImplementedError
-
-    # ------------------------------------------------------------ a lab
 
     def default_box(self, libvirt_uri: str | None = None) -> str:
         return VM_BOX
@@ -142,8 +129,6 @@ class Provider:
 
     def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
         """(box, built now): labctl's own box for this provider."""
-        from labctl.errors import SpecError
-
         raise SpecError(
             f"labctl builds no box for {self.name}: its labs use {self.default_box()} "
             "from Vagrant Cloud",

@@ -1,6 +1,8 @@
 """Vagrant's docker provider: containers with systemd as PID 1 acting as VMs
 (DEVELOPERS.md, "The docker provider"), reached at their own addresses on
-the docker bridge, so only from a Linux host."""
+the docker bridge, so only from a Linux host. Its box is an image: Debian
+made with debootstrap, then `docker import` (Vagrant's docker provider runs
+an image, not a box file; with `has_ssh` it treats the container as a VM)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import json
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from labctl import deadline, process
 from labctl.errors import LabctlError, SpecError, TimedOut
-from labctl.providers import docker_box
+from labctl.providers import debootstrap
 from labctl.providers.base import (
     Check,
     EngineDown,
@@ -25,11 +29,41 @@ from labctl.providers.base import (
     machine_prefix,
     run_tool,
 )
-from labctl.providers.docker_box import DOCKER_BOX
 from labctl.spec import LabSpec, Machine
 
 # on every docker guest: the id of the lab it belongs to
 LAB_ID_LABEL = "io.labctl.lab-id"
+DOCKER_BOX = "labctl/debian:bookworm"
+# $1: the root file system, $2: the image to make of it
+IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
+
+
+def image_present(image: str = DOCKER_BOX) -> bool:
+    return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
+
+
+def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
+    """Build `image`; False when it is already there and not forced."""
+    if not force and image_present(image):
+        return False
+    debootstrap.require_tools("debootstrap", "docker", "tar")
+    keys = debootstrap.vagrant_public_keys()
+    work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
+    try:
+        rootfs = work / "rootfs"
+        debootstrap.debootstrap(rootfs, debootstrap.PACKAGES, on_line)
+        debootstrap.customize(rootfs, keys)
+        if on_line:
+            on_line(f"importing {rootfs} as docker image {image}")
+        # one child, under process.run's time limit and Ctrl-C: the pipe in bash
+        imported = process.run(
+            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
+        )
+        if imported.returncode != 0:
+            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def installed() -> bool:
@@ -197,7 +231,7 @@ class Docker(Provider):
         ]
         if not engine:
             return found, []
-        present = docker_box.image_present()
+        present = image_present()
         image = DOCKER_BOX if present else "missing"
         fix = "labctl box build (needs root and debootstrap)"
         return found, [Check("docker box image", present, image, fix)]
@@ -212,7 +246,7 @@ class Docker(Provider):
                 hint="start it (systemctl start docker, or dockerd &) and try again",
             )
         for image in sorted({m.box for m in spec.machines}):
-            if docker_box.image_present(image):
+            if image_present(image):
                 continue
             if image != DOCKER_BOX:
                 raise LabctlError(
@@ -220,14 +254,14 @@ class Docker(Provider):
                     hint="build or pull it, or leave out the box to use labctl's own",
                 )
             on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
-            docker_box.build(on_line=on_line)
+            build(on_line=on_line)
         refuse_foreign_containers(spec)
 
     def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
         return ask_docker(ids, run)
 
     def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
-        return DOCKER_BOX, docker_box.build(force=force, on_line=on_line)
+        return DOCKER_BOX, build(force=force, on_line=on_line)
 
     def vagrantfile(self, spec: LabSpec, accel: str) -> dict[str, Any]:
         return {"docker_args": lambda m: docker_args(spec, m)}

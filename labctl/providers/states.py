@@ -31,8 +31,6 @@ from labctl.providers import PROVIDERS
 from labctl.providers.base import EngineDown, LiveState, NoAnswer, Runner, run_tool
 from labctl.spec import LabSpec
 
-__all__ = ["EngineDown", "LabStates", "LiveState", "NoAnswer", "ask", "recorded_ids", "run_tool"]
-
 
 @dataclass(frozen=True)
 class LabStates:

@@ -275,7 +275,7 @@ def machine_memory(provider: str, lab: str) -> float:
 def build_box(provider: str) -> float:
     """Seconds to build labctl's box for `provider` from nothing, under a name
     of its own (the boxes labs use are left alone), removed afterwards."""
-    from labctl.providers import docker_box as box
+    from labctl.providers import docker as box
     from labctl.providers import libvirt_box
 
     if provider == "docker":

@@ -12,7 +12,8 @@ import pytest
 
 from labctl import process
 from labctl.errors import LabctlError
-from labctl.providers import debootstrap, docker_box, libvirt_box
+from labctl.providers import debootstrap, libvirt_box
+from labctl.providers import docker as docker_box
 
 KERNEL = "6.1.0-9-amd64"
 MIRROR = "http://deb.example/debian"

@@ -12,7 +12,7 @@ import pytest
 from labctl import doctor, hostnet, providers, render
 from labctl.home import LabHome
 from labctl.ops import host, up
-from labctl.providers import default_box, libvirt, libvirt_box
+from labctl.providers import libvirt, libvirt_box
 from labctl.providers.libvirt import is_remote
 from labctl.providers.libvirt_box import LIBVIRT_BOX
 from labctl.spec import spec_from_record, spec_to_record
@@ -92,9 +92,9 @@ def test_the_lab_has_its_own_networks() -> None:
 
 
 def test_libvirt_labs_use_labctls_box() -> None:
-    assert default_box("libvirt") == LIBVIRT_BOX
+    assert providers.get("libvirt").default_box() == LIBVIRT_BOX
     assert {m.box for m in spec().machines} == {LIBVIRT_BOX}
-    assert default_box("virtualbox") == "debian/bookworm64"
+    assert providers.get("virtualbox").default_box() == "debian/bookworm64"
 
 
 def test_the_record_keeps_the_management_subnet() -> None:
@@ -170,7 +170,7 @@ def test_a_remote_libvirt_host_gets_debians_box_and_kvm() -> None:
     libvirt host has not; and only this host's KVM can be looked at."""
     remote = "qemu+ssh://lab@big-host/system"
     assert is_remote(remote) and not is_remote("qemu:///system") and not is_remote(None)
-    assert default_box("libvirt", remote) == "debian/bookworm64"
+    assert providers.get("libvirt").default_box(remote) == "debian/bookworm64"
     far = topology("nodes", "libvirt", count=1, libvirt_uri=remote)
     assert providers.get(far.provider).accel(far) == "kvm"
 
