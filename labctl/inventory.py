@@ -25,11 +25,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labctl import fsutil, process, provider_state
+from labctl import fsutil, process
 from labctl.deadline import Deadline
 from labctl.errors import Interrupted, LabBusy, LabctlError, VagrantBusy, VagrantError
 from labctl.home import LabPaths
-from labctl.provider_state import recorded_ids
+from labctl.providers import states as provider_state
+from labctl.providers.states import recorded_ids
 from labctl.spec import LabSpec
 from labctl.transport.interface import Endpoint
 

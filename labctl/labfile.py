@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from labctl import render, roles
+from labctl import providers, render, roles
 from labctl.errors import InvalidField, SpecError
 from labctl.hostpaths import HostPaths
 from labctl.schema import Loc, Parsed, declared_roles
@@ -331,7 +331,7 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
     targets, scripts = _declarations(p, reach)
     machines = _machines(p, r, planned, _addresses(p, subnet, planned, existing))
     names = {m.name: m.key for m in planned}
-    if r.libvirt_uri and r.provider != "libvirt":
+    if r.libvirt_uri and not providers.get(r.provider).connects_by_uri:
         if model.libvirt_uri == r.libvirt_uri:
             raise p.error(("libvirt_uri",), "applies only to the libvirt provider")
         raise SpecError("--libvirt-uri applies only to the libvirt provider")

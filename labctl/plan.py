@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 
+from labctl import providers
 from labctl.spec import LabSpec, Machine, Provisioner
 
 # in the order they are applied
@@ -42,7 +43,7 @@ def _roles(m: Machine) -> str:
     return ", ".join(m.roles) or "(none)"
 
 
-def _step(old: Machine, new: Machine, docker: bool) -> Step:
+def _step(old: Machine, new: Machine, fixed: bool) -> Step:
     rebuild = [f"box {old.box} -> {new.box}"] if old.box != new.box else []
     if old.ip != new.ip:
         rebuild.append(f"ip {old.ip} -> {new.ip}")
@@ -55,8 +56,8 @@ def _step(old: Machine, new: Machine, docker: bool) -> Step:
         resources.append(f"memory {old.memory} -> {new.memory}")
     if old.ports != new.ports:
         resources.append("forwarded ports")
-    # a container's resources and ports are fixed when it is created
-    if docker:
+    # the provider's machines keep them from their creation (containers)
+    if fixed:
         rebuild += resources
         resources = []
     provisioning = []
@@ -113,7 +114,7 @@ def make(
     (Vagrant marks a machine provisioned before its provisioners run)."""
     before = {m.name: m for m in old.machines} if old else {}
     steps = []
-    docker = new.provider == "docker"
+    fixed = providers.get(new.provider).resources_fixed
     for m in new.machines:
         was = before.get(m.name)
         if was is None:
@@ -121,7 +122,7 @@ def make(
         elif m.name not in created:
             steps.append(Step(m.name, "add", ("not created yet",)))
         else:
-            steps.append(_step(was, m, docker))
+            steps.append(_step(was, m, fixed))
     # a machine kept at a new address or name: the others' /etc/hosts must follow
     moved = [
         m.name

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 from collections.abc import Mapping
@@ -17,8 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from labctl import __version__
-from labctl.spec import LabSpec, Machine, spec_to_record
+from labctl import __version__, providers
+from labctl.providers.base import machine_prefix
+from labctl.ruby import ruby
+from labctl.spec import LabSpec, spec_to_record
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -29,80 +30,6 @@ def data_dir(name: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"labctl is installed without its {name}/ folder")
-
-
-_PRINTABLE = re.compile(r"[ -~]*")
-
-
-def ruby_string(text: str) -> str:
-    """A Ruby string literal of `text`, always on one line of printable ASCII,
-    so it is safe in a comment too. Printable text is single-quoted (no
-    interpolation, only \\ and \' mean anything); anything else is
-    double-quoted with every character outside printable ASCII, and `#`
-    (which would start #{...}), written as an escape."""
-    if _PRINTABLE.fullmatch(text):
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    out = []
-    for char in text:
-        if char in '"\\#':
-            out.append("\\" + char)
-        elif " " <= char <= "~":
-            out.append(char)
-        elif 0xD800 <= ord(char) <= 0xDFFF:  # a byte that was not UTF-8: no Ruby string holds it
-            raise ValueError(f"{text!r} is not UTF-8 text")
-        else:
-            out.append(f"\\u{{{ord(char):x}}}")
-    return '"' + "".join(out) + '"'
-
-
-def ruby(value: Any) -> str:
-    """A Python value as a Ruby literal (strings by ruby_string)."""
-    if value is None:
-        return "nil"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        return ruby_string(value)
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{ruby(str(k))} => {ruby(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(ruby(v) for v in value) + "]"
-    raise TypeError(f"no Ruby literal for {type(value).__name__}")
-
-
-# on every docker guest: the id of the lab it belongs to
-LAB_ID_LABEL = "io.labctl.lab-id"
-
-
-def container_prefix(spec: LabSpec) -> str:
-    """Names of a lab's containers/domains: labctl-<lab>-<machine>."""
-    return f"labctl-{spec.name}-"
-
-
-def docker_args(spec: LabSpec, m: Machine) -> list[str]:
-    """`docker create` flags that let systemd run as PID 1 without --privileged."""
-    return [
-        "--cap-add=SYS_ADMIN",
-        "--cap-add=NET_ADMIN",
-        "--security-opt=seccomp=unconfined",
-        "--security-opt=apparmor=unconfined",
-        "--cgroupns=host",
-        "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
-        "--tmpfs=/run",
-        "--tmpfs=/run/lock",
-        # containerd's overlay snapshotter cannot stack on the container's own
-        # overlay root; an anonymous volume per machine is a plain directory
-        # and `vagrant destroy` (docker rm -v) removes it with the container.
-        "--volume=/var/lib/containerd",
-        # systemd shuts down cleanly on SIGRTMIN+3, not on docker's SIGTERM.
-        "--stop-signal=SIGRTMIN+3",
-        f"--cpus={m.cpus}",
-        f"--memory={m.memory}m",
-        f"--label=io.labctl.lab={spec.name}",
-        f"--label={LAB_ID_LABEL}={spec.id}",
-    ]
 
 
 @cache
@@ -122,16 +49,17 @@ def _environment() -> Any:
 
 
 def render_vagrantfile(spec: LabSpec, accel: str = "kvm") -> str:
-    """The lab's Vagrantfile. `accel` ("kvm" or "tcg", see providers.vm_accel)
-    is how this host runs libvirt guests."""
+    """The lab's Vagrantfile: templates/Vagrantfile.j2 and the lab's provider's
+    partial (templates/providers/NAME.j2) with its variables. `accel` ("kvm"
+    or "tcg", the provider's `accel`) is how this host runs the guests."""
     template = _environment().get_template("Vagrantfile.j2")
+    provider = providers.get(spec.provider)
     return str(
         template.render(
             spec=spec,
             version=__version__,
-            prefix=container_prefix(spec),
-            docker_args=lambda m: docker_args(spec, m),
-            emulated=accel != "kvm",
+            prefix=machine_prefix(spec),
+            **provider.vagrantfile(spec, accel),
         )
     )
 

@@ -27,7 +27,7 @@ from pydantic import (
 
 from labctl import roles, safeyaml
 from labctl.errors import SpecError
-from labctl.spec import PROVIDERS
+from labctl.providers import NAMES as PROVIDERS
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
 # a Vagrant box or docker image name: no path, no space, nothing to expand

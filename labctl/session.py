@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from labctl import inventory, provider_state
+from labctl import inventory
 from labctl.deadline import Deadline
 from labctl.errors import (
     ConnectError,
@@ -24,7 +24,8 @@ from labctl.errors import (
     Unreachable,
 )
 from labctl.home import LabHome, LabPaths
-from labctl.provider_state import LabStates
+from labctl.providers import states as provider_state
+from labctl.providers.states import LabStates
 from labctl.spec import LabSpec
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import Endpoint, Transport

@@ -12,11 +12,7 @@ from typing import Any
 
 from labctl.errors import SpecError
 
-PROVIDERS = ("virtualbox", "libvirt", "docker")
 DEFAULT_SUBNET = "192.168.56"
-DOCKER_BOX = "labctl/debian:bookworm"
-VM_BOX = "debian/bookworm64"
-LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
 DEFAULT_LIBVIRT_URI = "qemu:///system"  # vagrant-libvirt's: this host's system daemon
 RECORD_VERSION = 2
 
@@ -163,27 +159,6 @@ def check_subnet(subnet: str) -> str:
     if not any(net.subnet_of(ipaddress.IPv4Network(p)) for p in _PRIVATE_NETS):
         raise SpecError(f"subnet {subnet} is not private: use 10.x.y, 172.16-31.y or 192.168.y")
     return normal
-
-
-def check_provider(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise SpecError(f"unknown provider {provider!r} (providers: {', '.join(PROVIDERS)})")
-    return provider
-
-
-def is_remote(libvirt_uri: str | None) -> bool:
-    """Whether a libvirt URI names another host (qemu+ssh://host/system...)."""
-    if not libvirt_uri or "://" not in libvirt_uri:
-        return False
-    return not libvirt_uri.split("://", 1)[1].startswith("/")
-
-
-def default_box(provider: str, libvirt_uri: str | None = None) -> str:
-    """labctl's own box where it builds one (docker; libvirt on this host:
-    QEMU boots the box's kernel from this host's disk), else Debian's."""
-    if provider == "libvirt" and is_remote(libvirt_uri):
-        return VM_BOX
-    return {"docker": DOCKER_BOX, "libvirt": LIBVIRT_BOX}.get(provider, VM_BOX)
 
 
 def check_box(box: str) -> str:

@@ -9,10 +9,11 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from labctl import deadline, hostnet, inventory, process, provider_state, providers, render
+from labctl import deadline, hostnet, inventory, providers
 from labctl.errors import LabctlError, SpecError
 from labctl.home import LabHome, LabPaths
-from labctl.provider_state import LabStates
+from labctl.providers import states as provider_state
+from labctl.providers.states import LabStates
 from labctl.spec import LabSpec, check_name
 from labctl.vagrant import Event, VagrantDriver
 
@@ -163,25 +164,6 @@ def ls(home: LabHome) -> StatusView:
 # ---------------------------------------------------------------- destroy
 
 
-def _docker_leftovers(spec: LabSpec) -> None:
-    """Containers of this lab that Vagrant no longer knows (an `up` interrupted
-    before Vagrant recorded them), and then their network if it is empty."""
-    if not providers.docker_installed():
-        return
-    try:
-        owners = providers.docker_containers(render.LAB_ID_LABEL)
-    except LabctlError:
-        return  # best effort: Vagrant has destroyed what it knew of
-    found = [name for name, lab_id in owners.items() if lab_id == spec.id]
-    if found:
-        process.run(["docker", "rm", "-f", "-v", *found], timeout=deadline.default("teardown"))
-        # Vagrant's network for the subnet; docker refuses while others use it.
-        process.run(
-            ["docker", "network", "rm", f"vagrant_network_{spec.subnet}.0/24"],
-            timeout=deadline.default("quick"),
-        )
-
-
 def destroy(
     home: LabHome, lab: str | None, machines: Sequence[str] = (), on_event: EventSink | None = None
 ) -> str | None:
@@ -214,8 +196,8 @@ def destroy(
         inventory.invalidate(paths)
         if spec and chosen and set(chosen) != set(spec.machine_names()):
             return name
-        if spec and spec.provider == "docker":
-            _docker_leftovers(spec)
+        if spec:
+            providers.get(spec.provider).destroyed(spec)
         try:
             shutil.rmtree(paths.root)
         except OSError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from labctl import providers
 from labctl.errors import GuestError, SpecError
 from labctl.guest import link as guest
 from labctl.home import LabHome
@@ -145,7 +146,7 @@ def _qdisc(home: LabHome, lab: str | None, vm: str, netem: list[str]) -> LinkRow
         machine = session.spec.machine(vm)
         result = session.transport(vm).run(guest.impair_argv(machine.ip, netem), sudo=True)
         if not result.ok and guest.no_netem(result.stderr):
-            shared = session.spec.provider == "docker"
+            shared = providers.get(session.spec.provider).shares_host_kernel
             raise GuestError(
                 f"{vm}: its kernel has no netem, so a link cannot be delayed or made lossy there"
                 + (" (the docker provider's guests run on the host's kernel)" if shared else ""),

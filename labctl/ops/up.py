@@ -24,18 +24,7 @@ from labctl.fsutil import atomic_write
 from labctl.home import LabHome
 from labctl.hostpaths import check_path_text
 from labctl.ops.lifecycle import MachineRow, status
-from labctl.spec import (
-    DOCKER_BOX,
-    LIBVIRT_BOX,
-    LabSpec,
-    Origin,
-    check_box,
-    check_name,
-    check_provider,
-    check_subnet,
-    default_box,
-    is_remote,
-)
+from labctl.spec import LabSpec, Origin, check_box, check_name, check_subnet
 from labctl.vagrant import Event, VagrantDriver
 
 EventSink = Callable[[Event], None]
@@ -100,10 +89,23 @@ class Prepared:
 # ---------------------------------------------------------------- reading what is asked
 
 
+def host_timezone() -> str:
+    """The host's time zone name, so guests' logs read like the host's."""
+    try:
+        return Path("/etc/timezone").read_text().strip() or "Etc/UTC"
+    except OSError:
+        pass
+    try:
+        target = os.readlink("/etc/localtime")
+        return target.split("zoneinfo/", 1)[1]
+    except (OSError, IndexError):
+        return "Etc/UTC"
+
+
 def _timezone(existing: LabSpec | None) -> str:
     if existing:
         return existing.timezone
-    tz = providers.host_timezone()
+    tz = host_timezone()
     return tz if _TZ_RE.fullmatch(tz) else "Etc/UTC"
 
 
@@ -155,7 +157,7 @@ def _source(
     if request.subnet is not None:
         check_subnet(request.subnet)
     if request.provider is not None:
-        check_provider(request.provider)
+        providers.get(request.provider)
     if request.file is not None:
         return _from_file(home, lab, name, request)
     if not lab:
@@ -237,13 +239,13 @@ def prepare(
     from labctl import labfile  # pydantic and YAML: only for a lab file
 
     model, given = parsed.model, request.overrides()
-    provider = check_provider(
+    provider = providers.get(
         given.get("provider")
         or model.provider
         or (existing.provider if existing else None)
         or os.environ.get("LABCTL_PROVIDER")
         or (providers.detect() if host_checks else "docker")
-    )
+    ).name
     kept = existing if existing and existing.provider == provider else None
     box = given.get("box") or model.box or (kept.box if kept else None)
     libvirt_uri = (
@@ -263,12 +265,12 @@ def prepare(
         given.get("subnet") or model.subnet or (existing.subnet if existing else None) or free()
     )
     mgmt_subnet = None
-    if provider == "libvirt":
+    if providers.get(provider).own_management_network:
         mgmt_subnet = (kept.mgmt_subnet if kept else None) or free(subnet)
     resolved = labfile.Resolved(
         name=lab_name,
         provider=provider,
-        box=check_box(box or default_box(provider, libvirt_uri)),
+        box=check_box(box or providers.get(provider).default_box(libvirt_uri)),
         subnet=subnet,
         mgmt_subnet=mgmt_subnet,
         timezone=model.timezone or _timezone(existing),
@@ -305,7 +307,9 @@ def prepare(
     from labctl import roles
 
     roles.check_plan(existing, spec, steps)
-    files = render.lab_files(spec, built.normalised, built.scripts, host_accel(spec))
+    files = render.lab_files(
+        spec, built.normalised, built.scripts, providers.get(spec.provider).accel(spec)
+    )
     return Prepared(spec, existing, steps, files, created)
 
 
@@ -315,14 +319,6 @@ def _allowed(request: Request, origin: Origin, existing: LabSpec | None) -> tupl
     already has (its own lab.yaml names it by its absolute path)."""
     wars = [origin.params.get("jenkins_war"), existing and existing.family("jenkins").get("war")]
     return (*request.allow_host_paths, *(str(w) for w in wars if w))
-
-
-def host_accel(spec: LabSpec) -> str:
-    """How this host runs the lab's guests, as render takes it (a remote
-    libvirt host is taken to have KVM: only this host can be looked at)."""
-    if spec.provider != "libvirt" or is_remote(spec.libvirt_uri):
-        return "kvm"
-    return providers.vm_accel().kind
 
 
 def _check_host_network(
@@ -393,7 +389,7 @@ def _stale(root: Path, files: Mapping[str, str | bytes]) -> bool:
 def render_text(home: LabHome, lab: str | None, name: str | None, request: Request) -> str:
     """The Vagrantfile `render` would write, without writing anything."""
     spec = prepare(home, lab, name, request, require_provider=False).spec
-    return render.render_vagrantfile(spec, host_accel(spec))
+    return render.render_vagrantfile(spec, providers.get(spec.provider).accel(spec))
 
 
 def render_lab(home: LabHome, lab: str | None, name: str | None, request: Request) -> Rendered:
@@ -405,7 +401,7 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
     with home.lock(first.spec.name, "render"):
         prepared = _claimed(home, lambda: prepare(home, lab, name, request, require_provider=False))
         spec = prepared.spec
-        missing = not providers.installed(spec.provider)
+        missing = not providers.get(spec.provider).installed()
         try:
             path = _render_prepared(home, prepared, missing)
         except BaseException:
@@ -416,7 +412,7 @@ def render_lab(home: LabHome, lab: str | None, name: str | None, request: Reques
         return Rendered(spec, path)
     note = (
         f"provider {spec.provider} is not installed here: validated without it; "
-        f"labctl up will need it ({providers.INSTALL_HINTS[spec.provider]})"
+        f"labctl up will need it ({providers.get(spec.provider).install_hint})"
     )
     return Rendered(spec, path, note)
 
@@ -478,7 +474,7 @@ def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
         }
     except OSError as exc:
         raise SpecError(f"lab {spec.name!r} is missing a file: {exc}") from exc
-    return render.lab_files(spec, lab_yaml, scripts, host_accel(spec))
+    return render.lab_files(spec, lab_yaml, scripts, providers.get(spec.provider).accel(spec))
 
 
 def init_text(topology: str, params: dict[str, Any]) -> str:
@@ -503,65 +499,6 @@ def init(topology: str, params: dict[str, Any], output: Path, force: bool = Fals
     except OSError as exc:
         raise SpecError(f"cannot write {output}: {exc.strerror or exc}") from None
     return output
-
-
-def _ensure_provider_ready(
-    spec: LabSpec, on_line: Callable[[str], None], created: frozenset[str] = frozenset()
-) -> None:
-    if spec.provider != "docker":
-        from labctl import box
-
-        if spec.provider == "libvirt" and not is_remote(spec.libvirt_uri):
-            on_line(f"libvirt guests run with {providers.vm_accel().detail}")
-        # the machines to make need their box; made ones have their own disks
-        for name in sorted({m.box for m in spec.machines if m.name not in created}):
-            if name == LIBVIRT_BOX and spec.provider == "libvirt":
-                if not box.vagrant_box_present(name, "libvirt"):
-                    from labctl import libvirt_box
-
-                    on_line(
-                        f"box {name} is missing: building it (labctl box build --provider libvirt)"
-                    )
-                    libvirt_box.build(name, on_line=on_line)
-                continue
-            box.check_vm_box(name, spec.provider)
-        return
-    if not providers.docker_engine_answers():
-        raise LabctlError(
-            "the Docker engine is not answering",
-            hint="start it (systemctl start docker, or dockerd &) and try again",
-        )
-    from labctl import box
-
-    for image in sorted({m.box for m in spec.machines}):
-        if box.image_present(image):
-            continue
-        if image != DOCKER_BOX:
-            raise LabctlError(
-                f"docker image {image!r} is not on this host",
-                hint="build or pull it, or leave out the box to use labctl's own",
-            )
-        on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
-        box.build(on_line=on_line)
-    _refuse_foreign_containers(spec)
-
-
-def _refuse_foreign_containers(spec: LabSpec) -> None:
-    """Vagrant names each container after its lab and machine; another by that
-    name (left by a lab whose folder was deleted) would stop `docker run`
-    half-way through bringing the lab up."""
-    owners = providers.docker_containers(render.LAB_ID_LABEL)
-    names = [render.container_prefix(spec) + m.name for m in spec.machines]
-    foreign = [n for n in names if n in owners and owners[n] != spec.id]
-    if foreign:
-        many = len(foreign) > 1
-        raise LabctlError(
-            f"docker container{'s' if many else ''} {', '.join(foreign)} "
-            f"already exist{'' if many else 's'} and {'are' if many else 'is'} not of lab "
-            f"{spec.name!r}",
-            hint=f"remove {'them' if many else 'it'} (docker rm -f -v {' '.join(foreign)}) "
-            "or use --name for a new lab",
-        )
 
 
 def up(
@@ -589,7 +526,7 @@ def up(
             on_plan(prepared)
         paths = home.paths(spec.name)
         # before anything is written: a refusal leaves no lab folder behind
-        _ensure_provider_ready(
+        providers.get(spec.provider).ready(
             spec, lambda text: on_event(Event("", "info", text)), prepared.created
         )
         driver = VagrantDriver(

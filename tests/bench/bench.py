@@ -275,7 +275,8 @@ def machine_memory(provider: str, lab: str) -> float:
 def build_box(provider: str) -> float:
     """Seconds to build labctl's box for `provider` from nothing, under a name
     of its own (the boxes labs use are left alone), removed afterwards."""
-    from labctl import box, libvirt_box
+    from labctl.providers import docker as box
+    from labctl.providers import libvirt_box
 
     if provider == "docker":
         image = "labctl/debian:bench"
@@ -314,9 +315,9 @@ def one_provider(provider: str, env: dict[str, str]) -> dict[str, float]:
 
 def providers_side_by_side(env: dict[str, str]) -> dict[str, dict[str, float]]:
     """The same 2-machine lab on docker and on libvirt, one after the other."""
-    from labctl import providers
+    from labctl.providers import libvirt
 
-    accel = providers.vm_accel()
+    accel = libvirt.vm_accel()
     answers = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True)
     chosen = ["docker"] + (["libvirt"] if accel.kind and answers.returncode == 0 else [])
     figures = {provider: one_provider(provider, env) for provider in chosen}

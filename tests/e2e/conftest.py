@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from labctl.render import LAB_ID_LABEL
+from labctl.providers.docker import LAB_ID_LABEL
 
 from .. import installed
 from ..conftest import require

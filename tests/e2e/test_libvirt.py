@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from labctl import box, providers
-from labctl.spec import LIBVIRT_BOX
+from labctl.providers import base as box
+from labctl.providers import libvirt as providers
+from labctl.providers.libvirt_box import LIBVIRT_BOX
 
 from ..conftest import require
 from .conftest import Done, Labctl, fresh_subnet

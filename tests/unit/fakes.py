@@ -20,7 +20,7 @@ import pytest
 
 from labctl.deadline import Deadline
 from labctl.home import LabHome, LabPaths
-from labctl.provider_state import LabStates, LiveState
+from labctl.providers.states import LabStates, LiveState
 from labctl.spec import LabSpec, spec_to_record
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import CommandFailed, Endpoint, Result, command_line

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl import labfile, schema, topologies
-from labctl.spec import LabSpec, Origin, default_box
+from labctl import labfile, providers, schema, topologies
+from labctl.spec import LabSpec, Origin
 
 
 def resolved(
@@ -23,7 +23,7 @@ def resolved(
     return labfile.Resolved(
         name=name,
         provider=provider,
-        box=box or default_box(provider, kw.get("libvirt_uri")),
+        box=box or providers.get(provider).default_box(kw.get("libvirt_uri")),
         subnet=subnet,
         timezone=timezone,
         lab_id=lab_id,

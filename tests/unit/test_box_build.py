@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl import box, libvirt_box, process
+from labctl import process
 from labctl.errors import LabctlError
+from labctl.providers import debootstrap, libvirt_box
+from labctl.providers import docker as docker_box
 
 KERNEL = "6.1.0-9-amd64"
 MIRROR = "http://deb.example/debian"
@@ -82,9 +84,9 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHost:
     monkeypatch.setenv("VAGRANT_HOME", str(vagrant_home))
     host = FakeHost(vagrant_home)
     monkeypatch.setattr(process, "run", host.run)
-    monkeypatch.setattr(box, "require_tools", lambda *tools: None)
-    monkeypatch.setattr(box, "vagrant_public_keys", lambda: ["ssh-ed25519 AAAA vagrant"])
-    monkeypatch.setattr(box, "debian_mirror", lambda suite=box.SUITE: MIRROR)
+    monkeypatch.setattr(debootstrap, "require_tools", lambda *tools: None)
+    monkeypatch.setattr(debootstrap, "vagrant_public_keys", lambda: ["ssh-ed25519 AAAA vagrant"])
+    monkeypatch.setattr(debootstrap, "debian_mirror", lambda suite=debootstrap.SUITE: MIRROR)
     monkeypatch.setattr(libvirt_box, "BOOT_DIR", tmp_path / "boot")
     work = tmp_path / "work"
     work.mkdir()
@@ -172,12 +174,12 @@ def test_a_present_box_is_not_rebuilt(fake_host: FakeHost) -> None:
 def test_the_docker_box_as_its_programs(
     fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(box, "image_present", lambda image=box.DOCKER_BOX: False)
+    monkeypatch.setattr(docker_box, "image_present", lambda image=docker_box.DOCKER_BOX: False)
     monkeypatch.setattr(
-        box.tempfile, "mkdtemp", lambda prefix, dir: str(tmp_path / "work" / "build")
+        docker_box.tempfile, "mkdtemp", lambda prefix, dir: str(tmp_path / "work" / "build")
     )
-    assert box.build(on_line=lambda line: None)
+    assert docker_box.build(on_line=lambda line: None)
     assert fake_host.programs() == ["debootstrap", *["chroot"] * 4, "bash"]
     pipe = fake_host.calls[-1]
     assert pipe[:4] == ["bash", "-o", "pipefail", "-c"]
-    assert pipe[4] == box.IMPORT_PIPE and pipe[-1] == box.DOCKER_BOX
+    assert pipe[4] == docker_box.IMPORT_PIPE and pipe[-1] == docker_box.DOCKER_BOX

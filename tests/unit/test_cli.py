@@ -73,7 +73,7 @@ def test_docker_provider_needs_a_linux_host(
     cli, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Docker Desktop keeps the containers' addresses inside its VM."""
-    monkeypatch.setattr("labctl.providers.sys.platform", "darwin")
+    monkeypatch.setattr("labctl.providers.docker.sys.platform", "darwin")
     ran = cli("up", "nodes", "--provider", "docker")
     assert ran.code == 2
     assert ran.stderr.splitlines()[0].endswith(

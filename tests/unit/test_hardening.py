@@ -189,7 +189,7 @@ def vagrant_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_box_that_is_here_is_enough(vagrant_home: Path, monkeypatch) -> None:
-    from labctl import box
+    from labctl.providers import base as box
 
     (vagrant_home / "boxes" / "debian-VAGRANTSLASH-bookworm64" / "0" / "libvirt").mkdir(
         parents=True
@@ -203,7 +203,7 @@ def test_a_box_that_is_here_is_enough(vagrant_home: Path, monkeypatch) -> None:
 def test_a_box_neither_here_nor_downloadable_fails_before_anything(
     vagrant_home: Path, monkeypatch
 ) -> None:
-    from labctl import box
+    from labctl.providers import base as box
 
     monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")
     with pytest.raises(LabctlError) as exc:
@@ -219,7 +219,7 @@ def test_a_box_neither_here_nor_downloadable_fails_before_anything(
 def test_a_box_server_that_answers_is_left_to_vagrant(vagrant_home: Path, monkeypatch) -> None:
     import socket
 
-    from labctl import box
+    from labctl.providers import base as box
 
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -231,10 +231,10 @@ def test_a_box_server_that_answers_is_left_to_vagrant(vagrant_home: Path, monkey
 def test_up_without_a_box_stops_before_anything_starts(
     cli, home: Path, vagrant_home: Path, monkeypatch
 ) -> None:
-    from labctl import providers
+    from labctl.providers import libvirt
 
     require(shutil.which("vagrant"), "vagrant is not installed")
-    require(providers.libvirt_plugin_installed(), "vagrant-libvirt is not installed")
+    require(libvirt.plugin_installed(), "vagrant-libvirt is not installed")
     monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")
     done = cli("up", "nodes", "--provider", "libvirt", "--box", "debian/bookworm64")
     assert done.code == 1

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import labctl
-from labctl import hostnet, providers
+from labctl import hostnet
+from labctl.ops import host
 
 from .captured import load
 from .fakes import HANG, host_programs
@@ -86,16 +87,14 @@ def test_a_missing_program_or_engine_is_a_row_not_an_error(
 def test_a_program_that_does_not_answer_is_missing_after_its_short_limit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(providers, "VERSION_TIMEOUT", 0.3)
+    monkeypatch.setattr(host, "VERSION_TIMEOUT", 0.3)
     host_programs(
         monkeypatch, tmp_path / "bin", {**EVERY_PROGRAM, "docker": {DOCKER_VERSION: HANG}}
     )
     start = time.monotonic()
-    found = {v.name: v for v in providers.versions()}
+    found = {v.name: v for v in host.versions()}
     assert time.monotonic() - start < 3  # each asked at once: the hang costs its limit only
-    assert found["docker engine"] == providers.Version(
-        "docker engine", None, "no answer within 0.3 s"
-    )
+    assert found["docker engine"] == host.Version("docker engine", None, "no answer within 0.3 s")
     assert found["vagrant"].version == "2.3.4"
 
 
@@ -107,9 +106,7 @@ def test_vboxmanage_after_its_own_warning() -> None:
         "WARNING: The vboxdrv kernel module is not loaded.\n" + done.stdout,
         "",
     )
-    assert providers.parse_vboxmanage_version(warned) == [
-        providers.Version("VBoxManage", "7.0.20r163906")
-    ]
+    assert host.parse_vboxmanage_version(warned) == [host.Version("VBoxManage", "7.0.20r163906")]
 
 
 # ---------------------------------------------------------------- who holds a network

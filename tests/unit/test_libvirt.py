@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from labctl import doctor, hostnet, libvirt_box, providers, render
+from labctl import doctor, hostnet, providers, render
 from labctl.home import LabHome
 from labctl.ops import host, up
-from labctl.spec import LIBVIRT_BOX, default_box, is_remote, spec_from_record, spec_to_record
+from labctl.providers import libvirt, libvirt_box
+from labctl.providers.libvirt import is_remote
+from labctl.providers.libvirt_box import LIBVIRT_BOX
+from labctl.spec import spec_from_record, spec_to_record
 
 from .labs import topology
 
@@ -30,26 +33,26 @@ def host_with(tmp_path: Path, *modules: str, device: bool = True) -> dict[str, o
 
 
 def test_kvm_from_the_hardware_module(tmp_path: Path) -> None:
-    accel = providers.vm_accel(**host_with(tmp_path, "kvm", "kvm_intel"))
+    accel = libvirt.vm_accel(**host_with(tmp_path, "kvm", "kvm_intel"))
     assert (accel.kind, accel.driver, accel.detail) == ("kvm", "kvm", "KVM (kvm_intel)")
 
 
 def test_pvm_kvm_is_emulation(tmp_path: Path) -> None:
     """This CI host: /dev/kvm is there and usable, but only PVM kernels boot on it."""
-    accel = providers.vm_accel(**host_with(tmp_path, "kvm", "kvm_pvm"))
+    accel = libvirt.vm_accel(**host_with(tmp_path, "kvm", "kvm_pvm"))
     assert (accel.kind, accel.driver) == ("tcg", "qemu")
     assert "PVM (kvm_pvm)" in accel.detail
 
 
 def test_no_kvm_device_is_emulation(tmp_path: Path) -> None:
-    accel = providers.vm_accel(**host_with(tmp_path, device=False))
+    accel = libvirt.vm_accel(**host_with(tmp_path, device=False))
     assert accel.kind == "tcg"
     assert "no hardware virtualization" in accel.detail
 
 
 def test_without_qemu_no_vms(tmp_path: Path) -> None:
     given = {**host_with(tmp_path, "kvm_intel"), "qemu": "no-such-qemu-here"}
-    accel = providers.vm_accel(**given)
+    accel = libvirt.vm_accel(**given)
     assert accel.kind == ""
     assert "apt-get install qemu-system-x86" in accel.detail
 
@@ -57,14 +60,12 @@ def test_without_qemu_no_vms(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("accel", "ok"),
     [
-        (providers.Accel("kvm", "KVM (kvm_amd)"), True),
-        (providers.Accel("tcg", "QEMU emulation: /dev/kvm is PVM (kvm_pvm), ..."), False),
+        (libvirt.Accel("kvm", "KVM (kvm_amd)"), True),
+        (libvirt.Accel("tcg", "QEMU emulation: /dev/kvm is PVM (kvm_pvm), ..."), False),
     ],
 )
-def test_doctor_says_which(
-    monkeypatch: pytest.MonkeyPatch, accel: providers.Accel, ok: bool
-) -> None:
-    monkeypatch.setattr(providers, "vm_accel", lambda: accel)
+def test_doctor_says_which(monkeypatch: pytest.MonkeyPatch, accel: libvirt.Accel, ok: bool) -> None:
+    monkeypatch.setattr(libvirt, "vm_accel", lambda: accel)
     kvm = next(c for c in doctor.run_all() if c.name == "kvm")
     assert (kvm.ok, kvm.detail, kvm.required) == (ok, accel.detail, False)
     assert "emulated" in kvm.fix
@@ -91,9 +92,9 @@ def test_the_lab_has_its_own_networks() -> None:
 
 
 def test_libvirt_labs_use_labctls_box() -> None:
-    assert default_box("libvirt") == LIBVIRT_BOX
+    assert providers.get("libvirt").default_box() == LIBVIRT_BOX
     assert {m.box for m in spec().machines} == {LIBVIRT_BOX}
-    assert default_box("virtualbox") == "debian/bookworm64"
+    assert providers.get("virtualbox").default_box() == "debian/bookworm64"
 
 
 def test_the_record_keeps_the_management_subnet() -> None:
@@ -169,9 +170,9 @@ def test_a_remote_libvirt_host_gets_debians_box_and_kvm() -> None:
     libvirt host has not; and only this host's KVM can be looked at."""
     remote = "qemu+ssh://lab@big-host/system"
     assert is_remote(remote) and not is_remote("qemu:///system") and not is_remote(None)
-    assert default_box("libvirt", remote) == "debian/bookworm64"
+    assert providers.get("libvirt").default_box(remote) == "debian/bookworm64"
     far = topology("nodes", "libvirt", count=1, libvirt_uri=remote)
-    assert up.host_accel(far) == "kvm"
+    assert providers.get(far.provider).accel(far) == "kvm"
 
 
 def test_up_claims_the_management_subnet_host_wide(

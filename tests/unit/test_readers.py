@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from labctl import fsutil, inventory, provider_state, session, vagrant
+from labctl import fsutil, inventory, session, vagrant
 from labctl.deadline import Deadline
 from labctl.errors import ExitCode, Interrupted, LabBusy, VagrantBusy, VagrantError
 from labctl.home import LabPaths
-from labctl.provider_state import LabStates, LiveState
+from labctl.providers import states as provider_state
+from labctl.providers.states import LabStates, LiveState
 
 from .fakes import FakeTransport, install, scripted_vagrant
 from .labs import topology

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from labctl import provider_state as ps
 from labctl.errors import VagrantError
 from labctl.home import LabHome, LabPaths
 from labctl.process import Completed
+from labctl.providers import docker, libvirt, virtualbox
+from labctl.providers import states as ps
 from labctl.spec import LabSpec, spec_to_record
 
-from ..conftest import require
-from .captured import load
-from .labs import topology
+from ...conftest import require
+from ..captured import load
+from ..labs import topology
 
 NODE1 = "741d05b82b0c91153fd1c5232a1b77f5080bb31439ca97cbb50933ce89d22d99"
 NODE2 = "da845d1bbce34a650992490e7fc52d83710c08bd6dbc897d2ff5710d7b0d4f6e"
@@ -32,14 +33,14 @@ MISSING = "0" * 64
 def test_docker_inspect_running_stopped_and_missing() -> None:
     cap = load("providers/docker-inspect.txt")
     assert not cap.by_hand and cap.exit == 1  # docker fails for the missing id...
-    assert ps.parse_docker(cap.completed()) == {NODE1: "running", NODE2: "exited"}
+    assert docker.parse_docker(cap.completed()) == {NODE1: "running", NODE2: "exited"}
     calls: list[list[str]] = []
 
     def run(argv: Sequence[str]) -> Completed:
         calls.append(list(argv))
         return cap.completed()
 
-    found = ps.ask_docker([NODE1, NODE2, MISSING], run)
+    found = docker.ask_docker([NODE1, NODE2, MISSING], run)
     assert calls == [["docker", "inspect", "--type", "container", NODE1, NODE2, MISSING]]
     assert found[NODE1] == ps.LiveState("", "running", "docker")
     # ...and that is an answer: Vagrant's words, docker's own word kept
@@ -49,16 +50,16 @@ def test_docker_inspect_running_stopped_and_missing() -> None:
 
 
 def test_docker_paused_is_running_as_vagrant_says() -> None:
-    found = ps.parse_docker(load("providers/docker-inspect-paused.txt").completed())
+    found = docker.parse_docker(load("providers/docker-inspect-paused.txt").completed())
     assert found == {NODE1: "paused", NODE2: "exited"}
-    assert ps.docker_state("paused") == "running"
-    assert ps.docker_state("restarting") == "running"
-    assert ps.docker_state("created") == ps.docker_state("dead") == "stopped"
+    assert docker.docker_state("paused") == "running"
+    assert docker.docker_state("restarting") == "running"
+    assert docker.docker_state("created") == docker.docker_state("dead") == "stopped"
 
 
 def test_docker_without_an_engine_is_the_engine_down() -> None:
     with pytest.raises(ps.EngineDown, match="the Docker engine is not answering"):
-        ps.parse_docker(load("providers/docker-inspect-no-engine.txt").completed())
+        docker.parse_docker(load("providers/docker-inspect-no-engine.txt").completed())
 
 
 # written by hand: an engine that answers, but not to the point (no capture of one)
@@ -85,12 +86,12 @@ def test_an_engine_down_is_said_once_and_vagrant_is_not_asked(tmp_path: Path) ->
 
 def test_virsh_states_by_uuid() -> None:
     cap = load("providers/virsh-states.txt")
-    assert ps.parse_virsh(cap.completed()) == {
+    assert libvirt.parse_virsh(cap.completed()) == {
         "3f2a1c7e-5b8d-4e6f-9a0b-1c2d3e4f5a6b": "paused",
         "8c9d0e1f-2a3b-4c5d-8e7f-901a2b3c4d5e": "shutoff",
         "6695eb01-f6a4-8304-79aa-97f2502e193f": "shutoff",
     }
-    found = ps.ask_libvirt(
+    found = libvirt.ask_libvirt(
         "qemu:///system",
         ["8C9D0E1F-2A3B-4C5D-8E7F-901A2B3C4D5E", "00000000-0000-0000-0000-000000000000"],
         lambda argv: cap.completed(),
@@ -100,7 +101,7 @@ def test_virsh_states_by_uuid() -> None:
 
 def test_virsh_without_a_daemon_is_no_answer() -> None:
     with pytest.raises(ps.NoAnswer, match="Failed to connect socket"):
-        ps.parse_virsh(load("providers/virsh-no-daemon.txt").completed())
+        libvirt.parse_virsh(load("providers/virsh-no-daemon.txt").completed())
 
 
 def test_virsh_for_real_with_libvirts_test_driver() -> None:
@@ -113,7 +114,9 @@ def test_virsh_for_real_with_libvirts_test_driver() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    found = ps.ask_libvirt("test:///default", [listed[0], "00000000-0000-0000-0000-000000000000"])
+    found = libvirt.ask_libvirt(
+        "test:///default", [listed[0], "00000000-0000-0000-0000-000000000000"]
+    )
     assert [s.state for s in found.values()] == ["running", "not_created"]
 
 
@@ -134,7 +137,7 @@ def test_virtualbox_running_list_then_showvminfo_for_the_rest() -> None:
         asked.append(key)
         return answers[key].completed()
 
-    found = ps.ask_virtualbox([running, off, gone], run)
+    found = virtualbox.ask_virtualbox([running, off, gone], run)
     assert {k: v.state for k, v in found.items()} == {
         running: "running",
         off: "poweroff",

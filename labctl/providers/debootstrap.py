@@ -1,9 +1,6 @@
-"""The docker provider's box: a Debian image with systemd as PID 1 and sshd,
-built offline from Debian's packages (debootstrap + docker import).
-
-Vagrant's docker provider runs an image, not a box file; with `has_ssh` it
-then treats the container like any VM, so provision scripts written for
-VirtualBox or libvirt guests (systemctl, apt) run unchanged.
+"""What every labctl box shares: a minimal Debian root file system made with
+debootstrap from this host's own Debian mirror, made a Vagrant box (user
+vagrant with Vagrant's key and sudo, host keys made per guest at first boot).
 """
 
 from __future__ import annotations
@@ -12,15 +9,11 @@ import glob
 import os
 import re
 import shutil
-import socket
-import tempfile
-import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
 
 from labctl import process
 from labctl.errors import LabctlError, SpecError
-from labctl.spec import DOCKER_BOX
+from labctl.providers.base import Sink
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -51,57 +44,6 @@ def hostkeys_unit(command: str = "/usr/bin/ssh-keygen -A") -> str:
         f"[Service]\nType=oneshot\nExecStart={command}\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )
-
-
-Sink = Callable[[str], None]
-
-
-# ---------------------------------------------------------------- VM boxes
-
-BOX_SERVER = "https://vagrantcloud.com"
-
-
-def vagrant_box_folder(name: str) -> Path:
-    """Where Vagrant keeps a box's versions (boxes/OWNER-VAGRANTSLASH-NAME)."""
-    home = Path(os.environ.get("VAGRANT_HOME") or Path.home() / ".vagrant.d")
-    return home / "boxes" / name.replace("/", "-VAGRANTSLASH-")
-
-
-def vagrant_box_present(name: str, provider: str) -> bool:
-    """Whether `vagrant box add` has put a box of this name for this provider
-    here (Vagrant's own layout: boxes/OWNER-VAGRANTSLASH-NAME/VERSION/PROVIDER)."""
-    return any(p.is_dir() for p in vagrant_box_folder(name).glob(f"*/{provider}"))
-
-
-def box_server_answers(timeout: float = 5.0) -> bool:
-    """Whether the server Vagrant downloads boxes from (VAGRANT_SERVER_URL,
-    else Vagrant Cloud) takes a connection."""
-    url = urllib.parse.urlsplit(os.environ.get("VAGRANT_SERVER_URL") or BOX_SERVER)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((url.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def check_vm_box(name: str, provider: str) -> None:
-    """Before a VM lab starts: its box is here, or can be downloaded; else
-    one line saying how to get one (not minutes later, in Vagrant's words)."""
-    if "://" in name or name.startswith(("/", ".")) or vagrant_box_present(name, provider):
-        return
-    if box_server_answers():
-        return
-    server = os.environ.get("VAGRANT_SERVER_URL") or BOX_SERVER
-    raise LabctlError(
-        f"box {name!r} for {provider} is not on this host and {server} cannot be reached",
-        hint=f"add it from a file (vagrant box add {name} BOX_FILE --provider {provider}), "
-        "or pass --box with one that is here (vagrant box list)",
-    )
-
-
-def image_present(image: str = DOCKER_BOX) -> bool:
-    return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
 
 
 def _source_lines() -> list[str]:
@@ -144,10 +86,6 @@ def vagrant_public_keys() -> list[str]:
             "Vagrant's insecure public key was not found", hint="install Vagrant first"
         )
     return sorted(set(keys))
-
-
-# $1: the root file system, $2: the image to make of it
-IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
 
 
 def chroot(rootfs: Path, *argv: str) -> None:
@@ -202,27 +140,3 @@ def require_tools(*tools: str) -> None:
     for tool in tools:
         if not shutil.which(tool):
             raise SpecError(f"{tool} is not installed", hint=f"apt-get install {tool}")
-
-
-def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
-    """Build `image`; False when it is already there and not forced."""
-    if not force and image_present(image):
-        return False
-    require_tools("debootstrap", "docker", "tar")
-    keys = vagrant_public_keys()
-    work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
-    try:
-        rootfs = work / "rootfs"
-        debootstrap(rootfs, PACKAGES, on_line)
-        customize(rootfs, keys)
-        if on_line:
-            on_line(f"importing {rootfs} as docker image {image}")
-        # one child, under process.run's time limit and Ctrl-C: the pipe in bash
-        imported = process.run(
-            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
-        )
-        if imported.returncode != 0:
-            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
-        return True
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

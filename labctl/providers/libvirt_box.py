@@ -16,13 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import box, process
+from labctl import process
 from labctl.errors import LabctlError
-from labctl.render import ruby
-from labctl.spec import LIBVIRT_BOX
+from labctl.providers import debootstrap
+from labctl.providers.base import Sink, vagrant_box_folder, vagrant_box_present
+from labctl.ruby import ruby
+
+LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
 
 PACKAGES = (
-    *box.PACKAGES,
+    *debootstrap.PACKAGES,
     "linux-image-amd64",
     "initramfs-tools",
     "kmod",
@@ -41,7 +44,7 @@ DISK_GB = 16
 BOOT_DIR = Path("/var/lib/libvirt/boot")
 
 # ed25519 only: RSA key generation takes some 20 s under emulation.
-HOSTKEYS = box.hostkeys_unit(
+HOSTKEYS = debootstrap.hostkeys_unit(
     '/usr/bin/ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key'
 )
 NETWORK = """\
@@ -79,7 +82,7 @@ def box_vagrantfile(kernel: Path, initrd: Path) -> str:
     """The box's own Vagrantfile: boot from the shared copies of its kernel and
     initrd, or from the box folder's where those are gone."""
     return f"""\
-# labctl's libvirt box: Debian {box.SUITE}, booted from its own kernel (no boot loader).
+# labctl's libvirt box: Debian {debootstrap.SUITE}, booted from its own kernel (no boot loader).
 Vagrant.configure("2") do |config|
   # built on this host, not downloaded: there is no catalog to check for updates
   config.vm.box_check_update = false
@@ -122,9 +125,9 @@ def _prepare(rootfs: Path) -> tuple[Path, Path]:
     (rootfs / "etc/hostname").write_text("labctl\n")
     (rootfs / "etc/systemd/system.conf.d").mkdir(parents=True, exist_ok=True)
     (rootfs / "etc/systemd/system.conf.d/labctl.conf").write_text(STOP_TIMEOUT)
-    box.chroot(rootfs, "systemctl", "enable", "systemd-networkd", "systemd-resolved")
-    box.chroot(rootfs, "systemctl", "mask", *MASKED)
-    box.chroot(rootfs, "update-initramfs", "-u", "-k", "all")
+    debootstrap.chroot(rootfs, "systemctl", "enable", "systemd-networkd", "systemd-resolved")
+    debootstrap.chroot(rootfs, "systemctl", "mask", *MASKED)
+    debootstrap.chroot(rootfs, "update-initramfs", "-u", "-k", "all")
     # systemd takes an empty machine-id from dbus's copy, made once by dbus's
     # install: every guest would share it, and with it its DHCP client id
     dbus_id = rootfs / "var/lib/dbus/machine-id"
@@ -173,21 +176,21 @@ def _install_boot_files(kernel: Path, initrd: Path, name: str, version: str) -> 
 
 
 def build(
-    name: str = LIBVIRT_BOX, force: bool = False, on_line: box.Sink | None = None
+    name: str = LIBVIRT_BOX, force: bool = False, on_line: Sink | None = None
 ) -> Built | None:
     """Build the box and add it to Vagrant; None when it is there and not forced."""
-    if not force and box.vagrant_box_present(name, "libvirt"):
+    if not force and vagrant_box_present(name, "libvirt"):
         return None
-    box.require_tools(*TOOLS)
-    keys = box.vagrant_public_keys()
+    debootstrap.require_tools(*TOOLS)
+    keys = debootstrap.vagrant_public_keys()
     version = new_version()
     say = on_line or (lambda line: None)
     work = Path(tempfile.mkdtemp(prefix="labctl-vmbox-", dir="/var/tmp"))
     shared: tuple[Path, Path] | None = None
     try:
         rootfs = work / "rootfs"
-        box.debootstrap(rootfs, PACKAGES, on_line)
-        box.customize(rootfs, keys, HOSTKEYS)
+        debootstrap.debootstrap(rootfs, PACKAGES, on_line)
+        debootstrap.customize(rootfs, keys, HOSTKEYS)
         say("making the kernel's initrd")
         kernel, initrd = _prepare(rootfs)
         folder = work / "box"
@@ -217,7 +220,7 @@ def build(
             raise LabctlError(f"vagrant box add failed: {added.stderr.strip()[-300:]}")
         shared = None  # the box needs them now
         # the catalog was a temporary file: no update checks against it at `up`
-        (box.vagrant_box_folder(name) / "metadata_url").unlink(missing_ok=True)
+        (vagrant_box_folder(name) / "metadata_url").unlink(missing_ok=True)
         return Built(name, version, kernel.name.removeprefix("vmlinuz-"))
     finally:
         if shared:

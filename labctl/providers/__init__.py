@@ -1,0 +1,44 @@
+"""The Vagrant providers labctl runs labs on: one module each, one row each
+in PROVIDERS, whose order is the order `detect` tries them in.
+
+Everything labctl knows of a provider is its `Provider` (base.py): whether
+this host has it and how to install it, doctor's checks, what `up` needs
+ready, the machines' states from its own tool (states.py asks them), its
+box, what it adds to the Vagrantfile, and its rules for the plan and links.
+"""
+
+from __future__ import annotations
+
+from labctl.errors import SpecError
+from labctl.providers.base import Provider
+from labctl.providers.docker import Docker
+from labctl.providers.libvirt import Libvirt
+from labctl.providers.virtualbox import VirtualBox
+
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (VirtualBox(), Libvirt(), Docker())}
+NAMES = tuple(PROVIDERS)
+
+
+def get(name: str) -> Provider:
+    """The provider of that name; SpecError listing them for another name."""
+    if name not in PROVIDERS:
+        raise SpecError(f"unknown provider {name!r} (providers: {', '.join(NAMES)})")
+    return PROVIDERS[name]
+
+
+def detect() -> str:
+    """The first provider this host can run a lab on now: VirtualBox if
+    installed, else libvirt if its plugin and a daemon are here, else docker
+    if an engine answers."""
+    for provider in PROVIDERS.values():
+        if provider.usable():
+            return provider.name
+    raise SpecError(
+        "no usable Vagrant provider found (VirtualBox, libvirt or a Docker engine)",
+        hint="run `labctl doctor` to see what is missing",
+    )
+
+
+def require(name: str) -> None:
+    """SpecError naming the package to install when `name` is not installed."""
+    get(name).require()

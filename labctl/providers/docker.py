@@ -1,0 +1,303 @@
+"""Vagrant's docker provider: containers with systemd as PID 1 acting as VMs
+(DEVELOPERS.md, "The docker provider"), reached at their own addresses on
+the docker bridge, so only from a Linux host. Its box is an image: Debian
+made with debootstrap, then `docker import` (Vagrant's docker provider runs
+an image, not a box file; with `has_ssh` it treats the container as a VM)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from labctl import deadline, process
+from labctl.errors import LabctlError, SpecError, TimedOut
+from labctl.providers import debootstrap
+from labctl.providers.base import (
+    Check,
+    EngineDown,
+    LiveState,
+    NoAnswer,
+    Provider,
+    Runner,
+    Sink,
+    machine_prefix,
+    run_tool,
+)
+from labctl.spec import LabSpec, Machine
+
+# on every docker guest: the id of the lab it belongs to
+LAB_ID_LABEL = "io.labctl.lab-id"
+DOCKER_BOX = "labctl/debian:bookworm"
+# $1: the root file system, $2: the image to make of it
+IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
+
+
+def image_present(image: str = DOCKER_BOX) -> bool:
+    return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
+
+
+def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
+    """Build `image`; False when it is already there and not forced."""
+    if not force and image_present(image):
+        return False
+    debootstrap.require_tools("debootstrap", "docker", "tar")
+    keys = debootstrap.vagrant_public_keys()
+    work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
+    try:
+        rootfs = work / "rootfs"
+        debootstrap.debootstrap(rootfs, debootstrap.PACKAGES, on_line)
+        debootstrap.customize(rootfs, keys)
+        if on_line:
+            on_line(f"importing {rootfs} as docker image {image}")
+        # one child, under process.run's time limit and Ctrl-C: the pipe in bash
+        imported = process.run(
+            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
+        )
+        if imported.returncode != 0:
+            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def installed() -> bool:
+    return shutil.which("docker") is not None
+
+
+def guests_reachable() -> bool:
+    """labctl reaches docker guests at their own addresses on the docker
+    bridge, which only a Linux host routes to (Docker Desktop keeps it in a VM)."""
+    return sys.platform.startswith("linux")
+
+
+def engine_answers(timeout: float = 10.0) -> bool:
+    if not installed():
+        return False
+    try:
+        done = process.run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=timeout)
+    except TimedOut:
+        return False
+    return done.returncode == 0
+
+
+def containers(label: str) -> dict[str, str]:
+    """Every container's name and its value of `label` ("" when unset)."""
+    try:
+        listed = process.run(
+            ["docker", "ps", "-a", "--format", f'{{{{.Names}}}}\t{{{{.Label "{label}"}}}}'],
+            timeout=60,
+        )
+    except TimedOut:
+        raise LabctlError("the Docker engine did not list its containers within 60 s") from None
+    if listed.returncode != 0:
+        raise LabctlError(f"docker ps failed: {listed.stderr.strip() or listed.returncode}")
+    rows = (line.split("\t", 1) for line in listed.stdout.splitlines() if "\t" in line)
+    return {name: value for name, value in rows}
+
+
+def docker_args(spec: LabSpec, m: Machine) -> list[str]:
+    """`docker create` flags that let systemd run as PID 1 without --privileged."""
+    return [
+        "--cap-add=SYS_ADMIN",
+        "--cap-add=NET_ADMIN",
+        "--security-opt=seccomp=unconfined",
+        "--security-opt=apparmor=unconfined",
+        "--cgroupns=host",
+        "--volume=/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs=/run",
+        "--tmpfs=/run/lock",
+        # containerd's overlay snapshotter cannot stack on the container's own
+        # overlay root; an anonymous volume per machine is a plain directory
+        # and `vagrant destroy` (docker rm -v) removes it with the container.
+        "--volume=/var/lib/containerd",
+        # systemd shuts down cleanly on SIGRTMIN+3, not on docker's SIGTERM.
+        "--stop-signal=SIGRTMIN+3",
+        f"--cpus={m.cpus}",
+        f"--memory={m.memory}m",
+        f"--label=io.labctl.lab={spec.name}",
+        f"--label={LAB_ID_LABEL}={spec.id}",
+    ]
+
+
+# ---------------------------------------------------------------- states
+
+# Vagrant's docker provider: a container `docker ps` lists is running (a
+# paused or restarting one too), any other one is stopped.
+_DOCKER_RUNNING = {"running", "paused", "restarting"}
+_NOT_FOUND = re.compile(r"No such (container|object)", re.I)
+_ENGINE_DOWN = re.compile(r"Cannot connect to the Docker daemon|Is the docker daemon running")
+
+
+def docker_command(ids: Sequence[str]) -> list[str]:
+    return ["docker", "inspect", "--type", "container", *ids]
+
+
+def parse_docker(done: process.Completed) -> dict[str, str]:
+    """container id -> docker's status word, for the containers that exist.
+
+    `docker inspect` prints the ones it found and fails for the others; any
+    other complaint on stderr means the engine did not answer."""
+    complaints = [
+        line for line in done.stderr.splitlines() if line.strip() and not _NOT_FOUND.search(line)
+    ]
+    if done.returncode != 0 and complaints:
+        if _ENGINE_DOWN.search(done.stderr):
+            raise EngineDown(
+                "the Docker engine is not answering",
+                hint="start it (systemctl start docker, or dockerd &); its labs' machines "
+                "stopped with it: labctl up LAB starts them again",
+            )
+        raise NoAnswer(f"docker: {complaints[0].strip()}")
+    try:
+        found = json.loads(done.stdout or "[]")
+        return {c["Id"]: str(c["State"]["Status"]) for c in found}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NoAnswer(f"docker inspect gave an answer labctl cannot read: {exc}") from None
+
+
+def docker_state(status: str) -> str:
+    return "running" if status in _DOCKER_RUNNING else "stopped"
+
+
+def ask_docker(ids: Sequence[str], run: Runner = run_tool) -> dict[str, LiveState]:
+    """id -> state (machine left blank) for every id; a missing one is not created."""
+    if not ids:
+        return {}
+    statuses = parse_docker(run(docker_command(ids)))
+    found = {}
+    for ident in ids:  # Vagrant records the full ids docker answers with
+        status = statuses.get(ident)
+        if status is None:
+            found[ident] = LiveState("", "not_created", "docker", "no such container")
+        else:
+            detail = "" if status == docker_state(status) else status
+            found[ident] = LiveState("", docker_state(status), "docker", detail)
+    return found
+
+
+# ---------------------------------------------------------------- the provider
+
+
+class Docker(Provider):
+    name = "docker"
+    install_hint = "install Docker (Debian/Ubuntu: apt-get install docker.io)"
+    resources_fixed = True
+    shares_host_kernel = True
+
+    def installed(self) -> bool:
+        return installed()
+
+    def usable(self) -> bool:
+        return guests_reachable() and engine_answers()
+
+    def require(self) -> None:
+        super().require()
+        if not guests_reachable():
+            raise SpecError(
+                "the docker provider needs a Linux host: labctl connects to the containers' "
+                "own addresses",
+                hint="use virtualbox or libvirt on this host",
+            )
+
+    def checks(self) -> tuple[list[Check], list[Check]]:
+        here = installed()
+        engine = engine_answers() if here else False
+        found = [
+            Check(
+                "provider docker",
+                here,
+                "docker CLI found" if here else "not installed",
+                self.install_hint,
+            )
+            if guests_reachable()
+            else Check(
+                "provider docker",
+                False,
+                "not a Linux host: its guests' addresses are out of reach",
+                "use virtualbox or libvirt on this host",
+            ),
+            Check(
+                "docker engine",
+                engine,
+                "answers" if engine else "not answering",
+                "start it: systemctl start docker (or dockerd &)",
+            ),
+        ]
+        if not engine:
+            return found, []
+        present = image_present()
+        image = DOCKER_BOX if present else "missing"
+        fix = "labctl box build (needs root and debootstrap)"
+        return found, [Check("docker box image", present, image, fix)]
+
+    def default_box(self, libvirt_uri: str | None = None) -> str:
+        return DOCKER_BOX
+
+    def ready(self, spec: LabSpec, on_line: Sink, created: frozenset[str] = frozenset()) -> None:
+        if not engine_answers():
+            raise LabctlError(
+                "the Docker engine is not answering",
+                hint="start it (systemctl start docker, or dockerd &) and try again",
+            )
+        for image in sorted({m.box for m in spec.machines}):
+            if image_present(image):
+                continue
+            if image != DOCKER_BOX:
+                raise LabctlError(
+                    f"docker image {image!r} is not on this host",
+                    hint="build or pull it, or leave out the box to use labctl's own",
+                )
+            on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
+            build(on_line=on_line)
+        refuse_foreign_containers(spec)
+
+    def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
+        return ask_docker(ids, run)
+
+    def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
+        return DOCKER_BOX, build(force=force, on_line=on_line)
+
+    def vagrantfile(self, spec: LabSpec, accel: str) -> dict[str, Any]:
+        return {"docker_args": lambda m: docker_args(spec, m)}
+
+    def destroyed(self, spec: LabSpec) -> None:
+        """Containers of this lab that Vagrant no longer knows (an `up` interrupted
+        before Vagrant recorded them), and then their network if it is empty."""
+        if not installed():
+            return
+        try:
+            owners = containers(LAB_ID_LABEL)
+        except LabctlError:
+            return  # best effort: Vagrant has destroyed what it knew of
+        found = [name for name, lab_id in owners.items() if lab_id == spec.id]
+        if found:
+            process.run(["docker", "rm", "-f", "-v", *found], timeout=deadline.default("teardown"))
+            # Vagrant's network for the subnet; docker refuses while others use it.
+            process.run(
+                ["docker", "network", "rm", f"vagrant_network_{spec.subnet}.0/24"],
+                timeout=deadline.default("quick"),
+            )
+
+
+def refuse_foreign_containers(spec: LabSpec) -> None:
+    """Vagrant names each container after its lab and machine; another by that
+    name (left by a lab whose folder was deleted) would stop `docker run`
+    half-way through bringing the lab up."""
+    owners = containers(LAB_ID_LABEL)
+    names = [machine_prefix(spec) + m.name for m in spec.machines]
+    foreign = [n for n in names if n in owners and owners[n] != spec.id]
+    if foreign:
+        many = len(foreign) > 1
+        raise LabctlError(
+            f"docker container{'s' if many else ''} {', '.join(foreign)} "
+            f"already exist{'' if many else 's'} and {'are' if many else 'is'} not of lab "
+            f"{spec.name!r}",
+            hint=f"remove {'them' if many else 'it'} (docker rm -f -v {' '.join(foreign)}) "
+            "or use --name for a new lab",
+        )
