@@ -160,6 +160,9 @@ def _sweep_killed_runs() -> None:
     ]
     if stale:
         subprocess.run(["docker", "rm", "-f", "-v", *stale], capture_output=True)
+    if libvirt_answers():
+        for lab in set(LIBVIRT_LABS) - _libvirt_labs_of(going_on):
+            libvirt_sweep(lab)
 
 
 def _labelled() -> list[tuple[str, str, str]]:
@@ -172,6 +175,72 @@ def _labelled() -> list[tuple[str, str, str]]:
     )
     rows = (line.split("\t") for line in listed.splitlines())
     return [(row[0], row[1], row[2]) for row in rows if len(row) == 3]
+
+
+# ---------------------------------------------------------------- libvirt
+
+URI = "qemu:///system"
+# the libvirt labs of the suite (tests/e2e/test_libvirt.py): fixed names, so
+# a killed run's domains are found by the next one
+LIBVIRT_LABS = ("e2e-lv-nodes", "e2e-lv-pair")
+
+
+def virsh(*args: str) -> str:
+    done = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def libvirt_answers() -> bool:
+    if not shutil.which("virsh"):
+        return False
+    done = subprocess.run(["virsh", "-c", URI, "version"], capture_output=True, timeout=120)
+    return done.returncode == 0
+
+
+def _volumes(pool: str) -> list[str]:
+    """A pool's volume names (virsh 9's vol-list has no --name: a table)."""
+    rows = virsh("vol-list", pool).splitlines()[2:]
+    return [row.split()[0] for row in rows if row.strip()]
+
+
+def libvirt_residue(lab: str) -> dict[str, list[str]]:
+    """What libvirt still holds of a lab: domains and volumes named after it,
+    and its two networks (private and management)."""
+    prefix = f"labctl-{lab}-"
+    pools = virsh("pool-list", "--all", "--name").split()
+    return {
+        "domains": [d for d in virsh("list", "--all", "--name").split() if d.startswith(prefix)],
+        "volumes": [v for pool in pools for v in _volumes(pool) if v.startswith(prefix)],
+        "networks": [
+            n
+            for n in virsh("net-list", "--all", "--name").split()
+            if n in (f"labctl-{lab}", f"labctl-{lab}-mgmt")
+        ],
+    }
+
+
+def libvirt_sweep(lab: str) -> dict[str, list[str]]:
+    """Remove whatever libvirt holds of one of the suite's labs; what was there."""
+    left = libvirt_residue(lab)
+    for domain in left["domains"]:
+        subprocess.run(["virsh", "-c", URI, "destroy", domain], capture_output=True)
+        subprocess.run(
+            ["virsh", "-c", URI, "undefine", domain, "--remove-all-storage"], capture_output=True
+        )
+    for net in left["networks"]:
+        subprocess.run(["virsh", "-c", URI, "net-destroy", net], capture_output=True)
+        subprocess.run(["virsh", "-c", URI, "net-undefine", net], capture_output=True)
+    for vol in libvirt_residue(lab)["volumes"]:
+        subprocess.run(
+            ["virsh", "-c", URI, "vol-delete", "--pool", "default", vol], capture_output=True
+        )
+    return left
+
+
+def _libvirt_labs_of(roots: set[Path]) -> set[str]:
+    """The suite's libvirt labs that a run going on has a folder of."""
+    return {lab for lab in LIBVIRT_LABS for root in roots if any(root.rglob(f"labs*/{lab}"))}
 
 
 # containers made and volumes mounted, as each happens
@@ -238,8 +307,9 @@ def _nothing_of_the_run_left(tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """The run, known to other runs on this host while it goes on (so their
     sweep leaves its guests alone); and after it, nothing of its own on the
     host: no container of its labs, no volume one of them mounted (a
-    container removed without -v leaves its anonymous volume behind). What
-    is found is removed, and the run fails naming it. Nothing else is touched."""
+    container removed without -v leaves its anonymous volume behind), no
+    libvirt domain, volume or network of its libvirt labs. What is found is
+    removed, and the run fails naming it. Nothing else is touched."""
     root = tmp_path_factory.getbasetemp()
     if not RUNS.is_dir():
         RUNS.mkdir(parents=True, exist_ok=True)
@@ -256,6 +326,14 @@ def _nothing_of_the_run_left(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield
     finally:
         mine.unlink(missing_ok=True)
+    # the suite's libvirt labs, made under this run's folder: none left
+    domains: dict[str, list[str]] = {}
+    if libvirt_answers():
+        for lab in _libvirt_labs_of({root}):
+            left = libvirt_sweep(lab)
+            if any(left.values()):
+                domains[lab] = [n for names in left.values() for n in names]
+    assert not domains, f"the run left in libvirt {domains} (now removed)"
     if not engine:
         return
     ENGINE.stop()

@@ -24,58 +24,20 @@ from labctl.providers import libvirt as providers
 from labctl.providers.libvirt_box import LIBVIRT_BOX
 
 from ..conftest import require
-from .conftest import Done, Labctl, fresh_subnet
+from .conftest import (
+    LIBVIRT_LABS,
+    URI,
+    Done,
+    Labctl,
+    fresh_subnet,
+    libvirt_residue,
+    libvirt_sweep,
+    virsh,
+)
 
-URI = "qemu:///system"
-NODES = "e2e-lv-nodes"
-PAIR = "e2e-lv-pair"
+NODES, PAIR = LIBVIRT_LABS
+
 VM_TIMEOUT = 1800  # an emulated `up` of two VMs with packages: about 3 minutes
-
-
-def virsh(*args: str) -> str:
-    done = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def volumes(pool: str) -> list[str]:
-    """A pool's volume names (virsh 9's vol-list has no --name: a table)."""
-    rows = virsh("vol-list", pool).splitlines()[2:]
-    return [row.split()[0] for row in rows if row.strip()]
-
-
-def residue(lab: str) -> dict[str, list[str]]:
-    """What libvirt still holds of a lab: domains and volumes named after it,
-    and its two networks (private and management)."""
-    prefix = f"labctl-{lab}-"
-    pools = virsh("pool-list", "--all", "--name").split()
-    return {
-        "domains": [d for d in virsh("list", "--all", "--name").split() if d.startswith(prefix)],
-        "volumes": [v for pool in pools for v in volumes(pool) if v.startswith(prefix)],
-        "networks": [
-            n
-            for n in virsh("net-list", "--all", "--name").split()
-            if n in (f"labctl-{lab}", f"labctl-{lab}-mgmt")
-        ],
-    }
-
-
-def _sweep(lab: str) -> None:
-    """Remove whatever a failed destroy left, so that one failure does not
-    break the next run; the test has already said what was left."""
-    left = residue(lab)
-    for domain in left["domains"]:
-        subprocess.run(["virsh", "-c", URI, "destroy", domain], capture_output=True)
-        subprocess.run(
-            ["virsh", "-c", URI, "undefine", domain, "--remove-all-storage"], capture_output=True
-        )
-    for net in left["networks"]:
-        subprocess.run(["virsh", "-c", URI, "net-destroy", net], capture_output=True)
-        subprocess.run(["virsh", "-c", URI, "net-undefine", net], capture_output=True)
-    for vol in residue(lab)["volumes"]:
-        subprocess.run(
-            ["virsh", "-c", URI, "vol-delete", "--pool", "default", vol], capture_output=True
-        )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +53,6 @@ def vm_parts(labctl: Labctl) -> None:
         box.vagrant_box_present(LIBVIRT_BOX, "libvirt"),
         "labctl's libvirt box is missing: labctl box build --provider libvirt",
     )
-    for lab in (NODES, PAIR):
-        _sweep(lab)  # a run killed before its teardown
 
 
 def up_vms(labctl: Labctl, *args: str) -> Done:
@@ -101,8 +61,8 @@ def up_vms(labctl: Labctl, *args: str) -> Done:
 
 def destroy_clean(labctl: Labctl, lab: str) -> None:
     done = labctl("destroy", lab, "--yes")
-    left = residue(lab)
-    _sweep(lab)
+    left = libvirt_residue(lab)
+    libvirt_sweep(lab)
     assert done.code == 0, done.stderr
     assert left == {"domains": [], "volumes": [], "networks": []}, f"destroy left {left}"
 
@@ -113,9 +73,9 @@ def nodes(labctl: Labctl, vm_parts: None) -> Iterator[Done]:
     try:
         yield up_vms(labctl, "up", "nodes", "--count", "2", "--name", NODES)
     finally:
-        if residue(NODES)["domains"]:
+        if libvirt_residue(NODES)["domains"]:
             labctl("destroy", NODES, "--yes")
-            _sweep(NODES)
+            libvirt_sweep(NODES)
 
 
 def states(labctl: Labctl, lab: str) -> dict[str, str]:
