@@ -55,7 +55,7 @@ def _host_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     and a host with no network of its own, nor docker or libvirt asked who
     holds one (a test that wants some says so): what runs on this host (a
     developer's labs) never changes a test's answer."""
-    from labctl import hostnet
+    from labctl.lab import hostnet
 
     monkeypatch.setenv("LABCTL_HOST_DIR", str(tmp_path / "host"))
     routes = tmp_path / "no-routes"

@@ -17,7 +17,7 @@ def _internal_error(exc: BaseException) -> int:
     with os.fdopen(fd, "w") as fh:
         # The traceback only: no locals, so no secret reaches the file.
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=fh)
-    from labctl import ui
+    from labctl.ui import console as ui
 
     ui.error(f"internal error: {type(exc).__name__}: {exc}", hint=f"traceback written to {path}")
     return ExitCode.FAILED
@@ -48,10 +48,10 @@ def _usage_line(exc: BaseException) -> str:
 
 
 def _run(command: Callable[[], object]) -> object:
-    """The command under one Ctrl-C handler (labctl.process): whatever fails
+    """The command under one Ctrl-C handler (labctl.local.process): whatever fails
     because Ctrl-C closed it under its feet (an SSH connection) is the
     interrupt, exit 130, not that failure."""
-    from labctl import process
+    from labctl.local import process
 
     with process.interruptible():
         try:
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.stderr.write("labctl: interrupted\n")
         sys.exit(code if isinstance(code, int) else 0)
     except LabctlError as exc:
-        from labctl import ui
+        from labctl.ui import console as ui
 
         ui.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("\nlabctl: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except usage as exc:
-        from labctl import ui
+        from labctl.ui import console as ui
 
         ui.error(_usage_line(exc))
         sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))

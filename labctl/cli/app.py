@@ -70,7 +70,8 @@ app = typer.Typer(
 
 def _show_version(asked: bool) -> None:
     if asked:
-        from labctl import __version__, ui
+        from labctl import __version__
+        from labctl.ui import console as ui
 
         ui.line(f"labctl {__version__}")
         raise typer.Exit()

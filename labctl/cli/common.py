@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from labctl.home import LabHome
+    from labctl.lab.home import LabHome
 
 
 def _completer(kind: str) -> Callable[[typer.Context, str], list[str]]:
     """A shell completer of `kind` (see ops.complete.words)."""
 
     def complete_words(ctx: typer.Context, incomplete: str) -> list[str]:
-        from labctl.home import LabHome
+        from labctl.lab.home import LabHome
         from labctl.ops import complete
 
         # the root callback does not run while the shell completes: read --home here
@@ -66,7 +66,7 @@ def lab_named(argument: str | None, option: str | None) -> str | None:
 
 
 def home(ctx: typer.Context) -> "LabHome":
-    from labctl.home import LabHome
+    from labctl.lab.home import LabHome
 
     root = ctx.find_root()
     return LabHome.locate((root.obj or {}).get("home"))
@@ -90,8 +90,8 @@ def error_rows(outcomes: Sequence[Any]) -> list[dict[str, str]]:
 def report(outcomes: Sequence[Any]) -> None:
     """Each machine's error on stderr (the same one once); then exit with their common code
     (2 bad usage, 124 time limit), or 1 when they differ or any other failed."""
-    from labctl import ui
-    from labctl.session import GroupFailed
+    from labctl.session.group import GroupFailed
+    from labctl.ui import console as ui
 
     failed = [o for o in outcomes if o.error]
     # a failure of the lab as a whole (Vagrant refused its addresses) is said once

@@ -130,7 +130,7 @@ def on_machines(namespace: bool = True) -> Callable[[Callable[..., None]], Calla
 def _listing(outcomes: Sequence[Any], columns: Sequence[str], json: bool, only: str = "") -> None:
     """One table (or JSON list) over every machine: each row has a `vm` key;
     with `only`, that column alone, a line per row."""
-    from labctl import ui
+    from labctl.ui import console as ui
 
     rows = [{"vm": o.vm, **_row(item)} for o in outcomes if o.ok for item in o.value]
     if only and not json:
@@ -151,7 +151,7 @@ def _row(item: Any) -> dict[str, Any]:
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
-    from labctl import ui
+    from labctl.ui import console as ui
 
     for o in outcomes:
         if o.ok:
@@ -203,7 +203,7 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
     def command(
         ctx: typer.Context, target: ops.Target, json: bool = False, quiet: bool = False, **args: Any
     ) -> None:
-        from labctl import ui
+        from labctl.ui import console as ui
 
         outcomes = ops.run(home(ctx), target, path, **args)
         if sub.columns:
@@ -255,7 +255,7 @@ def by_hand(
 @on_machines()
 def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
-    from labctl import ui
+    from labctl.ui import console as ui
 
     full, outcomes = ops.images_pull(home(ctx), target, ref)
     if full != ref:
@@ -293,7 +293,7 @@ def tasks_exec(
     ] = None,
 ) -> None:
     """Run another process in a running task (options go before ID)."""
-    from labctl import ui
+    from labctl.ui import console as ui
 
     if tty:
         raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
@@ -361,8 +361,8 @@ def exec_(
     json: JsonOpt = False,
 ) -> None:
     """Any command on many machines at once: labctl exec -- uname -r"""
-    from labctl import ui
     from labctl.ops.guestcmd import exec_many
+    from labctl.ui import console as ui
 
     chosen = machines_chosen(vm, all_)
     outcomes = exec_many(home(ctx), lab, chosen, command, sudo=sudo, timeout=timeout)

@@ -17,8 +17,8 @@ DeclaredOpt = Annotated[
 
 
 def _emit(text: str, output: Path | None) -> None:
-    from labctl import ui
-    from labctl.fsutil import atomic_write
+    from labctl.local.fsutil import atomic_write
+    from labctl.ui import console as ui
 
     if output is None:
         ui.raw(text)

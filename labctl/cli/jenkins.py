@@ -11,8 +11,8 @@ jenkins_app = typer.Typer(help="The lab's Jenkins controller and agents.", no_ar
 @jenkins_app.command("status")
 def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The controller's health and each agent online/offline (Jenkins REST API)."""
-    from labctl import ui
     from labctl.ops import jenkins
+    from labctl.ui import console as ui
 
     st, down = jenkins.status(home(ctx), lab)
     if json:

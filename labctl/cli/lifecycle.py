@@ -93,7 +93,7 @@ LAB_VALUES = ("file", "provider", "box", "subnet", "cpus", "memory", "libvirt_ur
 
 def _topology_params(params: dict[str, Any]) -> dict[str, Any]:
     """The topology parameters given among a command's parameters (its locals())."""
-    from labctl.topologies import PARAMS
+    from labctl.labfile.topologies import PARAMS
 
     names = {k for own in PARAMS.values() for k in own}
     return {k: v for k, v in params.items() if k in names and v is not None}
@@ -144,8 +144,8 @@ def render(
     ] = False,
 ) -> None:
     """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
-    from labctl import ui
     from labctl.ops import up as ops_up
+    from labctl.ui import console as ui
 
     req = _request(locals())
     if stdout:
@@ -201,8 +201,8 @@ def _up(
     quiet: bool,
     dry_run: bool = False,
 ) -> None:
-    from labctl import ui
     from labctl.ops import up as ops_up
+    from labctl.ui import console as ui
 
     if dry_run:
         prepared = ops_up.prepare(home(ctx), lab, name, req)
@@ -267,8 +267,8 @@ def init(
     """Write a built-in topology as an editable lab file (./lab.yaml; never over a file)."""
     from pathlib import Path
 
-    from labctl import ui
     from labctl.ops import up as ops_up
+    from labctl.ui import console as ui
 
     given = locals()
     params = {
@@ -286,7 +286,7 @@ def schema() -> None:
     """The lab file's JSON Schema (for editors: completion and checks)."""
     import json
 
-    from labctl import schema as lab_schema
+    from labctl.labfile import schema as lab_schema
 
     print(json.dumps(lab_schema.json_schema(), indent=2))
 
@@ -301,8 +301,8 @@ def validate(
     json: JsonOpt = False,
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
-    from labctl import ui
     from labctl.ops import up as ops_up
+    from labctl.ui import console as ui
 
     req = _request(
         {"file": file, "provider": provider, "subnet": subnet, "allow_host_path": allow_host_path}
@@ -326,8 +326,8 @@ def status(
     verbose: VerboseOpt = False,
 ) -> None:
     """Every machine of a lab: hostname, IP, state, provider (asked of the provider itself)."""
-    from labctl import ui
     from labctl.ops import lifecycle
+    from labctl.ui import console as ui
 
     view = lifecycle.status_view(home(ctx), lab_named(lab, lab_opt))
     ui.print_json(view.rows) if json else ui.machines(view.rows)
@@ -337,8 +337,8 @@ def status(
 
 def ls(ctx: typer.Context, json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """Every lab with its machines' states."""
-    from labctl import ui
     from labctl.ops import lifecycle
+    from labctl.ui import console as ui
 
     view = lifecycle.ls(home(ctx))
     rows = view.rows
@@ -380,8 +380,8 @@ def _action(action: str, doc: str) -> Callable[..., None]:
         timeout: TimeoutOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        from labctl import ui
         from labctl.ops import lifecycle
+        from labctl.ui import console as ui
 
         lab, machines = _split(ctx, args, lab_opt)
         rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout)
@@ -403,8 +403,8 @@ def reload(
     json: JsonOpt = False,
 ) -> None:
     """Restart machines (halt + up), with --provision to provision them again."""
-    from labctl import ui
     from labctl.ops import lifecycle
+    from labctl.ui import console as ui
 
     lab, machines = _split(ctx, args, lab_opt)
     rows = lifecycle.act(
@@ -417,8 +417,8 @@ def destroy(
     ctx: typer.Context, args: TargetArgs = None, lab_opt: LabOpt = None, yes: YesOpt = False
 ) -> None:
     """Destroy a lab's machines and its folder. A lab that is gone: nothing to do."""
-    from labctl import ui
     from labctl.ops import lifecycle
+    from labctl.ui import console as ui
 
     lab, machines = _split(ctx, args, lab_opt)
     what = " ".join([lab or "the lab", *machines])
@@ -442,8 +442,8 @@ def box_build(
 ) -> None:
     """Build labctl's box offline from Debian's packages: the docker provider's
     image, or the libvirt provider's VM box (default: this host's provider)."""
-    from labctl import ui
     from labctl.ops import host
+    from labctl.ui import console as ui
 
     image, built = host.build_box(provider, force, lambda line: ui.info(f"  box | {line}"))
     if built:
@@ -454,8 +454,8 @@ def box_build(
 
 def doctor(json: JsonOpt = False) -> None:
     """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
-    from labctl import ui
     from labctl.ops import host
+    from labctl.ui import console as ui
 
     results = host.checks()
     if json:
@@ -472,8 +472,8 @@ def doctor(json: JsonOpt = False) -> None:
 
 def version(json: JsonOpt = False) -> None:
     """labctl's version, Vagrant's and the providers' (a missing one says so)."""
-    from labctl import ui
     from labctl.ops import host
+    from labctl.ui import console as ui
 
     found = host.versions()
     if json:

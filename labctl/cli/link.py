@@ -15,7 +15,7 @@ MaybeVm = Annotated[str | None, typer.Argument(help="A machine.", autocompletion
 
 
 def _print(rows: list, json: bool) -> None:
-    from labctl import ui
+    from labctl.ui import console as ui
 
     if json:
         ui.print_json(rows)
@@ -51,8 +51,8 @@ def ls(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The cuts and impairments in place, machine by machine."""
     from dataclasses import asdict
 
-    from labctl import ui
     from labctl.ops import link
+    from labctl.ui import console as ui
 
     outcomes = link.faults(home(ctx), lab)
     found = [{"vm": o.vm, **asdict(o.value)} for o in outcomes if o.value is not None]

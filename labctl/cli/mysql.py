@@ -30,7 +30,7 @@ StepsOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide each step.")
 
 
 def _progress(quiet: bool, json: bool) -> Any:
-    from labctl import ui
+    from labctl.ui import console as ui
 
     return ui.Progress(verbose=not quiet and not json)
 
@@ -45,8 +45,8 @@ def role(
     ctx: typer.Context, machines: VmArgs = None, lab: LabOpt = None, json: JsonOpt = False
 ) -> None:
     """primary, replica, dual (a replica others replicate from) or standalone, with the evidence."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     outcomes = mysql.roles(home(ctx), lab, machines or [])
     rows = [o.value for o in outcomes if o.value is not None]
@@ -79,8 +79,8 @@ def info(
     ctx: typer.Context, machines: VmArgs = None, lab: LabOpt = None, json: JsonOpt = False
 ) -> None:
     """Each server at a glance: version, role, read-only, uptime, load, GTIDs, lag, semi-sync, data."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     outcomes = mysql.info(home(ctx), lab, machines or [])
     rows = [o.value for o in outcomes if o.value is not None]
@@ -144,8 +144,8 @@ def _size(n: int) -> str:
 @mysql_app.command("verify")
 def verify(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The topology the lab was rendered with against the live one, edge by edge."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     edges, down = mysql.verify(home(ctx), lab)
     if json:
@@ -167,8 +167,8 @@ def status(
     """Replicas' threads, sources, lag and errors; sources' binlog positions. Exit 1 if broken."""
     from dataclasses import asdict
 
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     found = mysql.status(home(ctx), lab, machines or [])
     if json:
@@ -221,8 +221,8 @@ def check(
     json: JsonOpt = False,
 ) -> None:
     """Write rows on the primary, wait for the replicas, compare counts and CHECKSUM TABLE."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     found = mysql.check(home(ctx), lab, rows)
     ok = not found.problems and not found.failed
@@ -257,8 +257,8 @@ def add_replica(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
 ) -> None:
     """One more replica, from a consistent snapshot, while the primary keeps working."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     result = mysql.add_replica(home(ctx), lab, ui.Progress(verbose=not quiet))
     ui.up_result(result, json)
@@ -273,8 +273,8 @@ def switchover(
     quiet: StepsOpt = False,
 ) -> None:
     """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
-    from labctl import ui
-    from labctl.ops import switchover as op
+    from labctl.ops.mysql import switchover as op
+    from labctl.ui import console as ui
 
     done = op.switchover(home(ctx), lab, to, _progress(quiet, json))
     if json:
@@ -296,8 +296,8 @@ def failover(
     quiet: StepsOpt = False,
 ) -> None:
     """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
-    from labctl import ui
-    from labctl.ops import failover as op
+    from labctl.ops.mysql import failover as op
+    from labctl.ui import console as ui
 
     done = op.failover(home(ctx), lab, to, _progress(quiet, json))
     if json:
@@ -333,8 +333,8 @@ def rejoin(
     quiet: StepsOpt = False,
 ) -> None:
     """A failed primary back as a replica: by GTID, or rebuilt from a snapshot when its history diverged."""
-    from labctl import ui
-    from labctl.ops import rejoin as op
+    from labctl.ops.mysql import rejoin as op
+    from labctl.ui import console as ui
 
     done = op.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
     if json:
@@ -369,8 +369,8 @@ def drill(
     quiet: StepsOpt = False,
 ) -> None:
     """Rehearse a failover under load: write, break the primary, fail over, count what was lost."""
-    from labctl import ui
-    from labctl.ops import drill as ops_drill
+    from labctl.ops.mysql import drill as ops_drill
+    from labctl.ui import console as ui
 
     report = ops_drill.drill(
         home(ctx), lab, fault, rate, semi_sync, before, after, _progress(quiet, json)
@@ -421,8 +421,8 @@ def sql(
     json: JsonOpt = False,
 ) -> None:
     """One statement as root in a guest (SHOW PROCESSLIST, grants, locks...); end it in \\G for the vertical layout."""
-    from labctl import ui
-    from labctl.ops import mysql
+    from labctl.ops.mysql import observe as mysql
+    from labctl.ui import console as ui
 
     rows, vertical = mysql.sql(home(ctx), lab, machine, statement)
     if json:

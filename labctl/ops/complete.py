@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labctl.errors import LabctlError
-from labctl.home import LabHome
-from labctl.topologies import TOPOLOGIES
+from labctl.lab.home import LabHome
+from labctl.labfile.topologies import TOPOLOGIES
 
 
 def labs(home: LabHome) -> list[str]:

@@ -21,8 +21,8 @@ from labctl.errors import GuestError, SpecError
 from labctl.guest import ctr
 
 if TYPE_CHECKING:  # cli/ctr.py reads the table to make its commands, even for --help
-    from labctl.home import LabHome
-    from labctl.session import Outcome
+    from labctl.lab.home import LabHome
+    from labctl.session.group import Outcome
     from labctl.transport.interface import Result, Transport
 
 
@@ -58,7 +58,7 @@ def _check(vm: str, result: Result) -> Result:
 def each(home: LabHome, target: Target, fn: Callable[[Transport], Any]) -> list[Outcome[Any]]:
     """fn(transport) on every targeted machine (default: the running ones
     with the containerd role), in parallel."""
-    from labctl.session import LabSession
+    from labctl.session.group import LabSession
 
     with LabSession(home, target.lab) as session:
         return session.each(session.select(target.machines, role="containerd"), fn)

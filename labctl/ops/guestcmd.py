@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labctl.errors import SpecError
-from labctl.home import LabHome
-from labctl.session import LabSession, Outcome
+from labctl.lab.home import LabHome
+from labctl.session.group import LabSession, Outcome
 from labctl.transport.interface import Result, command_line
 
 
@@ -38,7 +38,7 @@ def terminal(
         t = session.transport(machine)
         line = command_line(argv, sudo) if argv is not None else None
         if sys.stdin.isatty() and sys.stdout.isatty():
-            from labctl.terminal import interact
+            from labctl.local.terminal import interact
 
             return interact(t.open_channel(), line)
         stdin = None if sys.stdin.isatty() else sys.stdin.buffer

@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import process, vault
 from labctl.errors import LabctlError, SpecError
-from labctl.fsutil import atomic_write
 from labctl.guest import ctr
-from labctl.guest import mysql_topology as topo
-from labctl.guest.mysql_session import MysqlServer
+from labctl.guest.mysql import topology as topo
+from labctl.guest.mysql.session import MysqlServer
 from labctl.handoff import ansible, graph, sshconfig
 from labctl.handoff.view import LabView, Link, MachineView, SshView
-from labctl.home import LabHome
+from labctl.lab import vault
+from labctl.lab.home import LabHome
+from labctl.lab.spec import LabSpec
+from labctl.local import process
+from labctl.local.fsutil import atomic_write
 from labctl.roles import jenkins as jenkins_role
-from labctl.session import LabSession, Outcome
-from labctl.spec import LabSpec
+from labctl.session.group import LabSession, Outcome
 from labctl.transport.interface import Transport
 
 GRAPHVIZ_TIMEOUT = 60.0

@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from labctl import __version__, doctor, process, providers
+from labctl import __version__, providers
 from labctl.errors import TimedOut
-from labctl.spec import DEFAULT_LIBVIRT_URI
+from labctl.lab.spec import DEFAULT_LIBVIRT_URI
+from labctl.local import process
+from labctl.ops import doctor
 
 
 def checks() -> list[doctor.Check]:

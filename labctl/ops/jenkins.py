@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from labctl import vault
 from labctl.errors import SpecError
-from labctl.home import LabHome
+from labctl.lab import vault
+from labctl.lab.home import LabHome
 from labctl.roles import jenkins as role
 from labctl.roles.jenkins import JenkinsStatus
-from labctl.session import LabSession, Outcome
+from labctl.session.group import LabSession, Outcome
 
 
 def status(home: LabHome, lab: str | None) -> tuple[JenkinsStatus, list[Outcome[Any]]]:

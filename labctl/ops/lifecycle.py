@@ -9,13 +9,16 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from labctl import deadline, hostnet, inventory, providers
+from labctl import providers
 from labctl.errors import LabctlError, SpecError
-from labctl.home import LabHome, LabPaths
+from labctl.lab import hostnet
+from labctl.lab.home import LabHome, LabPaths
+from labctl.lab.spec import LabSpec, check_name
+from labctl.local import deadline
 from labctl.providers import states as provider_state
 from labctl.providers.states import LabStates
-from labctl.spec import LabSpec, check_name
-from labctl.vagrant import Event, VagrantDriver
+from labctl.session import inventory
+from labctl.vagrant.driver import Event, VagrantDriver
 
 EventSink = Callable[[Event], None]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from labctl import providers
 from labctl.errors import GuestError, SpecError
 from labctl.guest import link as guest
-from labctl.home import LabHome
-from labctl.session import LabSession, Outcome
+from labctl.lab.home import LabHome
+from labctl.session.group import LabSession, Outcome
 from labctl.transport.interface import CommandFailed, Result, Transport
 
 

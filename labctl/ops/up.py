@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labctl import hostnet, inventory, plan, providers, render, topologies
-from labctl.deadline import Deadline
+from labctl import providers
 from labctl.errors import LabctlError, SpecError
-from labctl.fsutil import atomic_write
-from labctl.home import LabHome
-from labctl.hostpaths import check_path_text
+from labctl.lab import hostnet
+from labctl.lab.home import LabHome
+from labctl.lab.hostpaths import check_path_text
+from labctl.lab.spec import LabSpec, Origin, check_box, check_name, check_subnet
+from labctl.labfile import topologies
+from labctl.local.deadline import Deadline
+from labctl.local.fsutil import atomic_write
 from labctl.ops.lifecycle import MachineRow, status
-from labctl.spec import LabSpec, Origin, check_box, check_name, check_subnet
-from labctl.vagrant import Event, VagrantDriver
+from labctl.project import plan, render
+from labctl.session import inventory
+from labctl.vagrant.driver import Event, VagrantDriver
 
 EventSink = Callable[[Event], None]
 _TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
@@ -112,7 +116,7 @@ def _timezone(existing: LabSpec | None) -> str:
 def _from_file(
     home: LabHome, lab: str | None, name: str | None, request: Request
 ) -> tuple[str, Any, Origin, LabSpec | None]:
-    from labctl import schema
+    from labctl.labfile import schema
 
     if lab:
         raise SpecError(f"give a lab file (-f) or a lab or topology ({lab}), not both")
@@ -195,7 +199,7 @@ def _source(
             given[key] = getattr(request, key)
     values = _topology_values(topology, existing.origin.params if existing else {}, given)
     text = topologies.lab_text(topology, values)
-    from labctl import schema  # pydantic and YAML: only when a lab file is read
+    from labctl.labfile import schema  # pydantic and YAML: only when a lab file is read
 
     parsed = schema.parse(text, f"{topology}.yaml", Path.cwd())
     return lab_name, parsed, Origin("topology", topology, values), existing
@@ -236,7 +240,7 @@ def prepare(
         steps = plan.make(found, found, made, _unprovisioned(home, found.name))
         return Prepared(found, found, steps, None, made)
     lab_name, parsed, origin, existing = found
-    from labctl import labfile  # pydantic and YAML: only for a lab file
+    from labctl.labfile import build as labfile  # pydantic and YAML: only for a lab file
 
     model, given = parsed.model, request.overrides()
     provider = providers.get(
@@ -479,7 +483,7 @@ def _rerendered(home: LabHome, spec: LabSpec) -> dict[str, str | bytes]:
 
 def init_text(topology: str, params: dict[str, Any]) -> str:
     """A built-in topology as an editable lab file (checked as one)."""
-    from labctl import schema
+    from labctl.labfile import schema
 
     text = topologies.lab_text(topology, _topology_values(topology, {}, params))
     schema.parse(text, f"{topology}.yaml", Path.cwd())

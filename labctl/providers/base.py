@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from labctl import process
 from labctl.errors import LabctlError, SpecError
-from labctl.spec import LabSpec
+from labctl.lab.spec import LabSpec
+from labctl.local import process
 
 Runner = Callable[[Sequence[str]], process.Completed]
 Sink = Callable[[str], None]

@@ -11,8 +11,8 @@ import re
 import shutil
 from pathlib import Path
 
-from labctl import process
 from labctl.errors import LabctlError, SpecError
+from labctl.local import process
 from labctl.providers.base import Sink
 
 SUITE = "bookworm"

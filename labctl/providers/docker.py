@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from labctl import deadline, process
 from labctl.errors import LabctlError, SpecError, TimedOut
+from labctl.lab.spec import LabSpec, Machine
+from labctl.local import deadline, process
 from labctl.providers import debootstrap
 from labctl.providers.base import (
     Check,
@@ -29,7 +30,6 @@ from labctl.providers.base import (
     machine_prefix,
     run_tool,
 )
-from labctl.spec import LabSpec, Machine
 
 # on every docker guest: the id of the lab it belongs to
 LAB_ID_LABEL = "io.labctl.lab-id"

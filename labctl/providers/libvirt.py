@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import process
+from labctl.lab.spec import DEFAULT_LIBVIRT_URI, LabSpec
+from labctl.local import process
 from labctl.providers import libvirt_box
 from labctl.providers.base import (
     VM_BOX,
@@ -29,7 +30,6 @@ from labctl.providers.base import (
     vagrant_box_present,
 )
 from labctl.providers.libvirt_box import LIBVIRT_BOX
-from labctl.spec import DEFAULT_LIBVIRT_URI, LabSpec
 
 
 def is_remote(libvirt_uri: str | None) -> bool:

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl import process
 from labctl.errors import LabctlError
+from labctl.local import process
+from labctl.local.ruby import ruby
 from labctl.providers import debootstrap
 from labctl.providers.base import Sink, vagrant_box_folder, vagrant_box_present
-from labctl.ruby import ruby
 
 LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
 

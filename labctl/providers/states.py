@@ -24,12 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labctl import process
 from labctl.errors import Interrupted, LabctlError
-from labctl.home import LabPaths
+from labctl.lab.home import LabPaths
+from labctl.lab.spec import LabSpec
+from labctl.local import process
 from labctl.providers import PROVIDERS
 from labctl.providers.base import EngineDown, LiveState, NoAnswer, Runner, run_tool
-from labctl.spec import LabSpec
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class _Ask:
 
 
 def _vagrant_states(paths: LabPaths) -> dict[str, LiveState]:
-    from labctl.vagrant import VagrantDriver
+    from labctl.vagrant.driver import VagrantDriver
 
     return {
         s.name: LiveState(s.name, s.state, s.provider or "")

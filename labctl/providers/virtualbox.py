@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from labctl import process
+from labctl.local import process
 from labctl.providers.base import Check, LiveState, NoAnswer, Provider, Runner, run_tool
 
 _RUNNING_VM = re.compile(r'^".*"\s+\{([0-9a-fA-F-]+)\}\s*$')

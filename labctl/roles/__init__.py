@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from labctl.deadline import Deadline
+from labctl.local.deadline import Deadline
 from labctl.roles import containerd, jenkins, mysql
 
 if TYPE_CHECKING:
-    from labctl.home import LabHome
-    from labctl.hostpaths import HostPaths
-    from labctl.plan import Step
-    from labctl.spec import LabSpec, Machine, Provisioner
-    from labctl.vagrant import Event
+    from labctl.lab.home import LabHome
+    from labctl.lab.hostpaths import HostPaths
+    from labctl.lab.spec import LabSpec, Machine, Provisioner
+    from labctl.project.plan import Step
+    from labctl.vagrant.driver import Event
 
 # Provisioning and set-up run in this order.
 FAMILIES: tuple[ModuleType, ...] = (containerd, mysql, jenkins)

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from labctl.deadline import Deadline
-from labctl.spec import LabSpec, Machine, Provisioner
+from labctl.lab.spec import LabSpec, Machine, Provisioner
+from labctl.local.deadline import Deadline
 
 if TYPE_CHECKING:
-    from labctl.home import LabHome
-    from labctl.vagrant import Event
+    from labctl.lab.home import LabHome
+    from labctl.vagrant.driver import Event
 
 ROLES: dict[str, type | None] = {"containerd": None}
 KEY = None  # no lab-wide options

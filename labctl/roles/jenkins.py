@@ -16,16 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from labctl import vault
-from labctl.deadline import Deadline, tries
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
-from labctl.home import LabHome
-from labctl.hostpaths import HostPaths
-from labctl.session import LabSession
-from labctl.spec import LabSpec, Machine, Provisioner
+from labctl.lab import vault
+from labctl.lab.home import LabHome
+from labctl.lab.hostpaths import HostPaths
+from labctl.lab.spec import LabSpec, Machine, Provisioner
+from labctl.local.deadline import Deadline, tries
+from labctl.session.group import LabSession
 from labctl.transport.interface import Transport
-from labctl.vagrant import Event, VagrantDriver
+from labctl.vagrant.driver import Event, VagrantDriver
 
 CONTROLLER = "jenkins-controller"
 AGENT = "jenkins-agent"

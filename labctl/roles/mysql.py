@@ -13,20 +13,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from labctl import vault
-from labctl.deadline import Deadline
 from labctl.errors import InvalidField, SpecError
-from labctl.guest import mysql_replication as repl
-from labctl.guest import mysql_topology as topo
-from labctl.guest.mysql_session import MysqlServer
-from labctl.session import LabSession
-from labctl.spec import LabSpec, Machine, Provisioner
+from labctl.guest.mysql import replication as repl
+from labctl.guest.mysql import topology as topo
+from labctl.guest.mysql.session import MysqlServer
+from labctl.lab import vault
+from labctl.lab.spec import LabSpec, Machine, Provisioner
+from labctl.local.deadline import Deadline
+from labctl.session.group import LabSession
 
 if TYPE_CHECKING:
-    from labctl.home import LabHome
-    from labctl.hostpaths import HostPaths
-    from labctl.plan import Step
-    from labctl.vagrant import Event
+    from labctl.lab.home import LabHome
+    from labctl.lab.hostpaths import HostPaths
+    from labctl.project.plan import Step
+    from labctl.vagrant.driver import Event
 
 Where = Callable[..., tuple[Any, ...]]
 

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from labctl.errors import ConnectError, LabBusy, LabctlError
-from labctl.fsutil import atomic_write, exclusive
+from labctl.local.fsutil import atomic_write, exclusive
 
 # A pin is a few milliseconds of work; waiting longer for another's means it hangs.
 PIN_WAIT = 10.0

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from labctl import process
-from labctl.deadline import Deadline
 from labctl.errors import ConnectError, GuestError, Interrupted, LabctlError, Unreachable
+from labctl.local import process
+from labctl.local.deadline import Deadline
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import (
     REMOTE_KILL_GRACE,
@@ -329,7 +329,7 @@ class SshTransport:
                     self.run(["rm", "-f", target])
 
     def open_channel(self) -> Any:
-        """A raw session channel, for interactive use (see labctl.terminal)."""
+        """A raw session channel, for interactive use (see labctl.local.terminal)."""
         return self._session()
 
     def start(self, argv: Sequence[str], *, sudo: bool = False) -> ChannelProcess:

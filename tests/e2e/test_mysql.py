@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.guest.writer import RowWriter, setup_statements
+from labctl.guest.mysql.writer import RowWriter, setup_statements
 
 from .conftest import Running, docker, lab_up, labctl_argv
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.process import Completed
+from labctl.local.process import Completed
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -18,10 +18,10 @@ from typing import IO, Any
 
 import pytest
 
-from labctl.deadline import Deadline
-from labctl.home import LabHome, LabPaths
+from labctl.lab.home import LabHome, LabPaths
+from labctl.lab.spec import LabSpec, spec_to_record
+from labctl.local.deadline import Deadline
 from labctl.providers.states import LabStates, LiveState
-from labctl.spec import LabSpec, spec_to_record
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import CommandFailed, Endpoint, Result, command_line
 
@@ -261,7 +261,7 @@ def install(
     by_name = {t.name: t for t in transports}
     for m in spec.machines:
         by_name.setdefault(m.name, FakeTransport(m.name))
-    from labctl import session
+    from labctl.session import group as session
 
     monkeypatch.setattr(session, "BACKEND", FakeBackend(by_name, down or {}))
     return by_name

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labctl import labfile, providers, schema, topologies
-from labctl.spec import LabSpec, Origin
+from labctl import providers
+from labctl.lab.spec import LabSpec, Origin
+from labctl.labfile import build as labfile
+from labctl.labfile import schema, topologies
 
 
 def resolved(

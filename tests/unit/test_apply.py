@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from labctl import plan, render
 from labctl.errors import VagrantError
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
+from labctl.lab.spec import LabSpec
 from labctl.ops.up import Prepared, _apply
-from labctl.spec import LabSpec
+from labctl.project import plan, render
 
 from .labs import from_text
 

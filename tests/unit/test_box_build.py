@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import process
 from labctl.errors import LabctlError
+from labctl.local import process
 from labctl.providers import debootstrap, libvirt_box
 from labctl.providers import docker as docker_box
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import VagrantError
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
 
 from ..conftest import require, tree
 
@@ -122,7 +122,7 @@ def test_subnet_of_another_lab_is_refused(cli, home: Path) -> None:
 
 
 def test_failed_validate_leaves_no_folder(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from labctl import vagrant
+    from labctl.vagrant import driver as vagrant
 
     def refuse(self: object, ignore_provider: bool = False) -> None:
         raise VagrantError("There are errors in the configuration of this machine.")
@@ -258,8 +258,8 @@ def test_doctor_reports_every_check_with_its_fix(cli) -> None:
     ],
 )
 def test_doctor_exit_code(cli, monkeypatch: pytest.MonkeyPatch, failing: tuple, code: int) -> None:
-    from labctl.doctor import Check
     from labctl.ops import host
+    from labctl.ops.doctor import Check
 
     given = [
         Check(

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import SpecError
-from labctl.guest.writer import Tally
-from labctl.home import LabHome
-from labctl.ops import drill, failover
-from labctl.session import LabSession
+from labctl.guest.mysql.writer import Tally
+from labctl.lab.home import LabHome
+from labctl.ops.mysql import drill, failover
+from labctl.session.group import LabSession
 
 from .test_switchover import lab
 
@@ -145,7 +145,7 @@ def test_a_drill_through_fake_servers(home: Path, monkeypatch: pytest.MonkeyPatc
 
         return Reply()
 
-    from labctl import session as session_mod
+    from labctl.session import group as session_mod
 
     backend = session_mod.BACKEND
     backend.transports["primary"].on(argv_starts("sh", "-c"), kill)
@@ -163,7 +163,7 @@ def test_a_drill_through_fake_servers(home: Path, monkeypatch: pytest.MonkeyPatc
         "CREATE DATABASE IF NOT EXISTS labctl_writer"
     )
     spec = LabHome(home).load("db")
-    from labctl.guest import mysql_topology as topo
+    from labctl.guest.mysql import topology as topo
 
     assert topo.stale(spec) == ["primary"]
     # a second drill waits for the stale server to rejoin

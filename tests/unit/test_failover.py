@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import GuestError, SpecError
-from labctl.guest import mysql
-from labctl.guest import mysql_replication as repl
-from labctl.guest import mysql_topology as topo
-from labctl.home import LabHome
-from labctl.ops import failover, rejoin, switchover
+from labctl.guest.mysql import replication as repl
+from labctl.guest.mysql import rules as mysql
+from labctl.guest.mysql import topology as topo
+from labctl.lab.home import LabHome
+from labctl.ops.mysql import failover, rejoin, switchover
 
 from .fakes import install
 from .test_switchover import lab, writes
@@ -156,7 +156,7 @@ def test_gtid_histories_compared() -> None:
 def test_a_stale_server_is_named_and_kept_out(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """After a failover: `mysql role` says stale, `verify` names the way
     back (exit 1 until then), a switchover leaves the stale server alone."""
-    from labctl.ops import mysql as ops
+    from labctl.ops.mysql import observe as ops
 
     servers = lab(home, monkeypatch)
     stopped(home, monkeypatch, servers, "primary")

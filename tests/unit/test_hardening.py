@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from labctl import hostnet
 from labctl.errors import LabctlError
-from labctl.guest.mysql import mask_secrets
-from labctl.home import LabHome
+from labctl.guest.mysql.rules import mask_secrets
+from labctl.lab import hostnet
+from labctl.lab.home import LabHome
+from labctl.lab.spec import spec_to_record
 from labctl.ops.lifecycle import split_target
-from labctl.spec import spec_to_record
 from labctl.transport.hostkeys import HostKeys
 
 from ..conftest import require

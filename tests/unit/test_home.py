@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from labctl import render
 from labctl.errors import LabBusy, SpecError
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
+from labctl.lab.spec import spec_to_record
 from labctl.ops import up
-from labctl.spec import spec_to_record
+from labctl.project import render
 
 from .labs import topology
 
@@ -119,8 +119,8 @@ def test_readers_share_the_lab_and_keep_writers_out(tmp_path: Path) -> None:
 def test_a_session_holds_the_lab_unless_told_not_to(tmp_path: Path) -> None:
     import json
 
-    from labctl.session import LabSession
-    from labctl.spec import spec_to_record
+    from labctl.lab.spec import spec_to_record
+    from labctl.session.group import LabSession
 
     from .labs import topology
 

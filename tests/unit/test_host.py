@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import labctl
-from labctl import hostnet
+from labctl.lab import hostnet
 from labctl.ops import host
 
 from .captured import load

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import inventory
 from labctl.errors import VagrantError
+from labctl.session import inventory
 from labctl.transport.interface import Endpoint
-from labctl.vagrant import MachineState
+from labctl.vagrant.driver import MachineState
 
 
 class FakeVagrant:

@@ -8,7 +8,7 @@ import pytest
 
 from labctl.errors import SpecError
 from labctl.guest.jenkins import parse_computers
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
 from labctl.roles.jenkins import check_war
 
 # /computer/api/json?tree=computer[displayName,offline,offlineCauseReason], as
@@ -65,7 +65,7 @@ def test_keys_and_agent_secrets_reach_the_guests_as_files_only(
     controller. An agent holding its secret and running is left alone; one
     whose secret changed gets it (0600, over SFTP) and is restarted."""
     from labctl.roles import jenkins as role
-    from labctl.session import LabSession
+    from labctl.session.group import LabSession
 
     from .fakes import FakeTransport, Reply, argv_starts, install
     from .labs import topology

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from labctl import labfile, safeyaml, topologies
-from labctl import schema as lab_schema
 from labctl.errors import SpecError
-from labctl.spec import LabSpec, Machine, Provisioner
+from labctl.lab.spec import LabSpec, Machine, Provisioner
+from labctl.labfile import build as labfile
+from labctl.labfile import safeyaml, topologies
+from labctl.labfile import schema as lab_schema
 
 from ..conftest import DATA
 from .labs import from_text, resolved

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from labctl import doctor, hostnet, providers, render
-from labctl.home import LabHome
-from labctl.ops import host, up
+from labctl import providers
+from labctl.lab import hostnet
+from labctl.lab.home import LabHome
+from labctl.lab.spec import spec_from_record, spec_to_record
+from labctl.ops import doctor, host, up
+from labctl.project import render
 from labctl.providers import libvirt, libvirt_box
 from labctl.providers.libvirt import is_remote
 from labctl.providers.libvirt_box import LIBVIRT_BOX
-from labctl.spec import spec_from_record, spec_to_record
 
 from .labs import topology
 

@@ -11,9 +11,9 @@ import pytest
 
 from labctl.errors import GuestError, SpecError
 from labctl.guest import link as guest
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
 from labctl.ops import link
-from labctl.session import GroupFailed
+from labctl.session.group import GroupFailed
 
 from .fakes import FakeTransport, Reply, argv_starts, data, data_err, install
 from .labs import topology

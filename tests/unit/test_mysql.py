@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.guest import mysql
-from labctl.guest.mysql_session import dump_argv
+from labctl.guest.mysql import rules as mysql
+from labctl.guest.mysql.session import dump_argv
 
 from .fakes import data
 

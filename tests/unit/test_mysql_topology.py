@@ -1,4 +1,4 @@
-"""The replication topology a lab declares (guest/mysql_topology.py), pure:
+"""The replication topology a lab declares (guest/mysql/topology.py), pure:
 sources and trees from a spec, the edges after a switchover, the record of
 moved roles, stale servers, and the lines that describe them."""
 
@@ -8,7 +8,7 @@ import pytest
 
 from labctl import roles
 from labctl.errors import SpecError
-from labctl.guest import mysql_topology as topo
+from labctl.guest.mysql import topology as topo
 
 from .labs import from_text, topology
 

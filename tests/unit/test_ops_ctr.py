@@ -9,9 +9,9 @@ import pytest
 
 from labctl.errors import TimedOut
 from labctl.guest import ctr
-from labctl.home import LabHome
+from labctl.lab.home import LabHome
 from labctl.ops import ctr as ops
-from labctl.session import MachineDown
+from labctl.session.group import MachineDown
 
 from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
 from .labs import topology

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import SpecError
-from labctl.home import LabHome
-from labctl.ops import mysql as ops
+from labctl.lab.home import LabHome
+from labctl.ops.mysql import observe as ops
 
 from .fakes import FakeTransport, Reply, data, install, sql_has
 from .labs import topology
@@ -206,7 +206,7 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     session while the position is read and the dump taken; the replica loads
     it outside its own binlog, then points at that very position; the
     password only ever on a client's stdin."""
-    from labctl.guest import mysql_replication as repl
+    from labctl.guest.mysql import replication as repl
     from labctl.roles import mysql as role
 
     order: list[str] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from labctl.errors import ExitCode, GuestError, SpecError, TimedOut
-from labctl.session import GroupFailed, Outcome, Outcomes, fan_out
+from labctl.session.group import GroupFailed, Outcome, Outcomes, fan_out
 
 
 def test_each_machine_answers_or_fails_on_its_own() -> None:

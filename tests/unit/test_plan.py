@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from labctl import plan
-from labctl.spec import LabSpec
+from labctl.lab.spec import LabSpec
+from labctl.project import plan
 
 from .labs import from_text, topology
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import process
 from labctl.errors import Interrupted, TimedOut
+from labctl.local import process
 
 CHILD = """
 import signal, sys, time
@@ -106,7 +106,7 @@ def test_ctrl_c_with_no_child_running_interrupts_the_main_thread() -> None:
 def test_a_deadline_caps_each_call_and_ends_the_operation(monkeypatch) -> None:
     import time
 
-    from labctl.deadline import Deadline, default
+    from labctl.local.deadline import Deadline, default
 
     monkeypatch.setenv("LABCTL_SSH_TIMEOUT", "42")
     assert default("ssh") == 42
@@ -155,7 +155,7 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
 def test_tries_one_at_once_then_at_a_rhythm_until_the_time_is_up() -> None:
     import time
 
-    from labctl.deadline import tries
+    from labctl.local.deadline import tries
 
     start = time.monotonic()
     seen = list(tries(0.2, every=0.05))

@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 
-from labctl import fsutil, inventory, session, vagrant
-from labctl.deadline import Deadline
 from labctl.errors import ExitCode, Interrupted, LabBusy, VagrantBusy, VagrantError
-from labctl.home import LabPaths
+from labctl.lab.home import LabPaths
+from labctl.local import fsutil
+from labctl.local.deadline import Deadline
 from labctl.providers import states as provider_state
 from labctl.providers.states import LabStates, LiveState
+from labctl.session import group as session
+from labctl.session import inventory
+from labctl.vagrant import driver as vagrant
 
 from .fakes import FakeTransport, install, scripted_vagrant
 from .labs import topology

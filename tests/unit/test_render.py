@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import render
+from labctl.project import render
 
 from ..conftest import DATA, require
 from .labs import from_text, topology

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from labctl import topologies
 from labctl.errors import SpecError
-from labctl.spec import (
+from labctl.lab.spec import (
     check_name,
     check_subnet,
     spec_from_record,
     spec_to_record,
 )
+from labctl.labfile import topologies
 
 from .labs import topology
 

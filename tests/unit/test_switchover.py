@@ -13,12 +13,12 @@ import pytest
 
 from labctl import roles
 from labctl.errors import GuestError, SpecError
-from labctl.guest import mysql
-from labctl.guest import mysql_replication as repl
-from labctl.guest import mysql_topology as topo
-from labctl.home import LabHome
-from labctl.ops import switchover
-from labctl.spec import LabSpec
+from labctl.guest.mysql import replication as repl
+from labctl.guest.mysql import rules as mysql
+from labctl.guest.mysql import topology as topo
+from labctl.lab.home import LabHome
+from labctl.lab.spec import LabSpec
+from labctl.ops.mysql import switchover
 
 from .fakes import FakeTransport, Reply, data, install
 from .labs import from_text, topology
@@ -340,7 +340,7 @@ def test_switchover_on_mariadb_end_to_end_through_the_statements(
     # the old primary's dump threads to its former replicas ended: the roles read
     # right at once, not after the next heartbeat
     assert "KILL 100" in p.log and p.dumps == {}
-    from labctl.ops import mysql as ops
+    from labctl.ops.mysql import observe as ops
 
     roles = {o.vm: o.value.role for o in ops.roles(LabHome(home), "db") if o.value}
     assert roles == {"primary": "replica", "replica1": "primary", "replica2": "replica"}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.guest import mysql_topology as topo
+from labctl.guest.mysql import topology as topo
 
 from .labs import topology as spec
 

@@ -23,7 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labctl import render
+from labctl.project import render
 
 from ..conftest import require
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from labctl.errors import LabBusy, VagrantBusy, VagrantError
-from labctl.vagrant import error_of, parse_line, parse_output, ssh_params
+from labctl.vagrant.driver import error_of, parse_line, parse_output, ssh_params
 
 from .fakes import data
 
@@ -75,7 +75,7 @@ def test_a_question_to_vagrant_has_a_time_limit(tmp_path, monkeypatch) -> None:
     import pytest
 
     from labctl.errors import TimedOut
-    from labctl.vagrant import VagrantDriver
+    from labctl.vagrant.driver import VagrantDriver
 
     fake = tmp_path / "bin" / "vagrant"
     fake.parent.mkdir()

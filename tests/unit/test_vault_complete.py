@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from labctl import vault
-from labctl.home import LabHome, LabPaths
+from labctl.lab import vault
+from labctl.lab.home import LabHome, LabPaths
 from labctl.ops import complete
 
 from .fakes import install

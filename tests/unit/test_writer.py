@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from labctl.guest import writer
+from labctl.guest.mysql import writer
 
 
 class MySQLError(Exception):

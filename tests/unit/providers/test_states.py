@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import VagrantError
-from labctl.home import LabHome, LabPaths
-from labctl.process import Completed
+from labctl.lab.home import LabHome, LabPaths
+from labctl.lab.spec import LabSpec, spec_to_record
+from labctl.local.process import Completed
 from labctl.providers import docker, libvirt, virtualbox
 from labctl.providers import states as ps
-from labctl.spec import LabSpec, spec_to_record
 
 from ...conftest import require
 from ..captured import load
@@ -261,7 +261,7 @@ def stopped_node2(home: Path, monkeypatch: pytest.MonkeyPatch) -> LabHome:
 
 
 def test_fan_out_names_every_machine_not_running(stopped_node2: LabHome) -> None:
-    from labctl.session import LabSession, MachineDown
+    from labctl.session.group import LabSession, MachineDown
 
     reached: list[str] = []
 
@@ -283,7 +283,7 @@ def test_fan_out_names_every_machine_not_running(stopped_node2: LabHome) -> None
 
 
 def test_named_machines_limit_what_is_expected(stopped_node2: LabHome) -> None:
-    from labctl.session import LabSession
+    from labctl.session.group import LabSession
 
     with LabSession(stopped_node2, "a") as session:
         assert session.select(["node1"]) == ["node1"]
