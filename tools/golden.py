@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.unit.test_handoff import FORMATS, GOLDEN, view
-from tests.unit.test_render import goldens
+from tests.unit.handoff.test_view import FORMATS, GOLDEN, view
+from tests.unit.project.test_render import goldens
 
 
 def main() -> None:

@@ -7,8 +7,8 @@
 # do not answer) and labctl's libvirt box, for the real-VM tests. Idempotent; on
 # Debian/Ubuntu as root only.
 #
-#   tests/setup-host.sh          everything (make test, make bench)
-#   tests/setup-host.sh docker   only what a docker-provider lab needs (make demo):
+#   tools/setup-host.sh          everything (make test, make bench)
+#   tools/setup-host.sh docker   only what a docker-provider lab needs (make demo):
 #                                no libvirt, QEMU, VM box or test-only tools
 set -euo pipefail
 

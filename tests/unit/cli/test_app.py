@@ -14,7 +14,7 @@ import pytest
 from labctl.errors import VagrantError
 from labctl.lab.home import LabHome
 
-from ..conftest import require, tree
+from ...conftest import require, tree
 
 BAD_RENDERS = [
     (["render", "k8s"], "unknown lab or topology 'k8s'"),

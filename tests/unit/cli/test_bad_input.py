@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import tree
+from ...conftest import tree
 
 FAKES = ("vagrant", "docker", "virsh", "VBoxManage")
 NAME = object()  # where a case template takes the lab name

@@ -11,10 +11,10 @@ import pytest
 
 from labctl.guest import ctr
 
-from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
-from .labs import topology
-from .test_jenkins import COMPUTERS
-from .test_ops_mysql import checked, mariadb
+from ..fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
+from ..labs import topology
+from ..ops.mysql.test_observe import checked, mariadb
+from ..roles.test_jenkins import COMPUTERS
 
 ALL = argv_starts("sh", "-c", ctr.PS_SCRIPT)
 
@@ -220,7 +220,7 @@ def test_mysql_check_and_sql_as_printed(cli, db) -> None:
 def test_mysql_switchover_as_printed_and_its_exit_codes(
     cli, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from .test_switchover import lab
+    from ..ops.mysql.test_switchover import lab
 
     servers = lab(home, monkeypatch)
     done = cli("mysql", "switchover", "--to", "replica2", "--lab", "db")
@@ -238,7 +238,7 @@ def test_mysql_switchover_as_printed_and_its_exit_codes(
 
 
 def test_mysql_info_at_a_glance(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from .test_switchover import lab
+    from ..ops.mysql.test_switchover import lab
 
     lab(home, monkeypatch)
     shown = cli("mysql", "info", "--lab", "db", "--json")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ..conftest import DATA, require, tree
+from ...conftest import DATA, require, tree
 
 BAD = DATA / "labfiles" / "bad"
 

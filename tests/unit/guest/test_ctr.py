@@ -8,7 +8,7 @@ import pytest
 
 from labctl.guest import ctr
 
-from .fakes import data, data_err
+from ..fakes import data, data_err
 
 
 def test_flags_always_come_before_positionals() -> None:

@@ -17,7 +17,7 @@ import yaml
 from labctl.handoff import ansible, graph, sshconfig
 from labctl.handoff.view import LabView, Link, MachineView, SshView
 
-from ..conftest import DATA, require
+from ...conftest import DATA, require
 
 STATES = DATA / "handoff"
 GOLDEN = DATA / "golden" / "handoff"
@@ -133,7 +133,7 @@ def test_ansible_inventory_reads_every_format(tmp_path: Path, fmt: str) -> None:
     """ansible-inventory (ansible-core, a dev dependency) parses each format
     to the same hosts, groups and variables."""
     exe = shutil.which("ansible-inventory") or str(
-        Path(__file__).parents[2] / ".venv/bin/ansible-inventory"
+        Path(__file__).parents[3] / ".venv/bin/ansible-inventory"
     )
     require(Path(exe).exists(), "ansible-core is not installed (pip install -e '.[dev]')")
     v = view()
@@ -207,7 +207,7 @@ def test_declared_view_says_so() -> None:
 def test_declared_roles_and_links_of_a_chain() -> None:
     from labctl.ops.handoff import _declared_mysql
 
-    from .labs import topology
+    from ..labs import topology
 
     roles, links = _declared_mysql(topology("mysql-pair", replicas=2, chain=True))
     assert roles == {"primary": "primary", "replica1": "dual", "replica2": "replica"}

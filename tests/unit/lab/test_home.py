@@ -12,7 +12,7 @@ from labctl.lab.spec import spec_to_record
 from labctl.ops import up
 from labctl.project import render
 
-from .labs import topology
+from ..labs import topology
 
 
 def add_lab(home: LabHome, name: str, subnet: str) -> None:
@@ -122,7 +122,7 @@ def test_a_session_holds_the_lab_unless_told_not_to(tmp_path: Path) -> None:
     from labctl.lab.spec import spec_to_record
     from labctl.session.group import LabSession
 
-    from .labs import topology
+    from ..labs import topology
 
     home = LabHome(tmp_path)
     (tmp_path / "lab").mkdir()

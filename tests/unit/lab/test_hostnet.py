@@ -20,9 +20,9 @@ from labctl.lab.spec import spec_to_record
 from labctl.ops.lifecycle import split_target
 from labctl.transport.hostkeys import HostKeys
 
-from ..conftest import require
-from .captured import DATA, load
-from .labs import topology
+from ...conftest import require
+from ..captured import DATA, load
+from ..labs import topology
 
 
 def test_routes_parsed_from_the_kernels_table() -> None:

@@ -11,7 +11,7 @@ from labctl.lab.spec import (
 )
 from labctl.labfile import topologies
 
-from .labs import topology
+from ..labs import topology
 
 
 @pytest.mark.parametrize("name", ["a", "nodes", "lab-2", "x" + "y" * 30])

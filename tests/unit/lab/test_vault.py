@@ -10,8 +10,8 @@ from labctl.lab import vault
 from labctl.lab.home import LabHome, LabPaths
 from labctl.ops import complete
 
-from .fakes import install
-from .labs import topology
+from ..fakes import install
+from ..labs import topology
 
 
 def test_a_password_is_made_once_0600_and_readers_never_make_one(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ from labctl.labfile import build as labfile
 from labctl.labfile import safeyaml, topologies
 from labctl.labfile import schema as lab_schema
 
-from ..conftest import DATA
-from .labs import from_text, resolved
+from ...conftest import DATA
+from ..labs import from_text, resolved
 
 BAD = DATA / "labfiles" / "bad"
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 
 # (file under tests/data/labfiles/bad, line, key path or None, a fragment of the message)
 BAD_FILES: list[tuple[str, int, str | None, str]] = [

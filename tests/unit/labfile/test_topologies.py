@@ -6,7 +6,7 @@ import pytest
 
 from labctl.guest.mysql import topology as topo
 
-from .labs import topology as spec
+from ..labs import topology as spec
 
 
 @pytest.mark.parametrize("count", [1, 2, 9])

@@ -13,8 +13,8 @@ from labctl.lab.home import LabHome
 from labctl.ops import ctr as ops
 from labctl.session.group import MachineDown
 
-from .fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
-from .labs import topology
+from ..fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
+from ..labs import topology
 
 ALL = argv_starts("sh", "-c", ctr.PS_SCRIPT)
 NOT_FOUND = Reply(stderr=data_err("ctr/err-container-not-found.txt"), exit_code=1)

@@ -15,8 +15,8 @@ import labctl
 from labctl.lab import hostnet
 from labctl.ops import host
 
-from .captured import load
-from .fakes import HANG, host_programs
+from ..captured import load
+from ..fakes import HANG, host_programs
 
 DOCKER_VERSION = "version --format *"
 LIBVIRT_VERSION = "-c qemu:///system version --daemon"

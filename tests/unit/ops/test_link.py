@@ -15,8 +15,8 @@ from labctl.lab.home import LabHome
 from labctl.ops import link
 from labctl.session.group import GroupFailed
 
-from .fakes import FakeTransport, Reply, argv_starts, data, data_err, install
-from .labs import topology
+from ..fakes import FakeTransport, Reply, argv_starts, data, data_err, install
+from ..labs import topology
 
 CUT = argv_starts("bash", "-c", guest.CUT_SCRIPT)
 HEAL = argv_starts("bash", "-c", guest.HEAL_SCRIPT)

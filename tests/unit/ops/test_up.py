@@ -16,7 +16,7 @@ from labctl.lab.spec import LabSpec
 from labctl.ops.up import Prepared, _apply
 from labctl.project import plan, render
 
-from .labs import from_text
+from ..labs import from_text
 
 THREE = "machines:\n  va: {}\n  vb: {}\n  vc: {}\n"
 

@@ -13,7 +13,7 @@ import pytest
 from labctl.lab.spec import LabSpec
 from labctl.project import plan
 
-from .labs import from_text, topology
+from ..labs import from_text, topology
 
 THREE = "machines:\n  va: {}\n  vb: {}\n  vc: {}\n"
 

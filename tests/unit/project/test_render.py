@@ -12,8 +12,8 @@ import pytest
 
 from labctl.project import render
 
-from ..conftest import DATA, require
-from .labs import from_text, topology
+from ...conftest import DATA, require
+from ..labs import from_text, topology
 
 GOLDEN = DATA / "golden"
 CASES = [
@@ -94,7 +94,7 @@ def goldens() -> dict[Path, str]:
     return found
 
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*/lab.yaml"))
+EXAMPLES = sorted((Path(__file__).parents[3] / "examples").glob("*/lab.yaml"))
 
 
 def example_spec(path: Path, provider: str):

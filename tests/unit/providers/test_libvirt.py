@@ -19,7 +19,7 @@ from labctl.providers import libvirt, libvirt_box
 from labctl.providers.libvirt import is_remote
 from labctl.providers.libvirt_box import LIBVIRT_BOX
 
-from .labs import topology
+from ..labs import topology
 
 
 def host_with(tmp_path: Path, *modules: str, device: bool = True) -> dict[str, object]:

@@ -67,8 +67,8 @@ def test_keys_and_agent_secrets_reach_the_guests_as_files_only(
     from labctl.roles import jenkins as role
     from labctl.session.group import LabSession
 
-    from .fakes import FakeTransport, Reply, argv_starts, install
-    from .labs import topology
+    from ..fakes import FakeTransport, Reply, argv_starts, install
+    from ..labs import topology
 
     spec = topology("jenkins", agents=2, name="ci")
     boss = role.controller(spec)

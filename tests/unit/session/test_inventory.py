@@ -27,8 +27,8 @@ from labctl.session import group as session
 from labctl.session import inventory
 from labctl.vagrant import driver as vagrant
 
-from .fakes import FakeTransport, install, scripted_vagrant
-from .labs import topology
+from ..fakes import FakeTransport, install, scripted_vagrant
+from ..labs import topology
 
 ALL = "ssh-config --machine-readable"
 MACHINES = ["n1", "n2"]  # the machines of the captured ssh-config

@@ -19,7 +19,7 @@ from labctl.transport import ssh
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import Endpoint
 
-from .sshd import serving
+from ..sshd import serving
 
 CLIENT_KEY = paramiko.ECDSAKey.generate()
 HOST_KEY = paramiko.ECDSAKey.generate()

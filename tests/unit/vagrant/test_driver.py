@@ -5,7 +5,7 @@ from __future__ import annotations
 from labctl.errors import LabBusy, VagrantBusy, VagrantError
 from labctl.vagrant.driver import error_of, parse_line, parse_output, ssh_params
 
-from .fakes import data
+from ..fakes import data
 
 
 def test_parse_line_unescapes() -> None:

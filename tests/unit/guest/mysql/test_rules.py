@@ -7,7 +7,7 @@ import pytest
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql.session import dump_argv
 
-from .fakes import data
+from ...fakes import data
 
 MARIADB = mysql.Server("mariadb", (10, 11, 6))
 MYSQL_8021 = mysql.Server("mysql", (8, 0, 21))

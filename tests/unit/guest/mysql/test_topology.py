@@ -10,7 +10,7 @@ from labctl import roles
 from labctl.errors import SpecError
 from labctl.guest.mysql import topology as topo
 
-from .labs import from_text, topology
+from ...labs import from_text, topology
 
 
 @pytest.mark.parametrize(

@@ -130,7 +130,7 @@ def test_a_drill_through_fake_servers(home: Path, monkeypatch: pytest.MonkeyPatc
     """kill -9 of mysqld on the primary under a writer: detected, failed over
     to the replica that has the most, the writer on the new primary, and the
     count: every acknowledged row there (replication is instant here)."""
-    from .fakes import argv_starts
+    from ...fakes import argv_starts
 
     servers = lab(home, monkeypatch)
     fake_pymysql(servers, monkeypatch)
@@ -141,7 +141,7 @@ def test_a_drill_through_fake_servers(home: Path, monkeypatch: pytest.MonkeyPatc
     def kill(argv, stdin):
         primary.dead = True
         killed.append(argv)
-        from .fakes import Reply
+        from ...fakes import Reply
 
         return Reply()
 

@@ -16,7 +16,7 @@ from labctl.guest.mysql import topology as topo
 from labctl.lab.home import LabHome
 from labctl.ops.mysql import failover, rejoin, switchover
 
-from .fakes import install
+from ...fakes import install
 from .test_switchover import lab, writes
 
 

@@ -13,8 +13,8 @@ from labctl.errors import SpecError
 from labctl.lab.home import LabHome
 from labctl.ops.mysql import observe as ops
 
-from .fakes import FakeTransport, Reply, data, install, sql_has
-from .labs import topology
+from ...fakes import FakeTransport, Reply, data, install, sql_has
+from ...labs import topology
 
 NO_ROWS = Reply("")
 

@@ -20,8 +20,8 @@ from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
 from labctl.ops.mysql import switchover
 
-from .fakes import FakeTransport, Reply, data, install
-from .labs import from_text, topology
+from ...fakes import FakeTransport, Reply, data, install
+from ...labs import from_text, topology
 
 MARIADB = data("mysql/mariadb-version.tab.txt").splitlines()[1]
 MYSQL8 = "8.0.36-0ubuntu0.22.04.1"
