@@ -354,3 +354,22 @@ def test_lazy_command_table_matches_the_modules() -> None:
 def test_unknown_command_is_a_usage_error(cli, home: Path) -> None:
     ran = cli("frobnicate")
     assert ran.code == 2 and "No such command 'frobnicate'" in ran.stderr
+
+
+def test_destroy_of_a_lab_that_is_gone_is_still_nothing_to_do(cli, home: Path) -> None:
+    done = cli("destroy", "gone", "--yes")
+    assert done.code == 0
+
+
+def test_render_for_a_provider_this_host_lacks(cli, home: Path, monkeypatch) -> None:
+    """A lab prepared for a teammate's laptop: VirtualBox is not here."""
+    vagrant = shutil.which("vagrant")
+    require(vagrant, "vagrant is not installed")
+    monkeypatch.setenv("PATH", str(Path(str(vagrant)).parent))
+    assert shutil.which("VBoxManage") is None
+    done = cli("render", "nodes", "--provider", "virtualbox")
+    assert done.code == 0, done.stderr
+    assert "provider virtualbox is not installed here: validated without it" in done.stderr
+    assert (home / "nodes" / "Vagrantfile").is_file()
+    up = cli("up", "nodes")
+    assert up.code == 2 and "provider virtualbox is not installed" in up.stderr

@@ -339,3 +339,17 @@ def test_bad_input_is_refused_before_anything_happens(
     assert tree(sandbox["host"]) == []
     started = sandbox["ran"].read_text() if sandbox["ran"].exists() else ""
     assert started == "", f"programs started: {started}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("destroy", "../x", "--yes"),
+        ("destroy", "Demo", "--yes"),
+        ("destroy", "--yes", "--lab", "a/b"),
+    ],
+)
+def test_a_bad_name_is_bad_usage_even_for_destroy(cli, home: Path, args) -> None:
+    done = cli(*args)
+    assert done.code == 2 and "invalid lab name" in done.stderr
+    assert not home.exists()

@@ -1,6 +1,5 @@
-"""Scripts can trust labctl: labs never take a network the host is on, the
-lab named twice is still the lab, bad names are bad usage, host keys fail
-closed, no password in an error, render works without the provider."""
+"""The host's networks (lab.hostnet): labs never take a network the host is
+on, and a subnet claimed by a lab of any home is no other lab's."""
 
 from __future__ import annotations
 
@@ -12,17 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from labctl.errors import LabctlError
-from labctl.guest.mysql.rules import mask_secrets
 from labctl.lab import hostnet
-from labctl.lab.home import LabHome
-from labctl.lab.spec import spec_to_record
-from labctl.ops.lifecycle import split_target
-from labctl.transport.hostkeys import HostKeys
 
 from ...conftest import require
-from ..captured import DATA, load
-from ..labs import topology
+from ..captured import load
 
 
 def test_routes_parsed_from_the_kernels_table() -> None:
@@ -82,165 +74,6 @@ def test_a_subnet_the_host_is_on_is_refused_before_anything_is_written(
         from_file.code == 2
         and "lab.yaml:2: subnet: subnet 192.168.100.0/24 overlaps" in from_file.stderr
     )
-
-
-def write_lab(home: Path, name: str, count: int = 2) -> LabHome:
-    spec = topology("nodes", count=count, name=name)
-    (home / name).mkdir(parents=True)
-    (home / name / "lab.json").write_text(json.dumps(spec_to_record(spec)))
-    return LabHome(home)
-
-
-def test_the_lab_named_twice_is_still_the_lab(home: Path) -> None:
-    """LABCTL_LAB=demo and `labctl halt demo` (a teardown script that names it too)."""
-    lab_home = write_lab(home, "demo")
-    assert split_target(lab_home, ["demo"], "demo") == ("demo", [])
-    assert split_target(lab_home, ["demo", "node2"], "demo") == ("demo", ["node2"])
-    assert split_target(lab_home, ["node1"], "demo") == ("demo", ["node1"])
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("destroy", "../x", "--yes"),
-        ("destroy", "Demo", "--yes"),
-        ("destroy", "--yes", "--lab", "a/b"),
-    ],
-)
-def test_a_bad_name_is_bad_usage_even_for_destroy(cli, home: Path, args) -> None:
-    done = cli(*args)
-    assert done.code == 2 and "invalid lab name" in done.stderr
-    assert not home.exists()
-
-
-def test_destroy_of_a_lab_that_is_gone_is_still_nothing_to_do(cli, home: Path) -> None:
-    done = cli("destroy", "gone", "--yes")
-    assert done.code == 0
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["{not json", '["a list"]', '{"node1": {"type": "ssh-ed25519"}}', '{"node1": "x"}'],
-)
-def test_unreadable_host_keys_fail_closed(tmp_path: Path, text: str) -> None:
-    path = tmp_path / "host-keys.json"
-    path.write_text(text)
-    keys = HostKeys(path)
-    with pytest.raises(LabctlError, match="cannot read the pinned host keys") as exc:
-        keys.check("node1", "id1", "ssh-ed25519", "AAAA")
-    assert exc.value.hint and "delete the file" in exc.value.hint
-    with pytest.raises(LabctlError):
-        keys.pinned()
-
-
-def test_missing_host_keys_are_a_fresh_start(tmp_path: Path) -> None:
-    keys = HostKeys(tmp_path / "host-keys.json")
-    assert keys.check("node1", "id1", "ssh-ed25519", "AAAA") is True
-    keys.pin("node1", "id1", "ssh-ed25519", "AAAA")
-    assert keys.pinned() == {"node1": ("ssh-ed25519", "AAAA")}
-
-
-@pytest.mark.parametrize(
-    ("error", "secret"),
-    [
-        (
-            "ERROR 1064 (42000) at line 1: You have an error in your SQL syntax; check the "
-            "manual that corresponds to your MariaDB server version for the right syntax to "
-            "use near 'MASTER_PASSWORD='Xy7pQ2', MASTER_PORT=3306' at line 1",
-            "Xy7pQ2",
-        ),
-        ("near 'SOURCE_PASSWORD = 'Xy7pQ2", "Xy7pQ2"),  # cut where the client cut it
-        ("near 'MASTER_PASSWORD='it\\'s', MASTER_PORT=1' at line 1", "it\\'s"),
-        ("ALTER USER r IDENTIFIED BY 'Xy7pQ2'", "Xy7pQ2"),
-        ('CREATE USER r IDENTIFIED WITH caching_sha2_password BY "Xy7pQ2"', "Xy7pQ2"),
-        ("SET PASSWORD FOR r = PASSWORD('Xy7pQ2')", "Xy7pQ2"),
-    ],
-)
-def test_a_password_never_reaches_an_error(error: str, secret: str) -> None:
-    masked = mask_secrets(error)
-    assert secret not in masked and "***" in masked
-
-
-def test_render_for_a_provider_this_host_lacks(cli, home: Path, monkeypatch) -> None:
-    """A lab prepared for a teammate's laptop: VirtualBox is not here."""
-    vagrant = shutil.which("vagrant")
-    require(vagrant, "vagrant is not installed")
-    monkeypatch.setenv("PATH", str(Path(str(vagrant)).parent))
-    assert shutil.which("VBoxManage") is None
-    done = cli("render", "nodes", "--provider", "virtualbox")
-    assert done.code == 0, done.stderr
-    assert "provider virtualbox is not installed here: validated without it" in done.stderr
-    assert (home / "nodes" / "Vagrantfile").is_file()
-    up = cli("up", "nodes")
-    assert up.code == 2 and "provider virtualbox is not installed" in up.stderr
-
-
-def test_capture_files_name_their_origin() -> None:
-    for path in sorted((DATA / "host").glob("*.txt")):
-        cap = load(f"host/{path.name}")
-        assert cap.command and cap.version and cap.captured
-
-
-@pytest.fixture
-def vagrant_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "vagrant.d"
-    monkeypatch.setenv("VAGRANT_HOME", str(home))
-    return home
-
-
-def test_a_box_that_is_here_is_enough(vagrant_home: Path, monkeypatch) -> None:
-    from labctl.providers import base as box
-
-    (vagrant_home / "boxes" / "debian-VAGRANTSLASH-bookworm64" / "0" / "libvirt").mkdir(
-        parents=True
-    )
-    monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")  # nothing listens
-    box.check_vm_box("debian/bookworm64", "libvirt")
-    with pytest.raises(LabctlError):
-        box.check_vm_box("debian/bookworm64", "virtualbox")  # here for libvirt only
-
-
-def test_a_box_neither_here_nor_downloadable_fails_before_anything(
-    vagrant_home: Path, monkeypatch
-) -> None:
-    from labctl.providers import base as box
-
-    monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")
-    with pytest.raises(LabctlError) as exc:
-        box.check_vm_box("debian/bookworm64", "libvirt")
-    assert exc.value.exit_code == 1
-    assert exc.value.message == (
-        "box 'debian/bookworm64' for libvirt is not on this host and "
-        "http://127.0.0.1:1 cannot be reached"
-    )
-    assert exc.value.hint and "vagrant box add debian/bookworm64" in exc.value.hint
-
-
-def test_a_box_server_that_answers_is_left_to_vagrant(vagrant_home: Path, monkeypatch) -> None:
-    import socket
-
-    from labctl.providers import base as box
-
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        monkeypatch.setenv("VAGRANT_SERVER_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
-        box.check_vm_box("debian/bookworm64", "libvirt")  # downloadable: Vagrant will fetch it
-
-
-def test_up_without_a_box_stops_before_anything_starts(
-    cli, home: Path, vagrant_home: Path, monkeypatch
-) -> None:
-    from labctl.providers import libvirt
-
-    require(shutil.which("vagrant"), "vagrant is not installed")
-    require(libvirt.plugin_installed(), "vagrant-libvirt is not installed")
-    monkeypatch.setenv("VAGRANT_SERVER_URL", "http://127.0.0.1:1")
-    done = cli("up", "nodes", "--provider", "libvirt", "--box", "debian/bookworm64")
-    assert done.code == 1
-    assert "is not on this host and http://127.0.0.1:1 cannot be reached" in done.stderr
-    assert len(done.stderr) < 600  # a line and a hint, not Vagrant's page
-    assert not (home / "nodes").exists()
 
 
 # ---------------------------------------------------------------- host-wide subnet claims

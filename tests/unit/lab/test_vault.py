@@ -7,11 +7,7 @@ import os
 from pathlib import Path
 
 from labctl.lab import vault
-from labctl.lab.home import LabHome, LabPaths
-from labctl.ops import complete
-
-from ..fakes import install
-from ..labs import topology
+from labctl.lab.home import LabPaths
 
 
 def test_a_password_is_made_once_0600_and_readers_never_make_one(tmp_path: Path) -> None:
@@ -34,20 +30,3 @@ def test_an_ssh_key_pair_is_made_once_and_read_back(tmp_path: Path) -> None:
     assert (again, public_again) == (private, public)
     assert public.startswith("ssh-ed25519 ") and public.endswith(" labctl-lab-key")
     serialization.load_ssh_private_key(private, password=None)  # a key OpenSSH reads
-
-
-def test_completion_of_labs_machines_and_targets(home: Path, monkeypatch) -> None:
-    install(monkeypatch, home, topology("nodes", count=2, name="demo"))
-    h = LabHome(home)
-    assert complete.labs(h) == ["demo"]
-    assert complete.labs_and_topologies(h)[
-        -1
-    ] == "demo" and "nodes" in complete.labs_and_topologies(h)
-    assert complete.machines(h, None) == ["node1", "node2"]
-    assert complete.target(h, [], None) == ["demo", "node1", "node2"]
-    assert complete.target(h, ["demo", "node1"], None) == ["node2"]
-    assert complete.ssh_target(h, ["demo"], None) == ["node1", "node2"]
-    assert complete.ssh_target(h, ["node1"], None) == []
-    (home / "demo" / "lab.json").write_text("{broken")
-    assert complete.machines(h, "demo") == []  # a broken file completes to nothing
-    assert complete.labs(LabHome(home / "nowhere")) == []

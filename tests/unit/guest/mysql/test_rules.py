@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labctl.guest.mysql import rules as mysql
+from labctl.guest.mysql.rules import mask_secrets
 from labctl.guest.mysql.session import dump_argv
 
 from ...fakes import data
@@ -290,3 +291,24 @@ def test_role_dual_mariadb_chain() -> None:
     )
     assert (r.role, r.log_bin, r.replicas) == ("dual", "ON", ["mysql-replica2"])
     assert r.replica and r.replica.source_host == "192.168.57.20"
+
+
+@pytest.mark.parametrize(
+    ("error", "secret"),
+    [
+        (
+            "ERROR 1064 (42000) at line 1: You have an error in your SQL syntax; check the "
+            "manual that corresponds to your MariaDB server version for the right syntax to "
+            "use near 'MASTER_PASSWORD='Xy7pQ2', MASTER_PORT=3306' at line 1",
+            "Xy7pQ2",
+        ),
+        ("near 'SOURCE_PASSWORD = 'Xy7pQ2", "Xy7pQ2"),  # cut where the client cut it
+        ("near 'MASTER_PASSWORD='it\\'s', MASTER_PORT=1' at line 1", "it\\'s"),
+        ("ALTER USER r IDENTIFIED BY 'Xy7pQ2'", "Xy7pQ2"),
+        ('CREATE USER r IDENTIFIED WITH caching_sha2_password BY "Xy7pQ2"', "Xy7pQ2"),
+        ("SET PASSWORD FOR r = PASSWORD('Xy7pQ2')", "Xy7pQ2"),
+    ],
+)
+def test_a_password_never_reaches_an_error(error: str, secret: str) -> None:
+    masked = mask_secrets(error)
+    assert secret not in masked and "***" in masked
