@@ -80,6 +80,11 @@ def test_every_statement_runs_as_root_on_the_clients_stdin(pair, home: Path) -> 
         mariadb("replica2", "replica"),
     )
     ops.roles(LabHome(home), "db")
+    assert sorted(guests) == ["primary", "replica1", "replica2"]
+    for g in guests.values():  # each server was asked its version and its replication
+        said = statements(g)
+        assert any("SELECT VERSION()" in x for x in said), said
+        assert any("SHOW SLAVE STATUS" in x for x in said), said
     for g in guests.values():
         for sent in g.sent:
             assert sent.argv == ["mysql", "--batch", "--unbuffered"] and sent.sudo
@@ -295,5 +300,6 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     # every server starts read-only: the primary is opened, the replica stays closed
     assert statements(primary)[-1] == "SET GLOBAL read_only = OFF;"
     assert said[-1] == "SET GLOBAL read_only = ON;"
+    assert primary.sent and replica.sent  # each was sent its statements
     for g in (primary, replica):
         assert not any(password in " ".join(s.argv) for s in g.sent)  # never on a command line
