@@ -306,10 +306,10 @@ def test_completion_of_the_only_lab_offers_its_machines_too(cli, home: Path) -> 
 def test_lazy_command_table_matches_the_modules() -> None:
     """cli.app lists each module's commands so it can load them on demand;
     the list must say exactly what each module registers."""
-    from labctl.cli.app import COMMANDS, _commands
+    from labctl.cli.app import COMMANDS, commands_of
 
     for module, names in COMMANDS.items():
-        assert set(_commands(module)) == set(names), module
+        assert set(commands_of(module)) == set(names), module
 
 
 def test_unknown_command_is_a_usage_error(cli, home: Path) -> None:

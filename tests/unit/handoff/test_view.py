@@ -205,17 +205,17 @@ def test_declared_view_says_so() -> None:
 
 
 def test_declared_roles_and_links_of_a_chain() -> None:
-    from labctl.ops.handoff import _declared_mysql
+    from labctl.ops.handoff import declared_mysql
 
     from ..labs import topology
 
-    roles, links = _declared_mysql(topology("mysql-pair", replicas=2, chain=True))
+    roles, links = declared_mysql(topology("mysql-pair", replicas=2, chain=True))
     assert roles == {"primary": "primary", "replica1": "dual", "replica2": "replica"}
     assert [(x.source, x.target, x.label) for x in links] == [
         ("primary", "replica1", "declared"),
         ("replica1", "replica2", "declared"),
     ]
-    assert _declared_mysql(topology("nodes", count=2)) == ({}, [])
+    assert declared_mysql(topology("nodes", count=2)) == ({}, [])
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,7 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
     thread; what then fails is reported as the interrupt (exit 130)."""
     import socket
 
-    from labctl.cli import _run
+    from labctl.cli import run_command
     from labctl.errors import GuestError
     from labctl.transport import ssh
 
@@ -143,7 +143,7 @@ def test_ctrl_c_closes_ssh_connections_under_the_code_using_them() -> None:
             raise GuestError("node1: the SSH connection failed: EOF")
 
         with pytest.raises(Interrupted, match="connections to the guests were closed") as exc:
-            _run(command)
+            run_command(command)
         assert exc.value.exit_code == 130
     finally:
         ssh._SOCKETS.discard(mine)

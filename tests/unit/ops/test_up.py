@@ -1,4 +1,4 @@
-"""Applying a plan (ops.up._apply) with a driver that records what it
+"""Applying a plan (ops.up.apply) with a driver that records what it
 is asked: which machines are destroyed, brought up, reloaded, provisioned,
 in which order, and when the record is written."""
 
@@ -13,7 +13,7 @@ import pytest
 from labctl.errors import VagrantError
 from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
-from labctl.ops.up import Prepared, _apply
+from labctl.ops.up import Prepared, apply
 from labctl.project import plan, render
 
 from ..labs import from_text
@@ -82,7 +82,7 @@ def test_only_the_planned_machines_are_touched_in_order(lab) -> None:
     change = prepared(
         old, "machines:\n  va: {}\n  vb: {roles: [containerd]}\n  vd: {}\n", ["va", "vb", "vc"]
     )
-    _apply(home, change, FakeDriver(calls), validate=lambda p: calls.append(("validate", p.name)))  # type: ignore[arg-type]
+    apply(home, change, FakeDriver(calls), validate=lambda p: calls.append(("validate", p.name)))  # type: ignore[arg-type]
     assert [c[0] for c in calls] == ["validate", "destroy", "up", "provision"]
     assert calls[1] == ("destroy", ["vc"])  # with the Vagrantfile that still defines it
     assert calls[3] == ("provision", ["vb"])
@@ -97,7 +97,7 @@ def test_a_plan_cut_short_keeps_the_old_record(lab) -> None:
         old, "machines:\n  va: {}\n  vb: {roles: [containerd]}\n  vc: {}\n", ["va", "vb", "vc"]
     )
     with pytest.raises(VagrantError):
-        _apply(home, change, FakeDriver(calls, fail_on="up"), validate=lambda p: None)  # type: ignore[arg-type]
+        apply(home, change, FakeDriver(calls, fail_on="up"), validate=lambda p: None)  # type: ignore[arg-type]
     assert "provision" not in [c[0] for c in calls]
     # the record still says b has no role, so the next plan provisions it again
     assert [m["roles"] for m in record(root)["machines"]] == [[], [], []]
@@ -115,7 +115,7 @@ def test_files_that_do_not_validate_destroy_nothing(lab) -> None:
         raise VagrantError("the Vagrantfile does not validate")
 
     with pytest.raises(VagrantError):
-        _apply(home, change, FakeDriver(calls), validate=refuse)  # type: ignore[arg-type]
+        apply(home, change, FakeDriver(calls), validate=refuse)  # type: ignore[arg-type]
     assert calls == []
     assert [m["name"] for m in record(root)["machines"]] == ["va", "vb", "vc"]
     assert not list(home.root.glob(".render-*"))  # the staged files are gone too
@@ -126,7 +126,7 @@ def test_an_unchanged_lab_is_only_brought_up(lab) -> None:
     calls: list[tuple[str, Any]] = []
     same = prepared(old, THREE, ["va", "vb", "vc"])
     root.joinpath("lab.yaml").write_text(same.files["lab.yaml"])  # type: ignore[index]
-    _apply(home, same, FakeDriver(calls), validate=lambda p: calls.append(("validate", p)))  # type: ignore[arg-type]
+    apply(home, same, FakeDriver(calls), validate=lambda p: calls.append(("validate", p)))  # type: ignore[arg-type]
     assert calls == [("up", "docker")]
 
 
@@ -138,5 +138,5 @@ def test_a_machine_created_but_never_recorded_is_provisioned(tmp_path: Path) -> 
     make_lab(home, old, ["va", "vb"])
     calls: list[tuple[str, Any]] = []
     change = prepared(old, "machines:\n  va: {}\n  vb: {}\n", ["va", "vb"])
-    _apply(home, change, FakeDriver(calls), validate=lambda p: None)  # type: ignore[arg-type]
+    apply(home, change, FakeDriver(calls), validate=lambda p: None)  # type: ignore[arg-type]
     assert calls[-1] == ("provision", ["vb"])

@@ -136,7 +136,7 @@ def test_the_libvirt_box_root_file_system(
 ) -> None:
     """What the tree holds when the disk is made from it."""
     seen: dict[str, str] = {}
-    make_disk = libvirt_box._make_disk
+    make_disk = libvirt_box.make_disk
 
     def look(rootfs: Path, image: Path, work: Path) -> None:
         seen["modules"] = (rootfs / "etc/initramfs-tools/modules").read_text()
@@ -147,7 +147,7 @@ def test_the_libvirt_box_root_file_system(
         seen["keys"] = " ".join(p.name for p in (rootfs / "etc/ssh").glob("ssh_host_*"))
         make_disk(rootfs, image, work)
 
-    monkeypatch.setattr(libvirt_box, "_make_disk", look)
+    monkeypatch.setattr(libvirt_box, "make_disk", look)
     libvirt_box.build(on_line=lambda line: None)
     assert seen["modules"].split() == list(libvirt_box.INITRD_MODULES)
     # every guest makes its own machine-id (and DHCP client id) on first boot

@@ -89,7 +89,7 @@ def test_keys_and_agent_secrets_reach_the_guests_as_files_only(
     install(monkeypatch, home, spec, [controller, *agents])
     with LabSession(LabHome(home), "ci") as session:
         role.install_keys(session, spec, b"PRIVATE", "ssh-ed25519 AAAApub labctl")
-        role._deliver_agent_secrets(session, spec)
+        role.deliver_agent_secrets(session, spec)
     key = f"{role.HOME}/.ssh/id_ed25519"
     put = {s.argv[1]: s for s in controller.sent if s.argv[0] == "put"}
     assert put[key].stdin == b"PRIVATE" and put[key].argv[2:] == ["600", "jenkins"]
