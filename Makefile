@@ -52,19 +52,19 @@ $(USER_VENV)/labctl.installed: $(USER_VENV)/frozen.txt $(PACKAGE_FILES) | venv
 user-venv: $(USER_VENV)/labctl.installed
 
 host: venv
-	tests/setup-host.sh
+	tools/setup-host.sh
 
 # What the demo's docker-provider lab needs, and no more (no libvirt, QEMU or
 # VM box: minutes of a fresh machine's set-up).
 host-docker: venv
-	tests/setup-host.sh docker
+	tools/setup-host.sh docker
 
 lint: venv
-	$(BIN)/ruff check labctl tests
-	$(BIN)/ruff format --check labctl tests
+	$(BIN)/ruff check labctl tests tools
+	$(BIN)/ruff format --check labctl tests tools
 	$(BIN)/mypy labctl
 	$(BIN)/lint-imports
-	shellcheck -x provision/*.sh tests/*.sh .ci/run
+	shellcheck -x provision/*.sh tools/*.sh .ci/run
 
 # Unit tests: no Vagrant, Docker or network (fakes of vagrant and docker come
 # first on PATH); the coverage of labctl/ by them alone must not fall.
@@ -94,7 +94,7 @@ test: host lint unit e2e
 # offline and imported, a container running in every machine, one table.
 demo: host-docker
 	$(LABCTL) up nodes --name demo --count 3 --provider docker
-	$(BIN)/python tests/oci.py /tmp/labctl-demo-busybox.tar
+	$(BIN)/python tools/oci.py /tmp/labctl-demo-busybox.tar
 	$(LABCTL) ctr --lab demo images import /tmp/labctl-demo-busybox.tar
 	$(LABCTL) ctr --lab demo rm web --if-exists >/dev/null
 	$(LABCTL) ctr --lab demo run docker.io/labctl/busybox:latest web sleep 86400
@@ -103,10 +103,10 @@ demo: host-docker
 
 # Rewrite every golden file (Vagrantfiles, handoff formats); review with git diff.
 golden: venv
-	$(BIN)/python tests/golden.py
+	$(BIN)/python tools/golden.py
 
 bench: host user-venv
-	$(BIN)/python tests/bench/bench.py
+	$(BIN)/python tools/bench/bench.py
 
 clean:
 	rm -rf $(VENV) $(USER_VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -47,7 +47,7 @@ def _usage_line(exc: BaseException) -> str:
     return f"{text} (see: {path} --help)" if path else text
 
 
-def _run(command: Callable[[], object]) -> object:
+def run_command(command: Callable[[], object]) -> object:
     """The command under one Ctrl-C handler (labctl.local.process): whatever fails
     because Ctrl-C closed it under its feet (an SSH connection) is the
     interrupt, exit 130, not that failure."""
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     aborts, usage = _parser_errors()
     command = get_command(app)
     try:
-        code = _run(lambda: command.main(args=argv, prog_name="labctl", standalone_mode=False))
+        code = run_command(
+            lambda: command.main(args=argv, prog_name="labctl", standalone_mode=False)
+        )
         if code == ExitCode.INTERRUPTED:  # typer's own word for a KeyboardInterrupt
             sys.stderr.write("labctl: interrupted\n")
         sys.exit(code if isinstance(code, int) else 0)

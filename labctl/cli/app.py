@@ -40,7 +40,7 @@ COMMANDS = {
 
 
 @cache
-def _commands(module: str) -> dict[str, Any]:
+def commands_of(module: str) -> dict[str, Any]:
     sub = typer.Typer()
     importlib.import_module(module).register(sub)
     return dict(typer.main.get_group(sub).commands)
@@ -53,7 +53,7 @@ class LazyGroup(TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         for module, names in COMMANDS.items():
             if cmd_name in names:
-                return _commands(module).get(cmd_name)
+                return commands_of(module).get(cmd_name)
         return None
 
 

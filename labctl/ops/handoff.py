@@ -62,7 +62,7 @@ def gather(home: LabHome, lab: str | None, live: bool = True, tasks: bool = Fals
             failed += more
             links += _jenkins_links(session, spec, up)
         else:
-            mysql_roles, links = _declared_mysql(spec)
+            mysql_roles, links = declared_mysql(spec)
             links += _declared_jenkins(spec)
         if tasks:
             counts, more = _task_counts(session, spec, up)
@@ -101,7 +101,7 @@ def _unique(failed: Sequence[Outcome[Any]]) -> list[Outcome[Any]]:
     return list(seen.values())
 
 
-def _declared_mysql(spec: LabSpec) -> tuple[dict[str, str], list[Link]]:
+def declared_mysql(spec: LabSpec) -> tuple[dict[str, str], list[Link]]:
     if not topo.machines(spec):
         return {}, []
     sources = topo.sources(spec)

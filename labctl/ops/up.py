@@ -542,7 +542,7 @@ def up(
             deadline=deadline,
         )
         try:
-            _apply(home, prepared, driver)
+            apply(home, prepared, driver)
         except BaseException:
             if not paths.root.exists():  # nothing was made: the subnet is free again
                 hostnet.SubnetClaims().release(home.root, spec.name)
@@ -557,7 +557,7 @@ def up(
     return UpResult(status(home, spec.name), notes, prepared.steps)
 
 
-def _apply(
+def apply(
     home: LabHome,
     prepared: Prepared,
     driver: VagrantDriver,

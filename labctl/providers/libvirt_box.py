@@ -146,7 +146,7 @@ def _prepare(rootfs: Path) -> tuple[Path, Path]:
     return kernel, initrd
 
 
-def _make_disk(rootfs: Path, image: Path, work: Path) -> None:
+def make_disk(rootfs: Path, image: Path, work: Path) -> None:
     """An ext4 file system made straight from the tree (no mount), as compressed qcow2."""
     raw = work / "disk.raw"
     with raw.open("wb") as fh:
@@ -198,7 +198,7 @@ def build(
         shutil.copyfile(kernel, folder / "vmlinuz")
         shutil.copyfile(initrd, folder / "initrd.img")
         say(f"making the disk image ({DISK_GB} GB, sparse)")
-        _make_disk(rootfs, folder / "box.img", work)
+        make_disk(rootfs, folder / "box.img", work)
         shutil.rmtree(rootfs)
         shared = _install_boot_files(folder / "vmlinuz", folder / "initrd.img", name, version)
         (folder / "Vagrantfile").write_text(box_vagrantfile(*shared))

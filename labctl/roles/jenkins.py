@@ -222,7 +222,7 @@ def _upload_war(server: Transport, name: str, war: Path, say: Callable[[str, str
     server.put(war, "/var/tmp/labctl/jenkins.war", mode=0o644)
 
 
-def _deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
+def deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
     server = session.transport(controller(spec).name)
     for name in agents(spec):
         secret = server.run(
@@ -268,7 +268,7 @@ def setup(
         )
         raise
     with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
-        _deliver_agent_secrets(session, spec)
+        deliver_agent_secrets(session, spec)
         wait_online(session, spec, password, deadline.cap("ssh", ONLINE_TIMEOUT))
     return notes(home, spec)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ..oci import IMAGE_NAME, build_busybox_image
+from tools.oci import IMAGE_NAME, build_busybox_image
+
 from .conftest import docker, lab_up, labctl_argv
 
 HOSTILE = [

@@ -120,7 +120,7 @@ def test_node1_reaches_node2_on_the_private_network(labctl: Labctl, nodes: Done)
 
 def test_ctr_across_both_vms(labctl: Labctl, nodes: Done, tmp_path: Path) -> None:
     image = tmp_path / "busybox.tar"
-    subprocess.run(["python3", "tests/oci.py", str(image)], check=True, capture_output=True)
+    subprocess.run(["python3", "tools/oci.py", str(image)], check=True, capture_output=True)
     imported = labctl("ctr", "--lab", NODES, "images", "import", str(image))
     assert imported.code == 0, imported.stderr
     ran = labctl(

@@ -4,11 +4,10 @@ file, with a header naming the command, the tool's version and where it ran."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from labctl.local.process import Completed
 
-DATA = Path(__file__).parent.parent / "data"
+from ..conftest import DATA
 
 
 @dataclass(frozen=True)

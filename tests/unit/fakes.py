@@ -25,7 +25,7 @@ from labctl.providers.states import LabStates, LiveState
 from labctl.transport.hostkeys import HostKeys
 from labctl.transport.interface import CommandFailed, Endpoint, Result, command_line
 
-DATA = Path(__file__).parent.parent / "data"
+from ..conftest import DATA
 
 Match = Callable[[list[str], bytes], bool]
 

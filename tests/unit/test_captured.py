@@ -12,7 +12,9 @@ import pytest
 
 from labctl.errors import LabctlError
 
+from ..conftest import DATA
 from . import captured
+from .captured import load
 
 # written by hand, each for the reason its header gives: MySQL 8 and VirtualBox
 # cannot run here; containerd after 1.6 prints `ctr t ps` differently
@@ -55,3 +57,9 @@ def test_a_capture_says_where_it_came_from_and_is_read(relative: str) -> None:
         return
     if (c.stdout or c.stderr).strip():  # an output that says something is understood
         assert found not in (None, "", [], {}, False), found
+
+
+def test_capture_files_name_their_origin() -> None:
+    for path in sorted((DATA / "host").glob("*.txt")):
+        cap = load(f"host/{path.name}")
+        assert cap.command and cap.version and cap.captured
