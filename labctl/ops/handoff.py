@@ -137,19 +137,9 @@ def _live_mysql(
         source = by_address.get(st.source_host)
         if source is None:
             continue  # replicates from outside the lab: nothing to draw it to
-        if st.healthy:
-            lag = "?" if st.seconds_behind is None else f"{st.seconds_behind} s"
-            links.append(Link("replication", source, o.vm, f"lag {lag}", True))
-        else:
-            links.append(
-                Link(
-                    "replication",
-                    source,
-                    o.vm,
-                    f"broken (io {st.io_running}, sql {st.sql_running})",
-                    False,
-                )
-            )
+        lag = "?" if st.seconds_behind is None else f"{st.seconds_behind} s"
+        said = f"lag {lag}" if st.healthy else f"broken (io {st.io_running}, sql {st.sql_running})"
+        links.append(Link("replication", source, o.vm, said, st.healthy))
     # a replica that gave no answer keeps its declared link, drawn as broken
     for replica, source in topo.sources(spec).items():
         if replica not in roles:
