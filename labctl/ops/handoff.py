@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import LabctlError, SpecError
+from labctl.errors import SpecError
 from labctl.guest import ctr
 from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import MysqlServer
@@ -242,6 +242,4 @@ def graphviz(argv: list[str], dot_text: str) -> str | None:
         source.write(dot_text)
         source.flush()
         done = process.run([*argv, source.name], timeout=GRAPHVIZ_TIMEOUT)
-    if done.returncode != 0:
-        raise LabctlError(f"Graphviz failed: {done.stderr.strip()[-300:]}")
-    return done.stdout
+    return process.checked(done, "Graphviz").stdout

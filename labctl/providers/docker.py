@@ -61,11 +61,8 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
         # one child, under process.run's time limit and Ctrl-C: the pipe in bash
-        imported = process.run(
-            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
-        )
-        if imported.returncode != 0:
-            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
+        argv = ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image]
+        process.checked(process.run(argv, timeout=1800), "docker import")
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)
