@@ -2,7 +2,7 @@
 OpenSSH, Ansible and a picture."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,15 +16,18 @@ DeclaredOpt = Annotated[
 ]
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _emit(made: tuple[str, list[Any]], output: Path | None = None) -> None:
+    """The text made, on stdout or in `output`; then the machines that failed."""
     from labctl.local.fsutil import atomic_write
     from labctl.ui import console as ui
 
+    text, failed = made
     if output is None:
         ui.raw(text)
     else:
         atomic_write(output, text, mode=0o644)
         ui.info(f"wrote {output}")
+    report(failed)
 
 
 def ssh_config(ctx: typer.Context, lab: LabArg = None, lab_opt: LabOpt = None) -> None:
@@ -32,9 +35,7 @@ def ssh_config(ctx: typer.Context, lab: LabArg = None, lab_opt: LabOpt = None) -
     ssh -F <(labctl ssh-config) LAB-node1"""
     from labctl.ops import handoff
 
-    text, failed = handoff.ssh_config(home(ctx), lab_named(lab, lab_opt))
-    _emit(text, None)
-    report(failed)
+    _emit(handoff.ssh_config(home(ctx), lab_named(lab, lab_opt)))
 
 
 def inventory(
@@ -50,9 +51,7 @@ def inventory(
     """An Ansible inventory: groups by role (mysql groups by the servers' live roles) and lab."""
     from labctl.ops import handoff
 
-    text, failed = handoff.inventory(home(ctx), lab_named(lab, lab_opt), fmt, declared)
-    _emit(text, output)
-    report(failed)
+    _emit(handoff.inventory(home(ctx), lab_named(lab, lab_opt), fmt, declared), output)
 
 
 def graph(
@@ -74,9 +73,7 @@ def graph(
     from labctl.ops import handoff
 
     chosen = handoff.graph_format(fmt, output)
-    text, failed = handoff.draw(home(ctx), lab_named(lab, lab_opt), chosen, declared)
-    _emit(text, output)
-    report(failed)
+    _emit(handoff.draw(home(ctx), lab_named(lab, lab_opt), chosen, declared), output)
 
 
 def register(app: typer.Typer) -> None:

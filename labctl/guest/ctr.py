@@ -173,10 +173,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
     names = header.split()
     rows = []
     for line in lines[1:]:
-        cells = []
-        for i, start in enumerate(starts):
-            end = starts[i + 1] if i + 1 < len(starts) else None
-            cells.append(line[start:end].strip())
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
         rows.append(dict(zip(names, cells, strict=True)))
     return rows
 
@@ -249,8 +246,7 @@ def parse_containers_ls(text: str) -> list[dict[str, str]]:
 
 def parse_containers_info(text: str) -> dict[str, object]:
     """`ctr c info` is JSON already."""
-    data = json.loads(text)
-    return dict(data)
+    return dict(json.loads(text))
 
 
 def error_text(stderr: str) -> str:

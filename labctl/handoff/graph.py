@@ -26,10 +26,8 @@ def _facts(view: LabView, m: MachineView) -> list[str]:
     if m.mysql_role:
         lines.append(f"mysql {m.mysql_role}")
     if "containerd" in m.roles:
-        if m.tasks is None:
-            lines.append("containerd")
-        else:
-            lines.append(f"containerd: {m.tasks} task{'' if m.tasks == 1 else 's'}")
+        tasks = "" if m.tasks is None else f": {m.tasks} task{'' if m.tasks == 1 else 's'}"
+        lines.append(f"containerd{tasks}")
     lines += roles
     if m.state != "running":
         lines.append(m.state.replace("_", " "))
@@ -144,13 +142,11 @@ def own_svg(view: LabView) -> str:
     columns: dict[int, list[MachineView]] = {}
     for m in view.machines:
         columns.setdefault(depth[m.name], []).append(m)
-    where: dict[str, tuple[int, int]] = {}
-    for col, members in columns.items():
-        for row, m in enumerate(members):
-            where[m.name] = (
-                MARGIN + 10 + col * (BOX_W + GAP_X),
-                HEAD + 10 + row * (BOX_H + GAP_Y),
-            )
+    where = {
+        m.name: (MARGIN + 10 + col * (BOX_W + GAP_X), HEAD + 10 + row * (BOX_H + GAP_Y))
+        for col, members in columns.items()
+        for row, m in enumerate(members)
+    }
     width = MARGIN * 2 + 20 + len(columns) * BOX_W + (len(columns) - 1) * GAP_X
     tallest = max((len(c) for c in columns.values()), default=1)
     height = HEAD + 20 + tallest * BOX_H + (tallest - 1) * GAP_Y + MARGIN

@@ -1,8 +1,8 @@
 """The IPv4 networks this host is already on, so that a new lab never takes
 one: other labs (of other LABCTL_HOMEs too), docker and libvirt networks,
 VPNs. Read from the kernel's routing table, which every one of them adds to;
-the docker or libvirt network behind a bridge, by the name its user knows;
-and the subnets labs have claimed host-wide but not yet brought up."""
+who holds one, as the providers name it; and the subnets labs have claimed
+host-wide but not yet brought up."""
 
 from __future__ import annotations
 
@@ -11,17 +11,14 @@ import fcntl
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from labctl.errors import SpecError, TimedOut
+from labctl.errors import SpecError
 from labctl.lab.home import RECORD
-from labctl.lab.spec import DEFAULT_LIBVIRT_URI
-from labctl.local import process
 
 ROUTES = Path("/proc/net/route")
 
@@ -66,89 +63,15 @@ def clash(subnet: str, networks: list[HostNetwork]) -> HostNetwork | None:
 
 # ---------------------------------------------------------------- who holds one
 
-# Asked only once a subnet is refused, so the message names what to look at;
-# a slow or absent answer leaves the interface's name, never a failure.
-HOLDER_TIMEOUT = 5.0
-# docker's default bridge has its interface in this option; every other bridge
-# network is `br-` and the first 12 characters of its id
-DOCKER_BRIDGE_OPTION = "com.docker.network.bridge.name"
-
-
-def listed_names(done: process.Completed) -> list[str]:
-    """One name a line (`docker network ls -q`, `virsh net-list --name`)."""
-    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
-
-
-def parse_docker_networks(done: process.Completed) -> dict[str, str]:
-    """`docker network inspect ID...` -> bridge interface -> network name."""
-    try:
-        return {
-            (n.get("Options") or {}).get(DOCKER_BRIDGE_OPTION) or f"br-{n['Id'][:12]}": n["Name"]
-            for n in json.loads(done.stdout or "[]")
-            if n.get("Driver") == "bridge"
-        }
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return {}
-
-
-def parse_libvirt_network(done: process.Completed) -> tuple[str, str] | None:
-    """`virsh net-dumpxml NAME` -> (bridge interface, network name)."""
-    import xml.etree.ElementTree as ET  # only once a subnet is refused
-
-    try:
-        root = ET.fromstring(done.stdout)
-    except ET.ParseError:
-        return None
-    bridge, name = root.find("bridge"), root.findtext("name")
-    if bridge is None or not bridge.get("name") or not name:
-        return None
-    return bridge.get("name", ""), name
-
-
-def _ask(argv: Sequence[str]) -> process.Completed | None:
-    """argv's answer; None when the program is missing, fails or is slow."""
-    if shutil.which(argv[0]) is None:
-        return None
-    try:
-        done = process.run(argv, timeout=HOLDER_TIMEOUT)
-    except TimedOut:
-        return None
-    return done if done.returncode == 0 else None
-
-
-def docker_network_of(interface: str) -> str | None:
-    listed = _ask(["docker", "network", "ls", "-q", "--filter", "driver=bridge"])
-    ids = listed_names(listed) if listed else []
-    inspected = _ask(["docker", "network", "inspect", *ids]) if ids else None
-    name = parse_docker_networks(inspected).get(interface) if inspected else None
-    return f"docker network {name!r}" if name else None
-
-
-def libvirt_network_of(interface: str) -> str | None:
-    """libvirt names each network's bridge in its XML (virbr0, or the one given)."""
-    virsh = ["virsh", "-c", DEFAULT_LIBVIRT_URI]
-    listed = _ask([*virsh, "net-list", "--all", "--name"])
-    for network in listed_names(listed) if listed else []:
-        dumped = _ask([*virsh, "net-dumpxml", network])
-        found = parse_libvirt_network(dumped) if dumped else None
-        if found and found[0] == interface:
-            return f"libvirt network {found[1]!r}"
-    return None
-
-
-# Who may hold a bridge, in the order asked (docker's answer is the quicker)
-HOLDERS: tuple[Callable[[str], str | None], ...] = (docker_network_of, libvirt_network_of)
+# The providers (above this layer) put their lookups here, in the order asked
+HOLDERS: tuple[Callable[[str], str | None], ...] = ()
 
 
 def holder(found: HostNetwork) -> str | None:
     """What holds a host network, as its user knows it ("docker network
-    'vagrant_network_192.168.100.0/24'"); None where neither docker nor
-    libvirt claims its interface (a VPN, a bridge of the user's own)."""
-    for ask in HOLDERS:
-        name = ask(found.interface)
-        if name:
-            return name
-    return None
+    'vagrant_network_192.168.100.0/24'"); None where no provider claims its
+    interface (a VPN, a bridge of the user's own)."""
+    return next((name for ask in HOLDERS if (name := ask(found.interface))), None)
 
 
 # ---------------------------------------------------------------- claims

@@ -7,13 +7,11 @@ reads the result like any lab file; `labctl init jenkins --agents 3` writes it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from labctl.errors import SpecError
-from labctl.project.render import data_dir
+from labctl.project.render import environment
 
 
 @dataclass(frozen=True)
@@ -82,23 +80,7 @@ def params(topology: str, recorded: dict[str, Any], given: dict[str, Any]) -> di
     return merged
 
 
-@cache
-def _environment() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates") / "labs")),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,  # YAML, not HTML: values go through the `yaml` filter
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["yaml"] = json.dumps  # a JSON string is a YAML string
-    return env
-
-
 def lab_text(topology: str, values: dict[str, Any]) -> str:
     """The topology's lab file for these parameter values."""
-    template = _environment().get_template(f"{check_topology(topology)}.yaml.j2")
+    template = environment("labs").get_template(f"{check_topology(topology)}.yaml.j2")
     return str(template.render(**values))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from labctl.errors import Interrupted, SpecError, TimedOut
+from labctl.errors import Interrupted, LabctlError, SpecError, TimedOut
 
 LineSink = Callable[[str], None]
 
@@ -169,6 +169,13 @@ def run(
     if timed_out:
         raise TimedOut(f"{name} {argv[1] if len(argv) > 1 else ''} took longer than {timeout:g} s")
     return Completed(tuple(argv), proc.returncode, "\n".join(out), "\n".join(err))
+
+
+def checked(done: Completed, what: str) -> Completed:
+    """`done`, or LabctlError saying `what` failed, in the end of its stderr."""
+    if done.returncode != 0:
+        raise LabctlError(f"{what} failed: {done.stderr.strip()[-300:]}")
+    return done
 
 
 def _start(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labctl.errors import GuestError, SpecError
+from labctl.errors import GuestError, SpecError, TimedOut
 from labctl.guest import ctr
 
 if TYPE_CHECKING:  # cli/ctr.py reads the table to make its commands, even for --help
@@ -42,8 +42,6 @@ class CtrFailed(GuestError):
 
 def _check(vm: str, result: Result) -> Result:
     if result.timed_out:
-        from labctl.errors import TimedOut
-
         raise TimedOut(f"{vm}: ctr did not finish in time (channel closed)")
     if not result.ok:
         text = (

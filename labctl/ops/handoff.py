@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import LabctlError, SpecError
+from labctl.errors import SpecError
 from labctl.guest import ctr
 from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import MysqlServer
@@ -137,19 +137,9 @@ def _live_mysql(
         source = by_address.get(st.source_host)
         if source is None:
             continue  # replicates from outside the lab: nothing to draw it to
-        if st.healthy:
-            lag = "?" if st.seconds_behind is None else f"{st.seconds_behind} s"
-            links.append(Link("replication", source, o.vm, f"lag {lag}", True))
-        else:
-            links.append(
-                Link(
-                    "replication",
-                    source,
-                    o.vm,
-                    f"broken (io {st.io_running}, sql {st.sql_running})",
-                    False,
-                )
-            )
+        lag = "?" if st.seconds_behind is None else f"{st.seconds_behind} s"
+        said = f"lag {lag}" if st.healthy else f"broken (io {st.io_running}, sql {st.sql_running})"
+        links.append(Link("replication", source, o.vm, said, st.healthy))
     # a replica that gave no answer keeps its declared link, drawn as broken
     for replica, source in topo.sources(spec).items():
         if replica not in roles:
@@ -252,6 +242,4 @@ def graphviz(argv: list[str], dot_text: str) -> str | None:
         source.write(dot_text)
         source.flush()
         done = process.run([*argv, source.name], timeout=GRAPHVIZ_TIMEOUT)
-    if done.returncode != 0:
-        raise LabctlError(f"Graphviz failed: {done.stderr.strip()[-300:]}")
-    return done.stdout
+    return process.checked(done, "Graphviz").stdout

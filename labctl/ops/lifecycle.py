@@ -109,21 +109,19 @@ def act(
 
 
 def _rows(spec: LabSpec, states: LabStates | None) -> list[MachineRow]:
-    rows = []
-    for m in spec.machines:
-        st = states.of(m.name) if states else None
-        rows.append(
-            MachineRow(
-                lab=spec.name,
-                name=m.name,
-                hostname=m.hostname,
-                ip=m.ip,
-                role=m.role,
-                state=st.state if st else "unknown",
-                provider=(st.provider if st and st.provider else spec.provider),
-            )
+    return [
+        MachineRow(
+            spec.name,
+            m.name,
+            m.hostname,
+            m.ip,
+            m.role,
+            st.state if st else "unknown",
+            st.provider if st and st.provider else spec.provider,
         )
-    return rows
+        for m in spec.machines
+        for st in [states.of(m.name) if states else None]
+    ]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ machines Vagrant has created), printed before it is applied.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from labctl import providers
 from labctl.lab.spec import LabSpec, Machine, Provisioner
@@ -148,12 +148,4 @@ def make(
 
 def as_rows(steps: list[Step]) -> list[dict[str, object]]:
     """The plan for --json."""
-    return [
-        {
-            "machine": s.machine,
-            "action": s.action,
-            "reasons": list(s.reasons),
-            "provision": s.provision,
-        }
-        for s in steps
-    ]
+    return [{**asdict(s), "reasons": list(s.reasons)} for s in steps]

@@ -33,18 +33,21 @@ def data_dir(name: str) -> Path:
 
 
 @cache
-def _environment() -> Any:
+def environment(folder: str = "") -> Any:
+    """Jinja2 over templates/ (or its `folder`), strict about undefined names."""
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(data_dir("templates"))),
+        loader=jinja2.FileSystemLoader(str(data_dir("templates") / folder)),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # a Vagrantfile is Ruby, not HTML: `ruby` does the quoting
+        # Ruby and YAML, not HTML: the `ruby` and `yaml` filters do the quoting
+        autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
     env.filters["ruby"] = ruby
+    env.filters["yaml"] = json.dumps  # a JSON string is a YAML string
     return env
 
 
@@ -52,7 +55,7 @@ def render_vagrantfile(spec: LabSpec, accel: str = "kvm") -> str:
     """The lab's Vagrantfile: templates/Vagrantfile.j2 and the lab's provider's
     partial (templates/providers/NAME.j2) with its variables. `accel` ("kvm"
     or "tcg", the provider's `accel`) is how this host runs the guests."""
-    template = _environment().get_template("Vagrantfile.j2")
+    template = environment().get_template("Vagrantfile.j2")
     provider = providers.get(spec.provider)
     return str(
         template.render(

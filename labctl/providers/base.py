@@ -5,6 +5,7 @@ a provider that has nothing to add) and what the answers are made of
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -12,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from labctl.errors import LabctlError, SpecError
+from labctl.errors import LabctlError, SpecError, TimedOut
 from labctl.lab.spec import LabSpec
 from labctl.local import process
 
 Runner = Callable[[Sequence[str]], process.Completed]
 Sink = Callable[[str], None]
 ASK_TIMEOUT = 20.0
+# Who holds a network is asked only once a subnet is refused, so the message
+# names what to look at; a slow or absent answer leaves the interface's name.
+HOLDER_TIMEOUT = 5.0
 VM_BOX = "debian/bookworm64"  # Debian's own, from Vagrant Cloud
 BOX_SERVER = "https://vagrantcloud.com"
 
@@ -65,6 +69,22 @@ class EngineDown(NoAnswer):
 
 def run_tool(argv: Sequence[str]) -> process.Completed:
     return process.run(argv, timeout=ASK_TIMEOUT)
+
+
+def ask_quietly(argv: Sequence[str]) -> process.Completed | None:
+    """argv's answer; None when the program is missing, fails or is slow."""
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        done = process.run(argv, timeout=HOLDER_TIMEOUT)
+    except TimedOut:
+        return None
+    return done if done.returncode == 0 else None
+
+
+def listed_names(done: process.Completed | None) -> list[str]:
+    """One name a line (`docker network ls -q`, `virsh net-list --name`)."""
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done else []
 
 
 def machine_prefix(spec: LabSpec) -> str:
@@ -141,6 +161,11 @@ class Provider:
 
     def destroyed(self, spec: LabSpec) -> None:
         """After the whole lab was destroyed: remove what Vagrant left."""
+
+    def network_of(self, interface: str) -> str | None:
+        """The provider's own network behind a host interface, as its user
+        knows it ("docker network 'bridge'"); None when none is."""
+        return None
 
 
 # ---------------------------------------------------------------- VM boxes

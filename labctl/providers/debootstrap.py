@@ -128,9 +128,7 @@ def debootstrap(rootfs: Path, packages: tuple[str, ...], on_line: Sink | None) -
     mirror = debian_mirror()
     if mirror:
         argv.append(mirror)
-    done = process.run(argv, on_stdout=on_line, on_stderr=on_line)
-    if done.returncode != 0:
-        raise LabctlError(f"debootstrap failed: {done.stderr.strip()[-300:]}")
+    process.checked(process.run(argv, on_stdout=on_line, on_stderr=on_line), "debootstrap")
 
 
 def require_tools(*tools: str) -> None:

@@ -27,6 +27,8 @@ from labctl.providers.base import (
     Provider,
     Runner,
     Sink,
+    ask_quietly,
+    listed_names,
     machine_prefix,
     run_tool,
 )
@@ -35,6 +37,9 @@ from labctl.providers.base import (
 LAB_ID_LABEL = "io.labctl.lab-id"
 DOCKER_BOX = "labctl/debian:bookworm"
 # $1: the root file system, $2: the image to make of it
+# docker's default bridge has its interface in this option; every other bridge
+# network is `br-` and the first 12 characters of its id
+DOCKER_BRIDGE_OPTION = "com.docker.network.bridge.name"
 IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
 
 
@@ -56,11 +61,8 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
         if on_line:
             on_line(f"importing {rootfs} as docker image {image}")
         # one child, under process.run's time limit and Ctrl-C: the pipe in bash
-        imported = process.run(
-            ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image], timeout=1800
-        )
-        if imported.returncode != 0:
-            raise LabctlError(f"docker import failed: {imported.stderr.strip()[-300:]}")
+        argv = ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image]
+        process.checked(process.run(argv, timeout=1800), "docker import")
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -181,6 +183,18 @@ def ask_docker(ids: Sequence[str], run: Runner = run_tool) -> dict[str, LiveStat
     return found
 
 
+def parse_docker_networks(done: process.Completed) -> dict[str, str]:
+    """`docker network inspect ID...` -> bridge interface -> network name."""
+    try:
+        return {
+            (n.get("Options") or {}).get(DOCKER_BRIDGE_OPTION) or f"br-{n['Id'][:12]}": n["Name"]
+            for n in json.loads(done.stdout or "[]")
+            if n.get("Driver") == "bridge"
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 # ---------------------------------------------------------------- the provider
 
 
@@ -283,6 +297,14 @@ class Docker(Provider):
                 ["docker", "network", "rm", f"vagrant_network_{spec.subnet}.0/24"],
                 timeout=deadline.default("quick"),
             )
+
+    def network_of(self, interface: str) -> str | None:
+        ids = listed_names(
+            ask_quietly(["docker", "network", "ls", "-q", "--filter", "driver=bridge"])
+        )
+        inspected = ask_quietly(["docker", "network", "inspect", *ids]) if ids else None
+        name = parse_docker_networks(inspected).get(interface) if inspected else None
+        return f"docker network {name!r}" if name else None
 
 
 def refuse_foreign_containers(spec: LabSpec) -> None:

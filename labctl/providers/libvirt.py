@@ -25,7 +25,9 @@ from labctl.providers.base import (
     Provider,
     Runner,
     Sink,
+    ask_quietly,
     check_vm_box,
+    listed_names,
     run_tool,
     vagrant_box_present,
 )
@@ -143,6 +145,20 @@ def parse_virsh(done: process.Completed) -> dict[str, str]:
     return {uuid: states.get(name, "unknown") for name, uuid in uuids.items()}
 
 
+def parse_libvirt_network(done: process.Completed) -> tuple[str, str] | None:
+    """`virsh net-dumpxml NAME` -> (bridge interface, network name)."""
+    import xml.etree.ElementTree as ET  # only once a subnet is refused
+
+    try:
+        root = ET.fromstring(done.stdout)
+    except ET.ParseError:
+        return None
+    bridge, name = root.find("bridge"), root.findtext("name")
+    if bridge is None or not bridge.get("name") or not name:
+        return None
+    return bridge.get("name", ""), name
+
+
 def ask_libvirt(uri: str, ids: Sequence[str], run: Runner = run_tool) -> dict[str, LiveState]:
     if not ids:
         return {}
@@ -235,3 +251,13 @@ class Libvirt(Provider):
 
     def vagrantfile(self, spec: LabSpec, accel: str) -> dict[str, Any]:
         return {"emulated": accel != "kvm"}
+
+    def network_of(self, interface: str) -> str | None:
+        """libvirt names each network's bridge in its XML (virbr0, or the one given)."""
+        virsh = ["virsh", "-c", DEFAULT_LIBVIRT_URI]
+        for network in listed_names(ask_quietly([*virsh, "net-list", "--all", "--name"])):
+            dumped = ask_quietly([*virsh, "net-dumpxml", network])
+            found = parse_libvirt_network(dumped) if dumped else None
+            if found and found[0] == interface:
+                return f"libvirt network {found[1]!r}"
+        return None

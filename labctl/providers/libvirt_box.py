@@ -157,9 +157,7 @@ def make_disk(rootfs: Path, image: Path, work: Path) -> None:
     )
     try:
         for argv in steps:
-            done = process.run(argv, timeout=1800)
-            if done.returncode != 0:
-                raise LabctlError(f"{argv[0]} failed: {done.stderr.strip()[-300:]}")
+            process.checked(process.run(argv, timeout=1800), argv[0])
     finally:
         raw.unlink(missing_ok=True)
 
@@ -206,18 +204,12 @@ def build(
             json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GB})
         )
         box_file = work / "labctl.box"
-        done = process.run(["tar", "-C", str(folder), "-cf", str(box_file), "."], timeout=600)
-        if done.returncode != 0:
-            raise LabctlError(f"tar failed: {done.stderr.strip()[-300:]}")
+        tar = ["tar", "-C", str(folder), "-cf", str(box_file), "."]
+        process.checked(process.run(tar, timeout=600), "tar")
         (work / "catalog.json").write_text(json.dumps(catalog(name, version, box_file)))
         say(f"adding {name} {version} to Vagrant")
-        added = process.run(
-            ["vagrant", "box", "add", "--provider", "libvirt", str(work / "catalog.json")],
-            on_stdout=on_line,
-            timeout=1800,
-        )
-        if added.returncode != 0:
-            raise LabctlError(f"vagrant box add failed: {added.stderr.strip()[-300:]}")
+        add = ["vagrant", "box", "add", "--provider", "libvirt", str(work / "catalog.json")]
+        process.checked(process.run(add, on_stdout=on_line, timeout=1800), "vagrant box add")
         shared = None  # the box needs them now
         # the catalog was a temporary file: no update checks against it at `up`
         (vagrant_box_folder(name) / "metadata_url").unlink(missing_ok=True)

@@ -2,9 +2,11 @@
 
 A role family is one module: the roles it defines with their options (a
 dataclass, or None), its lab-wide options (`KEY` in a lab file, `LabOptions`),
-`resolve` (defaults and cross-machine checks), `provisioners` (pure: what a
-machine of the role runs) and `setup` (after `up`, over SSH). Adding a role
-touches its module, its provision script, a test, and FAMILIES below.
+`lab_options` (completing them), `provisioners` (pure: what a machine of the
+role runs), and what it needs of these: `resolve` (defaults and cross-machine
+checks), `check_plan` (refusing a plan) and `setup` (after `up`, over SSH); a
+family without one has nothing to do there. Adding a role touches its module,
+its provision script, a test, and FAMILIES below.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def resolve(
 ) -> dict[str, dict[str, dict[str, str]]]:
     """Every machine's role options with defaults filled in, checked across machines."""
     merged: dict[str, dict[str, dict[str, str]]] = {}
-    for family in FAMILIES:
+    for family in [f for f in FAMILIES if hasattr(f, "resolve")]:
         for machine, options in family.resolve(spec, where).items():
             merged.setdefault(machine, {}).update(options)
     return merged
@@ -75,7 +77,7 @@ def resolve(
 
 def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None:
     """SpecError for a plan a family cannot follow (a replica's source recreated...)."""
-    for family in FAMILIES:
+    for family in [f for f in FAMILIES if hasattr(f, "check_plan")]:
         family.check_plan(old, new, steps)
 
 
@@ -140,6 +142,6 @@ def setup(
     """Each family's set-up after `up` (replication, Jenkins), within `up`'s
     deadline; their notes."""
     notes: list[str] = []
-    for family in families_of(spec):
+    for family in [f for f in families_of(spec) if hasattr(f, "setup")]:
         notes += cast(list[str], family.setup(home, spec, on_event, deadline or Deadline()))
     return notes

@@ -5,40 +5,12 @@ Nothing happens after `up`: `labctl ctr ...` works on any machine that has it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
 from labctl.lab.spec import LabSpec, Machine, Provisioner
-from labctl.local.deadline import Deadline
-
-if TYPE_CHECKING:
-    from labctl.lab.home import LabHome
-    from labctl.vagrant.driver import Event
 
 ROLES: dict[str, type | None] = {"containerd": None}
 KEY = None  # no lab-wide options
 LabOptions = None
 
 
-def resolve(
-    spec: LabSpec, where: Callable[..., tuple[Any, ...]]
-) -> dict[str, dict[str, dict[str, str]]]:
-    """No options to fill in."""
-    return {}
-
-
-def check_plan(old: LabSpec | None, new: LabSpec, steps: Any) -> None:
-    """Nothing to refuse."""
-
-
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
     return [Provisioner("containerd", "containerd.sh")]
-
-
-def setup(
-    home: LabHome,
-    spec: LabSpec,
-    on_event: Callable[[Event], None] | None,
-    deadline: Deadline,
-) -> list[str]:
-    return []

@@ -6,6 +6,7 @@ Order matters: provisioning (Vagrant) makes the `jenkins` users and the agent
 units; then labctl installs the lab's SSH key pair and the admin password;
 only then is Jenkins itself installed (the `jenkins` provisioner, which Vagrant
 runs only when asked). If the download fails, everything before it stays.
+A plan needs no check: the set-up registers the agents again.
 """
 
 from __future__ import annotations
@@ -80,10 +81,6 @@ def agents(spec: LabSpec) -> list[str]:
     return [m.name for m in spec.with_role(AGENT)]
 
 
-def _server_ip(spec: LabSpec) -> str:
-    return controller(spec).ip
-
-
 def lab_options(given: dict[str, Any], reach: HostPaths) -> dict[str, Any]:
     """The war file, relative to the lab file, made absolute: a regular file
     inside the lab file's folder, or one the user allowed."""
@@ -126,10 +123,6 @@ def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]
             raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
         chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
     return chosen
-
-
-def check_plan(old: LabSpec | None, new: LabSpec, steps: Any) -> None:
-    """Nothing to refuse: agents are registered again by the set-up."""
 
 
 def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
@@ -189,7 +182,7 @@ def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str
     server.put(private, f"{ssh_dir}/id_ed25519", mode=0o600, owner="jenkins")
     server.put((public + "\n").encode(), f"{ssh_dir}/id_ed25519.pub", mode=0o644, owner="jenkins")
     known = []
-    entry = f'from="{_server_ip(spec)}" {public}\n'.encode()
+    entry = f'from="{controller(spec).ip}" {public}\n'.encode()
     for name in agents(spec):
         agent = session.transport(name)
         agent.put(entry, f"{ssh_dir}/authorized_keys", mode=0o600, owner="jenkins")
@@ -277,7 +270,7 @@ def notes(home: LabHome, spec: LabSpec) -> list[str]:
     """Where Jenkins is and how to log in (never the password itself)."""
     ports = VagrantDriver(home.paths(spec.name).root).ports(controller(spec).name)
     host_port = next((host for guest, host in ports if guest == 8080), None)
-    lines = [f"Jenkins: http://{_server_ip(spec)}:8080/ (private network)"]
+    lines = [f"Jenkins: http://{controller(spec).ip}:8080/ (private network)"]
     if host_port:
         lines.append(f"Jenkins on this host: http://127.0.0.1:{host_port}/")
     lines.append(f"user {ADMIN}; password: labctl jenkins password --lab {spec.name}")
@@ -303,26 +296,17 @@ def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsSta
     installed = server.run(
         ["sh", "-c", f"test -e {INSTALLED_WAR} || dpkg -s jenkins >/dev/null 2>&1"]
     ).ok
-    url = f"http://{_server_ip(spec)}:8080/"
+    url = f"http://{controller(spec).ip}:8080/"
     if not installed:
         return JenkinsStatus(False, False, False, "Jenkins is not installed on the controller", url)
     code, _ = api_get(server, ADMIN, password, "/api/json?tree=mode")
-    if code == 0:
-        return JenkinsStatus(
-            True,
-            False,
-            False,
-            "Jenkins is installed but not running (nothing listens on 8080)",
-            url,
-        )
     if code != 200:
-        return JenkinsStatus(
-            True,
-            True,
-            False,
-            f"Jenkins answers HTTP {code} (still starting, or the admin password changed)",
-            url,
+        detail = (
+            f"Jenkins answers HTTP {code} (still starting, or the admin password changed)"
+            if code
+            else "Jenkins is installed but not running (nothing listens on 8080)"
         )
+        return JenkinsStatus(True, code != 0, False, detail, url)
     _, computers = api_get(
         server,
         ADMIN,

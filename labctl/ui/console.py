@@ -201,10 +201,7 @@ def line(text: str) -> None:
 def asked(answers: Sequence[Any]) -> None:
     """Who answered for each lab's states (`status -v`, `ls -v`), on stderr."""
     for a in answers:
-        if a.note:
-            info(f"{a.lab}: {a.note} ({a.elapsed_ms:.0f} ms)")
-        else:
-            info(f"{a.lab}: states from {a.asked} itself ({a.elapsed_ms:.0f} ms)")
+        info(f"{a.lab}: {a.note or f'states from {a.asked} itself'} ({a.elapsed_ms:.0f} ms)")
 
 
 def info(text: str) -> None:
@@ -249,9 +246,7 @@ class Progress:
         self._colors: dict[str, str] = {}
 
     def _color(self, machine: str) -> str:
-        if machine not in self._colors:
-            self._colors[machine] = _COLORS[len(self._colors) % len(_COLORS)]
-        return self._colors[machine]
+        return self._colors.setdefault(machine, _COLORS[len(self._colors) % len(_COLORS)])
 
     def __call__(self, event: Event) -> None:
         from rich.markup import escape
@@ -268,8 +263,9 @@ class Progress:
             if not text:
                 continue
             body = f"[{style}]{escape(text)}[/]" if style else escape(text)
-            if event.machine:
-                color = self._color(event.machine)
-                err().print(f"[{color}]{event.machine:>10}[/] | {body}", soft_wrap=True)
-            else:
-                err().print(f"{'':>10} | {body}", soft_wrap=True)
+            who = (
+                f"[{self._color(event.machine)}]{event.machine:>10}[/]"
+                if event.machine
+                else " " * 10
+            )
+            err().print(f"{who} | {body}", soft_wrap=True)

@@ -14,6 +14,7 @@ import pytest
 import labctl
 from labctl.lab import hostnet
 from labctl.ops import host
+from labctl.providers import PROVIDERS, base, docker, libvirt
 
 from ..captured import load
 from ..fakes import HANG, host_programs
@@ -123,18 +124,18 @@ LIBVIRT_NETWORKS = {
 
 
 def test_docker_and_libvirt_networks_by_their_bridges() -> None:
-    assert hostnet.parse_docker_networks(load("host/docker-network-inspect.txt").completed()) == {
+    assert docker.parse_docker_networks(load("host/docker-network-inspect.txt").completed()) == {
         "docker0": "bridge",  # the default bridge names its interface in an option
         "br-9d66d4f4912e": "labctl-small-capture",  # br- and the id's first 12 characters
     }
-    assert hostnet.parse_libvirt_network(load("host/virsh-net-dumpxml.txt").completed()) == (
+    assert libvirt.parse_libvirt_network(load("host/virsh-net-dumpxml.txt").completed()) == (
         "virbr-lsc",
         "labctl-small-capture",
     )
-    assert hostnet.parse_libvirt_network(
+    assert libvirt.parse_libvirt_network(
         load("host/virsh-net-dumpxml-default.txt").completed()
     ) == ("virbr0", "default")
-    assert hostnet.listed_names(load("host/virsh-net-list.txt").completed()) == [
+    assert base.listed_names(load("host/virsh-net-list.txt").completed()) == [
         "default",
         "labctl-small-capture",
     ]
@@ -147,7 +148,9 @@ def host_with_networks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     routes = tmp_path / "route"
     routes.write_text(load("host/proc-net-route-networks.txt").stdout + "\n")
     monkeypatch.setattr(hostnet, "ROUTES", routes)
-    monkeypatch.setattr(hostnet, "HOLDERS", (hostnet.docker_network_of, hostnet.libvirt_network_of))
+    monkeypatch.setattr(
+        hostnet, "HOLDERS", (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
+    )
 
     def programs(**answers: dict[str, str]) -> None:
         given = {
@@ -184,7 +187,7 @@ def test_a_refused_subnet_names_the_network_that_holds_it(
 def test_without_an_answer_the_interface_is_named(
     cli, monkeypatch: pytest.MonkeyPatch, host_with_networks
 ) -> None:
-    monkeypatch.setattr(hostnet, "HOLDER_TIMEOUT", 0.3)
+    monkeypatch.setattr(base, "HOLDER_TIMEOUT", 0.3)
     host_with_networks(docker={"network ls *": HANG}, virsh={})  # no virsh here
     start = time.monotonic()
     done = cli("render", "nodes", "--provider", "docker", "--subnet", "192.168.251")
