@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from labctl.events import OnEvent
 from labctl.lab.spec import LabSpec, Machine, Provisioner
 from labctl.local.deadline import Deadline
 
 if TYPE_CHECKING:
     from labctl.lab.home import LabHome
-    from labctl.vagrant.driver import Event
 
 ROLES: dict[str, type | None] = {"containerd": None}
 KEY = None  # no lab-wide options
@@ -38,7 +38,7 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
 def setup(
     home: LabHome,
     spec: LabSpec,
-    on_event: Callable[[Event], None] | None,
+    on_event: OnEvent | None,
     deadline: Deadline,
 ) -> list[str]:
     return []

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import SpecError, VagrantBusy, VagrantError
+from labctl.events import Event, OnEvent
 from labctl.local import process
 from labctl.local.deadline import Deadline
 from labctl.transport.interface import Endpoint
@@ -59,15 +60,6 @@ _KINDS = {
 _NOT_INSTALLED_HINT = (
     "install Vagrant: apt-get install vagrant (or https://developer.hashicorp.com/vagrant/install)"
 )
-
-
-@dataclass(frozen=True)
-class Event:
-    """One line of Vagrant's output: the machine it concerns ('' for none)."""
-
-    machine: str
-    kind: str  # ui level: info, output, detail, warn, error, success
-    text: str
 
 
 @dataclass(frozen=True)
@@ -192,7 +184,7 @@ class VagrantDriver:
     def __init__(
         self,
         root: Path,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: OnEvent | None = None,
         on_interrupt: Callable[[], None] | None = None,
         timeout: float | None = None,
         deadline: Deadline | None = None,
