@@ -445,7 +445,7 @@ def box_build(
     from labctl.ops import host
     from labctl.ui import console as ui
 
-    image, built = host.build_box(provider, force, lambda line: ui.info(f"  box | {line}"))
+    image, built = host.build_box(provider, force, lambda event: ui.info(f"  box | {event.text}"))
     if built:
         ui.success(f"built {image}")
     else:

@@ -21,6 +21,9 @@ from typing import IO, Any
 
 from labctl.errors import Interrupted, LabctlError, SpecError, TimedOut
 
+# A child's raw output, one line at a time: no machine and no level yet, so
+# not an Event (labctl.events); its caller makes those of it (the Vagrant
+# driver parses each line, a box build shows each as it is).
 LineSink = Callable[[str], None]
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from labctl import __version__, providers
 from labctl.errors import TimedOut
+from labctl.events import OnEvent
 from labctl.lab.spec import DEFAULT_LIBVIRT_URI
 from labctl.local import process
 from labctl.ops import doctor
@@ -22,13 +23,11 @@ def checks() -> list[doctor.Check]:
     return doctor.run_all()
 
 
-def build_box(
-    provider: str | None, force: bool, on_line: Callable[[str], None]
-) -> tuple[str, bool]:
+def build_box(provider: str | None, force: bool, on_event: OnEvent) -> tuple[str, bool]:
     """(box, built): labctl's box for `provider` (default: this host's), and
     whether it was built now."""
     given = provider or os.environ.get("LABCTL_PROVIDER")
-    return providers.get(given or providers.detect()).build_box(force, on_line)
+    return providers.get(given or providers.detect()).build_box(force, on_event)
 
 
 # ---------------------------------------------------------------- versions

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labctl import providers
 from labctl.errors import LabctlError, SpecError
+from labctl.events import OnEvent
 from labctl.lab import hostnet
 from labctl.lab.home import LabHome, LabPaths
 from labctl.lab.spec import LabSpec, check_name
@@ -18,9 +19,7 @@ from labctl.local import deadline
 from labctl.providers import states as provider_state
 from labctl.providers.states import LabStates
 from labctl.session import inventory
-from labctl.vagrant.driver import Event, VagrantDriver
-
-EventSink = Callable[[Event], None]
+from labctl.vagrant.driver import VagrantDriver
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ def act(
     lab: str | None,
     action: str,
     machines: Sequence[str] = (),
-    on_event: EventSink | None = None,
+    on_event: OnEvent | None = None,
     timeout: float | None = None,
     provision: bool | None = None,
 ) -> list[MachineRow]:
@@ -166,7 +165,7 @@ def ls(home: LabHome) -> StatusView:
 
 
 def destroy(
-    home: LabHome, lab: str | None, machines: Sequence[str] = (), on_event: EventSink | None = None
+    home: LabHome, lab: str | None, machines: Sequence[str] = (), on_event: OnEvent | None = None
 ) -> str | None:
     """Destroy machines, and the lab folder with them; the lab's name, or None
     when there was no such lab (nothing to do)."""

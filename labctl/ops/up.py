@@ -19,6 +19,7 @@ from typing import Any
 
 from labctl import providers
 from labctl.errors import LabctlError, SpecError
+from labctl.events import Event, OnEvent
 from labctl.lab import hostnet
 from labctl.lab.home import LabHome
 from labctl.lab.hostpaths import check_path_text
@@ -29,9 +30,8 @@ from labctl.local.fsutil import atomic_write
 from labctl.ops.lifecycle import MachineRow, status
 from labctl.project import plan, render
 from labctl.session import inventory
-from labctl.vagrant.driver import Event, VagrantDriver
+from labctl.vagrant.driver import VagrantDriver
 
-EventSink = Callable[[Event], None]
 _TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
 
@@ -510,7 +510,7 @@ def up(
     lab: str | None,
     name: str | None,
     request: Request,
-    on_event: EventSink,
+    on_event: OnEvent,
     timeout: float | None = None,
     on_plan: Callable[[Prepared], None] | None = None,
 ) -> UpResult:
@@ -530,9 +530,7 @@ def up(
             on_plan(prepared)
         paths = home.paths(spec.name)
         # before anything is written: a refusal leaves no lab folder behind
-        providers.get(spec.provider).ready(
-            spec, lambda text: on_event(Event("", "info", text)), prepared.created
-        )
+        providers.get(spec.provider).ready(spec, on_event, prepared.created)
         driver = VagrantDriver(
             paths.root,
             on_event=on_event,

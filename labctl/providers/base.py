@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from labctl.errors import LabctlError, SpecError, TimedOut
+from labctl.events import OnEvent
 from labctl.lab.spec import LabSpec
 from labctl.local import process
 
 Runner = Callable[[Sequence[str]], process.Completed]
-Sink = Callable[[str], None]
 ASK_TIMEOUT = 20.0
 # Who holds a network is asked only once a subnet is refused, so the message
 # names what to look at; a slow or absent answer leaves the interface's name.
@@ -132,7 +132,9 @@ class Provider:
         """How this host runs the lab's guests, as render takes it ("kvm", "tcg")."""
         return "kvm"
 
-    def ready(self, spec: LabSpec, on_line: Sink, created: frozenset[str] = frozenset()) -> None:
+    def ready(
+        self, spec: LabSpec, on_event: OnEvent, created: frozenset[str] = frozenset()
+    ) -> None:
         """Before `up` starts anything: what the lab needs is here (the box of
         each machine to make), or made now, or one line says how to get it."""
         for name in sorted({m.box for m in spec.machines if m.name not in created}):
@@ -147,7 +149,7 @@ class Provider:
         own tool in one batched call; NoAnswer when the tool does not answer."""
         raise NoAnswer(f"labctl cannot ask the provider {self.name} itself")
 
-    def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
+    def build_box(self, force: bool, on_event: OnEvent) -> tuple[str, bool]:
         """(box, built now): labctl's own box for this provider."""
         raise SpecError(
             f"labctl builds no box for {self.name}: its labs use {self.default_box()} "

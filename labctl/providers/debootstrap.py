@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 from labctl.errors import LabctlError, SpecError
+from labctl.events import OnEvent, each_line
 from labctl.local import process
-from labctl.providers.base import Sink
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -120,7 +120,7 @@ def customize(rootfs: Path, keys: list[str], hostkeys: str | None = None) -> Non
     (rootfs / "etc/ssh/sshd_config.d/labctl.conf").write_text("UseDNS no\n")
 
 
-def debootstrap(rootfs: Path, packages: tuple[str, ...], on_line: Sink | None) -> None:
+def debootstrap(rootfs: Path, packages: tuple[str, ...], on_event: OnEvent) -> None:
     """A minimal Debian SUITE with `packages` at `rootfs`, from this host's
     own Debian mirror when it has one."""
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE]
@@ -128,7 +128,8 @@ def debootstrap(rootfs: Path, packages: tuple[str, ...], on_line: Sink | None) -
     mirror = debian_mirror()
     if mirror:
         argv.append(mirror)
-    process.checked(process.run(argv, on_stdout=on_line, on_stderr=on_line), "debootstrap")
+    lines = each_line(on_event)
+    process.checked(process.run(argv, on_stdout=lines, on_stderr=lines), "debootstrap")
 
 
 def require_tools(*tools: str) -> None:

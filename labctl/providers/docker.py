@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl.errors import LabctlError, SpecError, TimedOut
+from labctl.events import OnEvent, ignore, info
 from labctl.lab.spec import LabSpec, Machine
 from labctl.local import deadline, process
 from labctl.providers import debootstrap
@@ -26,7 +27,6 @@ from labctl.providers.base import (
     NoAnswer,
     Provider,
     Runner,
-    Sink,
     ask_quietly,
     listed_names,
     machine_prefix,
@@ -47,7 +47,7 @@ def image_present(image: str = DOCKER_BOX) -> bool:
     return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
 
 
-def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = None) -> bool:
+def build(image: str = DOCKER_BOX, force: bool = False, on_event: OnEvent = ignore) -> bool:
     """Build `image`; False when it is already there and not forced."""
     if not force and image_present(image):
         return False
@@ -56,10 +56,9 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_line: Sink | None = N
     work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
     try:
         rootfs = work / "rootfs"
-        debootstrap.debootstrap(rootfs, debootstrap.PACKAGES, on_line)
+        debootstrap.debootstrap(rootfs, debootstrap.PACKAGES, on_event)
         debootstrap.customize(rootfs, keys)
-        if on_line:
-            on_line(f"importing {rootfs} as docker image {image}")
+        on_event(info("", f"importing {rootfs} as docker image {image}"))
         # one child, under process.run's time limit and Ctrl-C: the pipe in bash
         argv = ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image]
         process.checked(process.run(argv, timeout=1800), "docker import")
@@ -253,7 +252,9 @@ class Docker(Provider):
     def default_box(self, libvirt_uri: str | None = None) -> str:
         return DOCKER_BOX
 
-    def ready(self, spec: LabSpec, on_line: Sink, created: frozenset[str] = frozenset()) -> None:
+    def ready(
+        self, spec: LabSpec, on_event: OnEvent, created: frozenset[str] = frozenset()
+    ) -> None:
         if not engine_answers():
             raise LabctlError(
                 "the Docker engine is not answering",
@@ -267,15 +268,15 @@ class Docker(Provider):
                     f"docker image {image!r} is not on this host",
                     hint="build or pull it, or leave out the box to use labctl's own",
                 )
-            on_line(f"box image {DOCKER_BOX} is missing: building it (labctl box build)")
-            build(on_line=on_line)
+            on_event(info("", f"box image {DOCKER_BOX} is missing: building it (labctl box build)"))
+            build(on_event=on_event)
         refuse_foreign_containers(spec)
 
     def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
         return ask_docker(ids, run)
 
-    def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
-        return DOCKER_BOX, build(force=force, on_line=on_line)
+    def build_box(self, force: bool, on_event: OnEvent) -> tuple[str, bool]:
+        return DOCKER_BOX, build(force=force, on_event=on_event)
 
     def vagrantfile(self, spec: LabSpec, accel: str) -> dict[str, Any]:
         return {"docker_args": lambda m: docker_args(spec, m)}

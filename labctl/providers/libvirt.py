@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labctl.events import OnEvent, info
 from labctl.lab.spec import DEFAULT_LIBVIRT_URI, LabSpec
 from labctl.local import process
 from labctl.providers import libvirt_box
@@ -24,7 +25,6 @@ from labctl.providers.base import (
     NoAnswer,
     Provider,
     Runner,
-    Sink,
     ask_quietly,
     check_vm_box,
     listed_names,
@@ -227,16 +227,19 @@ class Libvirt(Provider):
         """A remote libvirt host is taken to have KVM: only this host can be looked at."""
         return "kvm" if is_remote(spec.libvirt_uri) else vm_accel().kind
 
-    def ready(self, spec: LabSpec, on_line: Sink, created: frozenset[str] = frozenset()) -> None:
+    def ready(
+        self, spec: LabSpec, on_event: OnEvent, created: frozenset[str] = frozenset()
+    ) -> None:
         if not is_remote(spec.libvirt_uri):
-            on_line(f"libvirt guests run with {vm_accel().detail}")
+            on_event(info("", f"libvirt guests run with {vm_accel().detail}"))
         # the machines to make need their box; made ones have their own disks
         for name in sorted({m.box for m in spec.machines if m.name not in created}):
             if name != LIBVIRT_BOX:
                 check_vm_box(name, self.name)
             elif not vagrant_box_present(name, self.name):
-                on_line(f"box {name} is missing: building it (labctl box build --provider libvirt)")
-                libvirt_box.build(name, on_line=on_line)
+                how = "labctl box build --provider libvirt"
+                on_event(info("", f"box {name} is missing: building it ({how})"))
+                libvirt_box.build(name, on_event=on_event)
 
     def state_key(self, spec: LabSpec) -> str:
         return spec.libvirt_uri or DEFAULT_LIBVIRT_URI
@@ -244,9 +247,9 @@ class Libvirt(Provider):
     def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
         return ask_libvirt(key, ids, run)
 
-    def build_box(self, force: bool, on_line: Sink) -> tuple[str, bool]:
+    def build_box(self, force: bool, on_event: OnEvent) -> tuple[str, bool]:
         self.require()
-        built = libvirt_box.build(force=force, on_line=on_line)
+        built = libvirt_box.build(force=force, on_event=on_event)
         return (f"{LIBVIRT_BOX} {built.version}" if built else LIBVIRT_BOX), built is not None
 
     def vagrantfile(self, spec: LabSpec, accel: str) -> dict[str, Any]:

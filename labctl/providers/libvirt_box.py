@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.errors import LabctlError
+from labctl.events import OnEvent, each_line, ignore, info
 from labctl.local import process
 from labctl.local.ruby import ruby
 from labctl.providers import debootstrap
-from labctl.providers.base import Sink, vagrant_box_folder, vagrant_box_present
+from labctl.providers.base import vagrant_box_folder, vagrant_box_present
 
 LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
 
@@ -173,29 +174,26 @@ def _install_boot_files(kernel: Path, initrd: Path, name: str, version: str) -> 
     return shared
 
 
-def build(
-    name: str = LIBVIRT_BOX, force: bool = False, on_line: Sink | None = None
-) -> Built | None:
+def build(name: str = LIBVIRT_BOX, force: bool = False, on_event: OnEvent = ignore) -> Built | None:
     """Build the box and add it to Vagrant; None when it is there and not forced."""
     if not force and vagrant_box_present(name, "libvirt"):
         return None
     debootstrap.require_tools(*TOOLS)
     keys = debootstrap.vagrant_public_keys()
     version = new_version()
-    say = on_line or (lambda line: None)
     work = Path(tempfile.mkdtemp(prefix="labctl-vmbox-", dir="/var/tmp"))
     shared: tuple[Path, Path] | None = None
     try:
         rootfs = work / "rootfs"
-        debootstrap.debootstrap(rootfs, PACKAGES, on_line)
+        debootstrap.debootstrap(rootfs, PACKAGES, on_event)
         debootstrap.customize(rootfs, keys, HOSTKEYS)
-        say("making the kernel's initrd")
+        on_event(info("", "making the kernel's initrd"))
         kernel, initrd = _prepare(rootfs)
         folder = work / "box"
         folder.mkdir()
         shutil.copyfile(kernel, folder / "vmlinuz")
         shutil.copyfile(initrd, folder / "initrd.img")
-        say(f"making the disk image ({DISK_GB} GB, sparse)")
+        on_event(info("", f"making the disk image ({DISK_GB} GB, sparse)"))
         make_disk(rootfs, folder / "box.img", work)
         shutil.rmtree(rootfs)
         shared = _install_boot_files(folder / "vmlinuz", folder / "initrd.img", name, version)
@@ -207,9 +205,11 @@ def build(
         tar = ["tar", "-C", str(folder), "-cf", str(box_file), "."]
         process.checked(process.run(tar, timeout=600), "tar")
         (work / "catalog.json").write_text(json.dumps(catalog(name, version, box_file)))
-        say(f"adding {name} {version} to Vagrant")
+        on_event(info("", f"adding {name} {version} to Vagrant"))
         add = ["vagrant", "box", "add", "--provider", "libvirt", str(work / "catalog.json")]
-        process.checked(process.run(add, on_stdout=on_line, timeout=1800), "vagrant box add")
+        process.checked(
+            process.run(add, on_stdout=each_line(on_event), timeout=1800), "vagrant box add"
+        )
         shared = None  # the box needs them now
         # the catalog was a temporary file: no update checks against it at `up`
         (vagrant_box_folder(name) / "metadata_url").unlink(missing_ok=True)

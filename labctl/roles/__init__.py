@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
+from labctl.events import OnEvent
 from labctl.local.deadline import Deadline
 from labctl.roles import containerd, jenkins, mysql
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from labctl.lab.hostpaths import HostPaths
     from labctl.lab.spec import LabSpec, Machine, Provisioner
     from labctl.project.plan import Step
-    from labctl.vagrant.driver import Event
 
 # Provisioning and set-up run in this order.
 FAMILIES: tuple[ModuleType, ...] = (containerd, mysql, jenkins)
@@ -136,7 +136,7 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
 def setup(
     home: LabHome,
     spec: LabSpec,
-    on_event: Callable[[Event], None] | None,
+    on_event: OnEvent | None,
     deadline: Deadline | None = None,
 ) -> list[str]:
     """Each family's set-up after `up` (replication, Jenkins), within `up`'s

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.lab import vault
 from labctl.lab.home import LabHome
@@ -26,7 +27,7 @@ from labctl.lab.spec import LabSpec, Machine, Provisioner
 from labctl.local.deadline import Deadline, tries
 from labctl.session.group import LabSession
 from labctl.transport.interface import Transport
-from labctl.vagrant.driver import Event, VagrantDriver
+from labctl.vagrant.driver import VagrantDriver
 
 CONTROLLER = "jenkins-controller"
 AGENT = "jenkins-agent"
@@ -196,7 +197,7 @@ def install_keys(session: LabSession, spec: LabSpec, private: bytes, public: str
     )
 
 
-def _upload_war(server: Transport, name: str, war: Path, say: Callable[[str, str], None]) -> None:
+def _upload_war(server: Transport, name: str, war: Path, on_event: OnEvent) -> None:
     """Copy --jenkins-war in, unless the controller runs that very file already."""
     if not war.is_file():
         raise SpecError(
@@ -210,7 +211,7 @@ def _upload_war(server: Transport, name: str, war: Path, say: Callable[[str, str
     installed = server.run(["sha256sum", INSTALLED_WAR]).stdout.split()
     if installed and installed[0] == digest.hexdigest():
         return
-    say(name, f"copying {war}")
+    on_event(info(name, f"copying {war}"))
     server.run(["mkdir", "-p", "/var/tmp/labctl"], check=True)
     server.put(war, "/var/tmp/labctl/jenkins.war", mode=0o644)
 
@@ -233,23 +234,24 @@ def deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
 def setup(
     home: LabHome,
     spec: LabSpec,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     deadline: Deadline | None = None,
 ) -> list[str]:
     """After `vagrant up` of a jenkins lab: keys, Jenkins, agents online."""
-    say = (lambda m, t: on_event(Event(m, "info", t))) if on_event else (lambda m, t: None)
+    on_event = on_event or ignore
     paths = home.paths(spec.name)
     boss = controller(spec).name
     private, public = vault.ssh_keypair(paths, KEY_SECRET)
     password = vault.password(paths, ADMIN_SECRET)
     deadline = deadline or Deadline()
     with LabSession(home, spec.name, hold=False, deadline=deadline) as session:  # up holds it
-        say(boss, "installing the lab's SSH key for jenkins on the controller and its agents")
+        said = "installing the lab's SSH key for jenkins on the controller and its agents"
+        on_event(info(boss, said))
         install_keys(session, spec, private, public)
         server = session.transport(boss)
         server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
         if spec.family(KEY).get("war"):
-            _upload_war(server, boss, Path(spec.family(KEY)["war"]), say)
+            _upload_war(server, boss, Path(spec.family(KEY)["war"]), on_event)
     try:
         VagrantDriver(paths.root, on_event=on_event, deadline=deadline).provision(
             [boss], only=["jenkins"]

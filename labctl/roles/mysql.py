@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labctl.errors import InvalidField, SpecError
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.mysql import replication as repl
 from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import MysqlServer
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from labctl.lab.home import LabHome
     from labctl.lab.hostpaths import HostPaths
     from labctl.project.plan import Step
-    from labctl.vagrant.driver import Event
 
 Where = Callable[..., tuple[Any, ...]]
 
@@ -147,13 +147,13 @@ def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None
 def setup(
     home: LabHome,
     spec: LabSpec,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     deadline: Deadline | None = None,
 ) -> list[str]:
     """After `vagrant up`: every declared edge replicating. An edge already
     replicating from its source is left alone, so a grown lab seeds only its
     new replicas (from a snapshot, while the sources keep working)."""
-    say = repl.say_to(on_event)
+    on_event = on_event or ignore
     edges = topo.sources(spec)
     password = vault.password(home.paths(spec.name), repl.REPL_SECRET)
     ips = {m.name: m.ip for m in spec.machines}
@@ -170,18 +170,19 @@ def setup(
             # a replica promoted in the lab file stops replicating
             if (server := servers[m.name]).replica() is not None:
                 server.execute(*server.sql.promote())
-                say(m.name, "a primary now: its replication stopped and forgotten")
+                on_event(info(m.name, "a primary now: its replication stopped and forgotten"))
         for name in left:
-            say(name, f"stale (a failed primary): labctl mysql rejoin {name} makes it a replica")
+            how = f"labctl mysql rejoin {name} makes it a replica"
+            on_event(info(name, f"stale (a failed primary): {how}"))
         edges = {r: s for r, s in edges.items() if r not in left}
         for name in dict.fromkeys(edges.values()):
             repl.ensure_repl_user(servers[name], spec.subnet, password)
         for replica, source in edges.items():
             live = servers[replica].replica()
             if live and live.healthy and live.source_host == ips[source]:
-                say(replica, f"already replicating from {source}")
+                on_event(info(replica, f"already replicating from {source}"))
                 continue
-            repl.seed(servers[source], servers[replica], ips[source], password, gtid, say)
+            repl.seed(servers[source], servers[replica], ips[source], password, gtid, on_event)
         repl.wait_healthy([servers[r] for r in edges], deadline.cap("ssh", repl.HEALTHY_TIMEOUT))
         repl.open_writes(servers, [m.name for m in spec.with_role(topo.PRIMARY)])
     return [topo.topology_line(spec)]

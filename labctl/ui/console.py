@@ -14,7 +14,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
+    from labctl.events import Event
 
 _COLORS = (
     "cyan",

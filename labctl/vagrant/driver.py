@@ -1,12 +1,11 @@
-"""The one place that talks to Vagrant, through python-vagrant.
+"""labctl's driver of Vagrant (VagrantDriver): the one place that runs it.
 
-python-vagrant 1.0.0 (its last release) builds the commands; this module
-replaces how they run, because the library's own runner hides what matters:
-it throws Vagrant's error text away (stderr to /dev/null), kills Vagrant
-outright on Ctrl-C (subprocess.call), cannot stream per machine, and its
-status parser raises on `error-exit` lines or turns a failure into "not
-created". Every command here runs with --machine-readable, so each output
-line names its machine and a failure names its Vagrant::Errors class.
+The commands are python-vagrant's, made in adapter.py (with what it lacks);
+the driver runs each through labctl.local.process with --machine-readable, so
+each line names its machine and a failure its Vagrant::Errors class: an
+action's lines become Events, a failure one error (a provision script's own
+reason first), each kind of command has its own time limit, and a question
+that meets Vagrant's lock is asked again until its limit.
 """
 
 from __future__ import annotations
@@ -14,18 +13,18 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from labctl.errors import SpecError, VagrantBusy, VagrantError
+from labctl.events import Event, OnEvent
 from labctl.local import process
 from labctl.local.deadline import Deadline
 from labctl.transport.interface import Endpoint
 from labctl.transport.ssh import import_paramiko
+from labctl.vagrant import adapter
 
 # Vagrant's own lock: another vagrant process works on the machine. Exit 75,
 # and never touch the other process. MachineLocked is the machine index's
@@ -56,18 +55,6 @@ _KINDS = {
     "resume": "teardown",
     "destroy": "teardown",
 }
-_NOT_INSTALLED_HINT = (
-    "install Vagrant: apt-get install vagrant (or https://developer.hashicorp.com/vagrant/install)"
-)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One line of Vagrant's output: the machine it concerns ('' for none)."""
-
-    machine: str
-    kind: str  # ui level: info, output, detail, warn, error, success
-    text: str
 
 
 @dataclass(frozen=True)
@@ -192,7 +179,7 @@ class VagrantDriver:
     def __init__(
         self,
         root: Path,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: OnEvent | None = None,
         on_interrupt: Callable[[], None] | None = None,
         timeout: float | None = None,
         deadline: Deadline | None = None,
@@ -203,47 +190,16 @@ class VagrantDriver:
         self.on_event = on_event
         self.on_interrupt = on_interrupt
         self.deadline = deadline or Deadline.after(timeout)
-        self._pv = self._python_vagrant()
+        self._pv = adapter.python_vagrant(root, self._run)
 
     # ------------------------------------------------------------ plumbing
 
-    def _python_vagrant(self) -> Any:
-        import vagrant
-
-        driver = self
-
-        class _Vagrant(vagrant.Vagrant):
-            def _make_vagrant_command(self, args: list[Any]) -> list[str]:
-                # A list stands for several machine names (python-vagrant takes one).
-                flat: list[str] = []
-                for a in args:
-                    if isinstance(a, (list, tuple)):
-                        flat.extend(a)
-                    elif a is not None:
-                        flat.append(a)
-                if "--machine-readable" not in flat:
-                    flat.append("--machine-readable")
-                return [driver.executable(), *flat]
-
-            def _call_vagrant_command(self, args: list[Any]) -> None:
-                driver._run(self._make_vagrant_command(args), stream=True)
-
-            def _run_vagrant_command(self, args: list[Any]) -> str:
-                return driver._run(self._make_vagrant_command(args), stream=False)
-
-        return _Vagrant(root=str(self.root), env=self.env())
+    executable = staticmethod(adapter.executable)  # asked before a lab is touched
 
     def time_limit(self, subcommand: str, stream: bool) -> float:
         """The time limit of one `vagrant SUBCOMMAND`: its kind's default, never
         past the deadline."""
         return self.deadline.cap(_KINDS.get(subcommand, "build") if stream else "quick")
-
-    @staticmethod
-    def executable() -> str:
-        exe = shutil.which("vagrant")
-        if not exe:
-            raise SpecError("vagrant is not installed", hint=_NOT_INSTALLED_HINT)
-        return exe
 
     @staticmethod
     def env() -> dict[str, str]:
@@ -301,9 +257,7 @@ class VagrantDriver:
 
     def validate(self, ignore_provider: bool = False) -> None:
         """`vagrant validate`; with `ignore_provider`, for a provider this host lacks."""
-        self._pv._run_vagrant_command(
-            ["validate", "--ignore-provider" if ignore_provider else None]
-        )
+        self._run(adapter.validate_argv(ignore_provider), stream=False)
 
     def status(self) -> list[MachineState]:
         """Every machine of the lab with Vagrant's state for it."""
@@ -346,7 +300,7 @@ class VagrantDriver:
 
     def ports(self, machine: str) -> list[tuple[int, int]]:
         """(guest, host) forwarded ports of a running machine."""
-        out = self._pv._run_vagrant_command(["port", _target(machine)])
+        out = self._run(adapter.port_argv(_target(machine)), stream=False)
         pairs = []
         for line in parse_output(out):
             if line.kind == "forwarded_port" and len(line.data) >= 2:

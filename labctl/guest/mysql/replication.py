@@ -7,28 +7,18 @@ and the moves of a primary (ops/mysql/switchover.py, failover, rejoin) share the
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from labctl.errors import GuestError
+from labctl.events import OnEvent, info
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql.session import MysqlServer, SqlError, dump_argv
 from labctl.local.deadline import tries
 
-if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
-
 REPL_SECRET = "mysql-repl-password"  # the replication account's password, in the lab's vault
 HEALTHY_TIMEOUT = 90.0
-
-Say = Callable[[str, str], None]  # (machine, text)
-
-
-def say_to(on_event: Callable[[Event], None] | None) -> Say:
-    from labctl.vagrant.driver import Event
-
-    return (lambda m, t: on_event(Event(m, "info", t))) if on_event else (lambda m, t: None)
 
 
 def check_identities(servers: dict[str, MysqlServer]) -> None:
@@ -84,7 +74,7 @@ def seed(
     source_ip: str,
     password: str,
     gtid: bool,
-    say: Say,
+    on_event: OnEvent,
     fresh: bool = False,
 ) -> None:
     """Start `replica` from a consistent snapshot of `source`.
@@ -99,18 +89,18 @@ def seed(
         replica.execute(rs.stop_replica(), rs.reset_replica())
         with source.read_lock() as snap:
             schemas = source.user_schemas()
-            say(
-                replica.name,
+            said = (
                 f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
                 f"{snap.log_file}:{snap.log_pos}"
                 + (f", GTID {snap.gtid or '(none yet)'}" if gtid else "")
-                + f"; dumping {', '.join(schemas) or 'no schemas'}",
+                + f"; dumping {', '.join(schemas) or 'no schemas'}"
             )
+            on_event(info(replica.name, said))
             if schemas:
                 _dump(source, schemas, spool)
         # the lock is gone: the primary writes again while the replica loads
         if schemas:
-            say(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)")
+            on_event(info(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)"))
             spool.seek(0)
             replica.feed(spool, timeout=3600)
         if replica.is_mysql and gtid:
@@ -121,7 +111,7 @@ def seed(
             rs.change_source(source_ip, password, snap.log_file, snap.log_pos, gtid),
             rs.start_replica(),
         )
-    say(replica.name, f"replicating from {source.name} ({source_ip})")
+    on_event(info(replica.name, f"replicating from {source.name} ({source_ip})"))
 
 
 def _mariadb_position(replica: MysqlServer, gtid: str, fresh: bool = False) -> None:

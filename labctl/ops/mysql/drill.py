@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labctl.errors import GuestError, LabctlError, SpecError
-from labctl.guest.mysql import replication as repl
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql import writer
 from labctl.guest.mysql.session import MysqlServer
@@ -24,7 +23,7 @@ from labctl.local.deadline import tries
 from labctl.ops import link
 from labctl.ops.mysql import failover, handover
 from labctl.session.group import LabSession
-from labctl.vagrant.driver import Event, VagrantDriver
+from labctl.vagrant.driver import VagrantDriver
 
 FAULTS = ("halt", "kill-mysqld", "cut")
 DETECT_TIMEOUT = 60.0
@@ -69,10 +68,10 @@ def drill(
     semi_sync: bool = False,
     before: float = 3.0,
     after: float = 3.0,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
 ) -> DrillReport:
     check_options(fault, rate, before, after)
-    say = repl.say_to(on_event)
+    on_event = on_event or ignore
     name = home.resolve(lab)
     with home.lock(name, "drill"), LabSession(home, name, hold=False) as session:
         spec = session.spec
@@ -84,25 +83,25 @@ def drill(
         checked = handover.ready(session, None, "a drill")
         old, tree, servers, edges = checked.old, checked.tree, checked.servers, checked.edges
         if semi_sync:
-            _semi_sync(servers, old, say)
+            _semi_sync(servers, old, on_event)
         password = secrets.token_urlsafe(18)
         _prepare_table(servers, old, spec.subnet, password)
         addresses = {n: spec.machine(n).ip for n in tree}
         load = writer.RowWriter(addresses, password, rate).start()
         try:
             time.sleep(before)
-            say(old, f"fault: {fault}")
+            on_event(info(old, f"fault: {fault}"))
             hit = time.monotonic()
             _fault(session, servers, old, fault, edges)
             direct = [r for r, s in edges.items() if s == old]
             gone = _detect(session, old, direct)
             detect_ms = int((time.monotonic() - hit) * 1000)
-            say(old, f"found gone {detect_ms} ms after the fault began")
-            done = failover.failover_in(session, home, None, say, gone=gone)
+            on_event(info(old, f"found gone {detect_ms} ms after the fault began"))
+            done = failover.failover_in(session, home, None, on_event, gone=gone)
             if semi_sync and [r for r in done.edges if r != done.old]:
                 # the new primary waits for its replicas as the old one did
                 _semi_sync_source(MysqlServer(session.transport(done.new)))
-                say(done.new, "semi-synchronous source now")
+                on_event(info(done.new, "semi-synchronous source now"))
             time.sleep(after)
         finally:
             tally = load.stop()
@@ -127,7 +126,7 @@ def drill(
     )
 
 
-def _semi_sync(servers: dict[str, MysqlServer], old: str, say: repl.Say) -> None:
+def _semi_sync(servers: dict[str, MysqlServer], old: str, on_event: OnEvent) -> None:
     """Semi-synchronous replication on every server of the tree: a commit is
     acknowledged once a replica has it (AFTER_SYNC: before the primary's
     own clients can see it)."""
@@ -139,7 +138,7 @@ def _semi_sync(servers: dict[str, MysqlServer], old: str, say: repl.Say) -> None
         if name != old:
             server.execute(*server.sql.semi_sync_replica())
     _semi_sync_source(servers[old])
-    say(old, "semi-synchronous replication (AFTER_SYNC): a commit waits for a replica")
+    on_event(info(old, "semi-synchronous replication (AFTER_SYNC): a commit waits for a replica"))
 
 
 def _semi_sync_source(server: MysqlServer) -> None:

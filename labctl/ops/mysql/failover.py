@@ -8,11 +8,10 @@ lost is said, by GTID.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from labctl.errors import GuestError, LabctlError
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.mysql import replication as repl
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
@@ -22,9 +21,6 @@ from labctl.lab.home import LabHome
 from labctl.local.deadline import tries
 from labctl.ops.mysql import handover
 from labctl.session.group import LabSession
-
-if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
 
 DRAIN_EVERY = 0.2  # seconds between looks at a draining replica's relay log
 
@@ -93,21 +89,21 @@ def failover(
     home: LabHome,
     lab: str | None,
     target: str | None = None,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     catch_up: int = handover.CATCH_UP_SECONDS,
 ) -> FailedOver:
     """The primary is gone: its most advanced running replica (or `target`)
     takes its place; see the module's docstring."""
     name = home.resolve(lab)
     with home.lock(name, "failover"), LabSession(home, name, hold=False) as session:
-        return failover_in(session, home, target, repl.say_to(on_event), catch_up)
+        return failover_in(session, home, target, on_event or ignore, catch_up)
 
 
 def failover_in(
     session: LabSession,
     home: LabHome,
     target: str | None,
-    say: repl.Say,
+    on_event: OnEvent,
     catch_up: int = handover.CATCH_UP_SECONDS,
     gone: tuple[str, MysqlServer | None] | None = None,
 ) -> FailedOver:
@@ -121,7 +117,7 @@ def failover_in(
     left_out = [o.vm for o in session.down(direct)]
     reachable = [r for r in direct if r not in left_out]
     why, old_server = gone or primary_gone(session, old, reachable)
-    say(old, why)
+    on_event(info(old, why))
     if not reachable:
         raise GuestError(f"no replica of {old} is running to take its place")
     if target is not None and target not in reachable:
@@ -134,10 +130,10 @@ def failover_in(
     password = vault.password(home.paths(name), repl.REPL_SECRET)
     repl.ensure_repl_user(servers[new], spec.subnet, password)
     after = {r: new for r in reachable if r != new}
-    handover.hand_over(servers, old, new, after, {new: (spec.machine(new).ip, password)}, say)
+    handover.hand_over(servers, old, new, after, {new: (spec.machine(new).ip, password)}, on_event)
     promote_ms = int((time.monotonic() - started) * 1000)
     new_position = applied[new]
-    say(new, f"the primary, open for writes at {new_position or '(no GTID yet)'}")
+    on_event(info(new, f"the primary, open for writes at {new_position or '(no GTID yet)'}"))
 
     if old_server is not None:
         old_position, known_from = old_server.gtid_written(), old

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from labctl import roles
 from labctl.errors import GuestError, SpecError
+from labctl.events import OnEvent, info
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
-from labctl.guest.mysql.replication import Say, writable
+from labctl.guest.mysql.replication import writable
 from labctl.guest.mysql.session import MysqlServer
 from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
@@ -116,7 +117,7 @@ def hand_over(
     new: str,
     after: dict[str, str],
     sources: dict[str, tuple[str, str]],  # source -> (address, replication password)
-    say: Say,
+    on_event: OnEvent,
 ) -> None:
     """The quiesced tree rewired: `new` stops replicating, every other server
     replicates from its source in `after` (the old primary from its own binlog
@@ -128,7 +129,7 @@ def hand_over(
         moves = server.sql.demote if replica == old else server.sql.repoint
         with writable(server):
             server.execute(*moves(*sources[source]))
-        say(replica, f"replicates from {source} now")
+        on_event(info(replica, f"replicates from {source} now"))
     chosen.execute(*chosen.sql.read_only(False))
 
 

@@ -5,14 +5,12 @@ roles/mysql.py; a primary moved is ops/mysql/switchover.py, failover.py, rejoin.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
+from typing import Any
 
 from labctl.errors import SpecError
+from labctl.events import OnEvent
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import SYSTEM_SCHEMAS, MysqlServer, SqlError
@@ -399,7 +397,7 @@ def sql(
         ), vertical
 
 
-def add_replica(home: LabHome, lab: str | None, on_event: Callable[[Event], None]) -> Any:
+def add_replica(home: LabHome, lab: str | None, on_event: OnEvent) -> Any:
     """One more replica of a `mysql-pair` lab, started from a consistent
     snapshot while the primary keeps its data (and its writers)."""
     from labctl.ops import up

@@ -6,11 +6,10 @@ transactions discarded. The lab's record follows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from labctl.errors import SpecError
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.mysql import replication as repl
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
@@ -19,9 +18,6 @@ from labctl.lab import vault
 from labctl.lab.home import LabHome
 from labctl.ops.mysql import handover
 from labctl.session.group import LabSession
-
-if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
 
 
 @dataclass(frozen=True)
@@ -37,10 +33,10 @@ def rejoin(
     lab: str | None,
     vm: str,
     rebuild: bool = False,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
 ) -> Rejoined:
     """`vm`, a stale server, replicating from the source the lab records for it."""
-    say = repl.say_to(on_event)
+    on_event = on_event or ignore
     name = home.resolve(lab)
     with home.lock(name, "rejoin"), LabSession(home, name, hold=False) as session:
         spec = session.spec
@@ -64,14 +60,14 @@ def rejoin(
         password = vault.password(home.paths(name), repl.REPL_SECRET)
         ip = spec.machine(source).ip
         if extra or rebuild:
-            say(vm, "diverged: " + ", ".join(extra) if extra else "rebuilt, as asked")
-            repl.seed(primary, back, ip, password, True, say, fresh=True)
+            on_event(info(vm, "diverged: " + ", ".join(extra) if extra else "rebuilt, as asked"))
+            repl.seed(primary, back, ip, password, True, on_event, fresh=True)
             how = "rebuilt from a snapshot"
         else:
             with repl.writable(back):
                 back.execute(*back.sql.read_only(True), *back.sql.demote(ip, password))
             how = "replicates again"
-            say(vm, f"holds nothing {source} lacks: replicates from it again")
+            on_event(info(vm, f"holds nothing {source} lacks: replicates from it again"))
         handover.record(home, spec, topo.moved(spec, topo.sources(spec)))
         repl.wait_healthy([back])
     return Rejoined(vm, source, how, extra)

@@ -12,11 +12,10 @@ the target opens for writes. Only then is the record rewritten.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from labctl.errors import GuestError, SpecError
+from labctl.events import OnEvent, ignore, info
 from labctl.guest.mysql import replication as repl
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
@@ -25,9 +24,6 @@ from labctl.lab import vault
 from labctl.lab.home import LabHome
 from labctl.ops.mysql import handover
 from labctl.session.group import LabSession, fan_out
-
-if TYPE_CHECKING:
-    from labctl.vagrant.driver import Event
 
 
 @dataclass(frozen=True)
@@ -57,12 +53,12 @@ def switchover(
     home: LabHome,
     lab: str | None,
     target: str | None = None,
-    on_event: Callable[[Event], None] | None = None,
+    on_event: OnEvent | None = None,
     catch_up: int = handover.CATCH_UP_SECONDS,
 ) -> Switched:
     """The primary's role handed to `target` (default: its most advanced
     direct replica) with no acknowledged write lost."""
-    say = repl.say_to(on_event)
+    on_event = on_event or ignore
     name = home.resolve(lab)
     with home.lock(name, "switchover"), LabSession(home, name, hold=False) as session:
         spec = session.spec
@@ -77,18 +73,21 @@ def switchover(
         primary = servers[old]
         started = time.monotonic()
         primary.execute(*primary.sql.read_only(True))
-        say(old, "read-only: it takes no more writes")
+        on_event(info(old, "read-only: it takes no more writes"))
         position = _quiesce(primary, [servers[n] for n in tree if n != old], catch_up)
-        say(old, f"every server of its tree has applied {position or 'everything (no GTID yet)'}")
+        applied = position or "everything (no GTID yet)"
+        on_event(info(old, f"every server of its tree has applied {applied}"))
 
         for source in dict.fromkeys(after.values()):
             if source not in edges.values():
                 repl.ensure_repl_user(servers[source], spec.subnet, password)
         sources = {n: (ips[n], password) for n in after.values()}
-        handover.hand_over(servers, old, new, after, sources, say)
+        handover.hand_over(servers, old, new, after, sources, on_event)
         closed_ms = int((time.monotonic() - started) * 1000)
         _forget_moved(servers, edges, after, ips)
-        say(new, f"the primary, open for writes ({closed_ms} ms without a writable server)")
+        on_event(
+            info(new, f"the primary, open for writes ({closed_ms} ms without a writable server)")
+        )
 
         whole = [*tree, *checked.stale]
         others = {r: s for r, s in topo.sources(spec).items() if r not in whole}

@@ -96,7 +96,7 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHost:
 
 
 def test_the_libvirt_box_as_its_programs(fake_host: FakeHost, tmp_path: Path) -> None:
-    built = libvirt_box.build(on_line=lambda line: None)
+    built = libvirt_box.build(on_event=lambda event: None)
     assert built is not None and built.kernel == KERNEL
     assert fake_host.programs()[0] == "debootstrap"
     debootstrap = fake_host.calls[0]
@@ -119,7 +119,7 @@ def test_the_libvirt_box_as_its_programs(fake_host: FakeHost, tmp_path: Path) ->
 def test_the_libvirt_box_leaves_its_kernel_where_qemu_reads(
     fake_host: FakeHost, tmp_path: Path
 ) -> None:
-    built = libvirt_box.build(on_line=lambda line: None)
+    built = libvirt_box.build(on_event=lambda event: None)
     assert built is not None
     stem = f"labctl-bookworm-{built.version}"
     kernel, initrd = tmp_path / "boot" / f"{stem}-vmlinuz", tmp_path / "boot" / f"{stem}-initrd.img"
@@ -148,7 +148,7 @@ def test_the_libvirt_box_root_file_system(
         make_disk(rootfs, image, work)
 
     monkeypatch.setattr(libvirt_box, "make_disk", look)
-    libvirt_box.build(on_line=lambda line: None)
+    libvirt_box.build(on_event=lambda event: None)
     assert seen["modules"].split() == list(libvirt_box.INITRD_MODULES)
     # every guest makes its own machine-id (and DHCP client id) on first boot
     assert (seen["dbus"], seen["machine-id"]) == ("/etc/machine-id", "")
@@ -160,14 +160,14 @@ def test_the_libvirt_box_root_file_system(
 def test_a_failed_box_add_leaves_nothing(fake_host: FakeHost, tmp_path: Path) -> None:
     fake_host.fail = "vagrant"
     with pytest.raises(LabctlError, match="vagrant box add failed: vagrant: it broke"):
-        libvirt_box.build(on_line=lambda line: None)
+        libvirt_box.build(on_event=lambda event: None)
     assert list((tmp_path / "boot").iterdir()) == []
     assert not (tmp_path / "work" / "build").exists()
 
 
 def test_a_present_box_is_not_rebuilt(fake_host: FakeHost) -> None:
-    assert libvirt_box.build(on_line=lambda line: None) is not None
-    assert libvirt_box.build(on_line=lambda line: None) is None
+    assert libvirt_box.build(on_event=lambda event: None) is not None
+    assert libvirt_box.build(on_event=lambda event: None) is None
     assert fake_host.programs().count("debootstrap") == 1
 
 
@@ -178,7 +178,7 @@ def test_the_docker_box_as_its_programs(
     monkeypatch.setattr(
         docker_box.tempfile, "mkdtemp", lambda prefix, dir: str(tmp_path / "work" / "build")
     )
-    assert docker_box.build(on_line=lambda line: None)
+    assert docker_box.build(on_event=lambda event: None)
     assert fake_host.programs() == ["debootstrap", *["chroot"] * 4, "bash"]
     pipe = fake_host.calls[-1]
     assert pipe[:4] == ["bash", "-o", "pipefail", "-c"]

@@ -91,3 +91,43 @@ def test_a_question_to_vagrant_has_a_time_limit(tmp_path, monkeypatch) -> None:
     assert VagrantDriver(tmp_path, timeout=0.5).time_limit("status", False) <= 0.5  # --timeout wins
     assert VagrantDriver(tmp_path).time_limit("destroy", True) == 900  # a teardown's own default
     assert VagrantDriver(tmp_path).time_limit("up", True) == 3600
+
+
+def test_the_command_lines_the_driver_gives_vagrant(tmp_path) -> None:
+    """python-vagrant makes each command (labctl/vagrant/adapter.py), always
+    with --machine-readable and several machines in one; an action runs
+    streamed, a question (status, ssh-config, port, validate) is asked."""
+    from labctl.vagrant.driver import MachineState, VagrantDriver
+
+    ran: list[tuple[list[str], bool]] = []
+
+    class Recording(VagrantDriver):
+        def _run(self, argv: list[str], stream: bool) -> str:
+            ran.append((argv[1:], stream))
+            return data("vagrant/status-running.txt") if argv[1] == "status" else ""
+
+    driver = Recording(tmp_path)
+    assert driver.status() == [
+        MachineState("n1", "running", "docker"),
+        MachineState("n2", "running", "docker"),
+    ]
+    driver.validate(ignore_provider=True)
+    driver.up(["n1", "n2"], provider="docker", provision=False)
+    driver.provision(["n1"], only=["mysql", "jenkins"])
+    driver.reload(["n1"], provision=True)
+    driver.halt()
+    driver.destroy(["n2"])
+    driver.ssh_config("n1")
+    assert driver.ports("n1") == []
+    mr = "--machine-readable"
+    assert ran == [
+        (["status", mr], False),
+        (["validate", "--ignore-provider", mr], False),
+        (["up", "n1", "n2", "--no-provision", "--provider=docker", mr], True),
+        (["provision", "n1", "--provision-with", "mysql,jenkins", mr], True),
+        (["reload", "n1", "--provision", mr], True),
+        (["halt", mr], True),
+        (["destroy", "n2", "--force", mr], True),
+        (["ssh-config", "n1", mr], False),
+        (["port", "n1", mr], False),
+    ]
