@@ -102,7 +102,7 @@ def _topology_params(params: dict[str, Any]) -> dict[str, Any]:
 def _request(params: dict[str, Any]) -> Any:
     """The lab-shaping options among a command's parameters: a topology's
     parameters, and lab-wide values."""
-    from labctl.ops.up import Request
+    from labctl.ops.up.source import Request
 
     return Request(
         params=_topology_params(params),
@@ -144,14 +144,14 @@ def render(
     ] = False,
 ) -> None:
     """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.folder import render_lab, render_text
     from labctl.ui import console as ui
 
     req = _request(locals())
     if stdout:
-        sys.stdout.write(ops_up.render_text(home(ctx), lab, name, req))
+        sys.stdout.write(render_text(home(ctx), lab, name, req))
         return
-    done = ops_up.render_lab(home(ctx), lab, name, req)
+    done = render_lab(home(ctx), lab, name, req)
     ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
     if done.note:
         ui.info(done.note)
@@ -201,14 +201,15 @@ def _up(
     quiet: bool,
     dry_run: bool = False,
 ) -> None:
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.apply import up
+    from labctl.ops.up.prepare import prepare
     from labctl.ui import console as ui
 
     if dry_run:
-        prepared = ops_up.prepare(home(ctx), lab, name, req)
+        prepared = prepare(home(ctx), lab, name, req)
         ui.plan(prepared.spec.name, prepared.steps, json, new=prepared.existing is None)
         return
-    result = ops_up.up(
+    result = up(
         home(ctx),
         lab,
         name,
@@ -267,7 +268,7 @@ def init(
     """Write a built-in topology as an editable lab file (./lab.yaml; never over a file)."""
     from pathlib import Path
 
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.source import init, init_text
     from labctl.ui import console as ui
 
     given = locals()
@@ -276,9 +277,9 @@ def init(
         **{k: given[k] for k in ("cpus", "memory") if given[k] is not None},
     }
     if output == "-":
-        sys.stdout.write(ops_up.init_text(topology, params))
+        sys.stdout.write(init_text(topology, params))
         return
-    path = ops_up.init(topology, params, Path(output), force)
+    path = init(topology, params, Path(output), force)
     ui.success(f"wrote {path}: edit it, then labctl up -f {path}")
 
 
@@ -301,13 +302,13 @@ def validate(
     json: JsonOpt = False,
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.prepare import Purpose, prepare
     from labctl.ui import console as ui
 
     req = _request(
         {"file": file, "provider": provider, "subnet": subnet, "allow_host_path": allow_host_path}
     )
-    spec = ops_up.prepare(home(ctx), None, name, req, host_checks=False).spec
+    spec = prepare(home(ctx), None, name, req, Purpose.VALIDATE).spec
     ui.lab_machines(spec, json)
     if not json:
         ui.success(f"{file}: lab {spec.name}, {len(spec.machines)} machines, valid")
