@@ -1,9 +1,12 @@
 """init, schema, validate, render, up, status, ssh, provision, reload, halt,
 suspend, resume, destroy, ls, box build, doctor, version."""
 
+import dataclasses
+import functools
+import inspect
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +23,9 @@ from labctl.cli.common import (
     lab_named,
 )
 from labctl.errors import ExitCode, SpecError
+
+if TYPE_CHECKING:
+    from labctl.ops.up.source import Request
 
 LabArg = Annotated[
     str | None,
@@ -80,35 +86,90 @@ ChainOpt = Annotated[
 GtidOpt = Annotated[
     bool | None, typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
 ]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")]
 TargetArgs = Annotated[
     list[str] | None,
     typer.Argument(
         help="[LAB] [MACHINE...] (default: every machine).", autocompletion=complete_target
     ),
 ]
+LAB_WIDE = ("provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
+TOPOLOGY = ("containerd", "count", "agents", "jdk", "jenkins_war", "replicas", "chain", "gtid")
+# `up` and `render`: a lab or topology, or a lab file, and all that shapes it
+SHAPING = ("lab", "file", "name", *LAB_WIDE, "allow_host_path", *TOPOLOGY)
 
 
-LAB_VALUES = ("file", "provider", "box", "subnet", "cpus", "memory", "libvirt_uri")
+@dataclasses.dataclass(frozen=True)
+class Given:
+    """The options that shape a lab, declared once: a command takes those it
+    names in `lab_options`, and gets them as one Given (None: not given, or
+    not an option of that command)."""
+
+    lab: LabArg = None
+    file: FileOpt = None
+    name: NameOpt = None
+    provider: ProviderOpt = None
+    box: BoxOpt = None
+    subnet: SubnetOpt = None
+    cpus: CpusOpt = None
+    memory: MemoryOpt = None
+    libvirt_uri: LibvirtUriOpt = None
+    allow_host_path: AllowOpt = None
+    containerd: ContainerdOpt = None
+    count: CountOpt = None
+    agents: AgentsOpt = None
+    jdk: JdkOpt = None
+    jenkins_war: WarOpt = None
+    replicas: ReplicasOpt = None
+    chain: ChainOpt = None
+    gtid: GtidOpt = None
+
+    def topology_params(self) -> dict[str, Any]:
+        """The topology parameters given (--count, --replicas ...), in the order above."""
+        from labctl.labfile.topologies import PARAMS
+
+        names = {k for own in PARAMS.values() for k in own}
+        given = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: v for k, v in given.items() if k in names and v is not None}
+
+    def request(self) -> "Request":
+        """What ops is asked for: a lab file or a topology's parameters, and
+        the lab-wide values that win over the file's."""
+        from labctl.ops.up.source import Request
+
+        return Request(
+            file=self.file,
+            params=self.topology_params(),
+            allow_host_paths=tuple(self.allow_host_path or ()),
+            **{k: getattr(self, k) for k in LAB_WIDE},
+        )
 
 
-def _topology_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The topology parameters given among a command's parameters (its locals())."""
-    from labctl.labfile.topologies import PARAMS
+def lab_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command that takes these options of Given where its own `given`
+    parameter stands, in this order (its --help's); they reach it as one Given."""
+    hints = {f.name: f.type for f in dataclasses.fields(Given)}
+    keyword = inspect.Parameter.KEYWORD_ONLY  # typer passes every value by name
 
-    names = {k for own in PARAMS.values() for k in own}
-    return {k: v for k, v in params.items() if k in names and v is not None}
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def command(**values: Any) -> None:
+            given = Given(**{name: values.pop(name) for name in names})
+            fn(**values, given=given)
 
+        params: list[inspect.Parameter] = []
+        for own in inspect.signature(fn).parameters.values():
+            if own.name == "given":
+                params += [
+                    inspect.Parameter(n, keyword, default=None, annotation=hints[n]) for n in names
+                ]
+            else:
+                params.append(own.replace(kind=keyword))
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
 
-def _request(params: dict[str, Any]) -> Any:
-    """The lab-shaping options among a command's parameters: a topology's
-    parameters, and lab-wide values."""
-    from labctl.ops.up import Request
-
-    return Request(
-        params=_topology_params(params),
-        allow_host_paths=tuple(params.get("allow_host_path") or ()),
-        **{k: params.get(k) for k in LAB_VALUES},
-    )
+    return wrap
 
 
 def _split(
@@ -119,96 +180,64 @@ def _split(
     return split_target(home(ctx), args or [], lab)
 
 
+@lab_options(*SHAPING)
 def render(
     ctx: typer.Context,
-    lab: LabArg = None,
-    file: FileOpt = None,
-    name: NameOpt = None,
-    provider: ProviderOpt = None,
-    box: BoxOpt = None,
-    subnet: SubnetOpt = None,
-    cpus: CpusOpt = None,
-    memory: MemoryOpt = None,
-    libvirt_uri: LibvirtUriOpt = None,
-    allow_host_path: AllowOpt = None,
-    containerd: ContainerdOpt = None,
-    count: CountOpt = None,
-    agents: AgentsOpt = None,
-    jdk: JdkOpt = None,
-    jenkins_war: WarOpt = None,
-    replicas: ReplicasOpt = None,
-    chain: ChainOpt = None,
-    gtid: GtidOpt = None,
+    given: Given,
     stdout: Annotated[
         bool, typer.Option("--stdout", help="Print the Vagrantfile, write nothing.")
     ] = False,
 ) -> None:
     """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.folder import render_lab, render_text
     from labctl.ui import console as ui
 
-    req = _request(locals())
+    req = given.request()
     if stdout:
-        sys.stdout.write(ops_up.render_text(home(ctx), lab, name, req))
+        sys.stdout.write(render_text(home(ctx), given.lab, given.name, req))
         return
-    done = ops_up.render_lab(home(ctx), lab, name, req)
+    done = render_lab(home(ctx), given.lab, given.name, req)
     ui.info(f"lab {done.spec.name}: {len(done.spec.machines)} machines, validated by vagrant")
     if done.note:
         ui.info(done.note)
     print(done.path)
 
 
+@lab_options(*SHAPING)
 def up(
     ctx: typer.Context,
-    lab: LabArg = None,
-    file: FileOpt = None,
-    name: NameOpt = None,
-    provider: ProviderOpt = None,
-    box: BoxOpt = None,
-    subnet: SubnetOpt = None,
-    cpus: CpusOpt = None,
-    memory: MemoryOpt = None,
-    libvirt_uri: LibvirtUriOpt = None,
-    allow_host_path: AllowOpt = None,
-    containerd: ContainerdOpt = None,
-    count: CountOpt = None,
-    agents: AgentsOpt = None,
-    jdk: JdkOpt = None,
-    jenkins_war: WarOpt = None,
-    replicas: ReplicasOpt = None,
-    chain: ChainOpt = None,
-    gtid: GtidOpt = None,
+    given: Given,
     timeout: TimeoutOpt = None,
     json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+    quiet: QuietOpt = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the plan only; change nothing.")
     ] = False,
 ) -> None:
     """Bring a lab to what its lab file (or topology) says: a new lab is rendered and
     brought up; an existing one gets a plan, printed first, and only that is applied."""
-    req = _request(locals())
-    _up(ctx, lab, name, req, timeout, json, quiet, dry_run)
+    _up(ctx, given.lab, given.name, given.request(), timeout, json, quiet, dry_run)
 
 
 def _up(
     ctx: typer.Context,
     lab: str | None,
     name: str | None,
-    req: Any,
+    req: "Request",
     timeout: float | None,
     json: bool,
     quiet: bool,
     dry_run: bool = False,
 ) -> None:
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.apply import up
+    from labctl.ops.up.prepare import prepare
     from labctl.ui import console as ui
 
     if dry_run:
-        prepared = ops_up.prepare(home(ctx), lab, name, req)
+        prepared = prepare(home(ctx), lab, name, req)
         ui.plan(prepared.spec.name, prepared.steps, json, new=prepared.existing is None)
         return
-    result = ops_up.up(
+    result = up(
         home(ctx),
         lab,
         name,
@@ -220,28 +249,19 @@ def _up(
     ui.up_result(result, json)
 
 
+@lab_options("name", "replicas", "chain", "gtid", *LAB_WIDE, "containerd")
 def mysql_pair(
     ctx: typer.Context,
-    name: NameOpt = None,
-    replicas: ReplicasOpt = None,
-    chain: ChainOpt = None,
-    gtid: GtidOpt = None,
-    provider: ProviderOpt = None,
-    box: BoxOpt = None,
-    subnet: SubnetOpt = None,
-    cpus: CpusOpt = None,
-    memory: MemoryOpt = None,
-    libvirt_uri: LibvirtUriOpt = None,
-    containerd: ContainerdOpt = None,
+    given: Given,
     timeout: TimeoutOpt = None,
     json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """A MySQL/MariaDB primary with replicas, replication running and verified (= up mysql-pair)."""
-    req = _request(locals())
-    _up(ctx, "mysql-pair", name, req, timeout, json, quiet)
+    _up(ctx, "mysql-pair", given.name, given.request(), timeout, json, quiet)
 
 
+@lab_options("cpus", "memory", *TOPOLOGY)
 def init(
     topology: Annotated[
         str,
@@ -253,32 +273,20 @@ def init(
         str, typer.Option("--output", "-o", help="Where to write it ('-': standard output).")
     ] = "lab.yaml",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
-    cpus: CpusOpt = None,
-    memory: MemoryOpt = None,
-    containerd: ContainerdOpt = None,
-    count: CountOpt = None,
-    agents: AgentsOpt = None,
-    jdk: JdkOpt = None,
-    jenkins_war: WarOpt = None,
-    replicas: ReplicasOpt = None,
-    chain: ChainOpt = None,
-    gtid: GtidOpt = None,
+    given: Given = Given(),
 ) -> None:
     """Write a built-in topology as an editable lab file (./lab.yaml; never over a file)."""
     from pathlib import Path
 
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.source import init, init_text
     from labctl.ui import console as ui
 
-    given = locals()
-    params = {
-        **_topology_params(given),
-        **{k: given[k] for k in ("cpus", "memory") if given[k] is not None},
-    }
+    sizes = {"cpus": given.cpus, "memory": given.memory}
+    params = {**given.topology_params(), **{k: v for k, v in sizes.items() if v is not None}}
     if output == "-":
-        sys.stdout.write(ops_up.init_text(topology, params))
+        sys.stdout.write(init_text(topology, params))
         return
-    path = ops_up.init(topology, params, Path(output), force)
+    path = init(topology, params, Path(output), force)
     ui.success(f"wrote {path}: edit it, then labctl up -f {path}")
 
 
@@ -291,23 +299,19 @@ def schema() -> None:
     print(json.dumps(lab_schema.json_schema(), indent=2))
 
 
+@lab_options("name", "provider", "subnet", "allow_host_path")
 def validate(
     ctx: typer.Context,
     file: Annotated[str, typer.Option("--file", "-f", help="The lab file to check.")],
-    name: NameOpt = None,
-    provider: ProviderOpt = None,
-    subnet: SubnetOpt = None,
-    allow_host_path: AllowOpt = None,
+    given: Given,
     json: JsonOpt = False,
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
-    from labctl.ops import up as ops_up
+    from labctl.ops.up.prepare import Purpose, prepare
     from labctl.ui import console as ui
 
-    req = _request(
-        {"file": file, "provider": provider, "subnet": subnet, "allow_host_path": allow_host_path}
-    )
-    spec = ops_up.prepare(home(ctx), None, name, req, host_checks=False).spec
+    req = dataclasses.replace(given, file=file).request()
+    spec = prepare(home(ctx), None, given.name, req, Purpose.VALIDATE).spec
     ui.lab_machines(spec, json)
     if not json:
         ui.success(f"{file}: lab {spec.name}, {len(spec.machines)} machines, valid")

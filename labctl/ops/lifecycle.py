@@ -1,5 +1,5 @@
 """Use cases of a lab's life once it exists: status, ls, halt, suspend,
-resume, provision, reload, destroy. Bringing a lab up from its file is ops/up.py.
+resume, provision, reload, destroy. Bringing a lab up from its file is ops/up/.
 """
 
 from __future__ import annotations

@@ -400,7 +400,8 @@ def sql(
 def add_replica(home: LabHome, lab: str | None, on_event: OnEvent) -> Any:
     """One more replica of a `mysql-pair` lab, started from a consistent
     snapshot while the primary keeps its data (and its writers)."""
-    from labctl.ops import up
+    from labctl.ops.up.apply import up
+    from labctl.ops.up.source import Request
 
     name = home.resolve(lab)
     spec = home.load(name)
@@ -412,4 +413,4 @@ def add_replica(home: LabHome, lab: str | None, on_event: OnEvent) -> Any:
     replicas = int(spec.origin.params.get("replicas", 1))
     if replicas >= 5:
         raise SpecError(f"lab {name!r} already has 5 replicas, the most a pair can have")
-    return up.up(home, name, None, up.Request(params={"replicas": replicas + 1}), on_event)
+    return up(home, name, None, Request(params={"replicas": replicas + 1}), on_event)

@@ -64,6 +64,19 @@ def test_init_to_stdout_takes_the_topology_parameters(cli, home: Path) -> None:
     assert tree(home) == []
 
 
+def test_init_takes_each_option_it_declares(cli, home: Path) -> None:
+    """The lab-shaping options init shares with up and render (declared once,
+    cli/lifecycle.py's Given) reach its lab file: the sizes, the topology's own, containerd."""
+    more = ("--cpus", "3", "--memory", "2048", "--no-containerd")
+    ran = cli("init", "mysql-pair", "-o", "-", "--replicas", "2", "--chain", "--gtid", *more)
+    assert ran.code == 0, ran.stderr
+    data = yaml.safe_load(ran.stdout)
+    assert data["defaults"] == {"cpus": 3, "memory": 2048}
+    assert data["mysql"] == {"gtid": True}
+    assert data["machines"]["replica2"]["roles"] == [{"mysql-replica": {"source": "replica1"}}]
+    assert tree(home) == []
+
+
 def test_init_refuses_another_topologys_parameter(cli, home: Path, tmp_path: Path) -> None:
     path = tmp_path / "lab.yaml"
     ran = cli("init", "nodes", "-o", str(path), "--agents", "3")

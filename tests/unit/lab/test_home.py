@@ -9,7 +9,7 @@ import pytest
 from labctl.errors import LabBusy, SpecError
 from labctl.lab.home import LabHome
 from labctl.lab.spec import spec_to_record
-from labctl.ops import up
+from labctl.ops.up.folder import staged
 from labctl.project import render
 
 from ..labs import topology
@@ -53,7 +53,7 @@ def test_a_staging_folder_is_gone_whatever_stops_the_write(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(render, "write_tree", interrupted)
-    with pytest.raises(KeyboardInterrupt), up._staged(home, spec, {"Vagrantfile": ""}):
+    with pytest.raises(KeyboardInterrupt), staged(home, spec, {"Vagrantfile": ""}):
         pass
     assert list(home.root.iterdir()) == []
 

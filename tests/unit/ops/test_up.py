@@ -1,4 +1,4 @@
-"""Applying a plan (ops.up.apply) with a driver that records what it
+"""Applying a plan (ops.up.apply.apply) with a driver that records what it
 is asked: which machines are destroyed, brought up, reloaded, provisioned,
 in which order, and when the record is written."""
 
@@ -13,7 +13,8 @@ import pytest
 from labctl.errors import VagrantError
 from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
-from labctl.ops.up import Prepared, apply
+from labctl.ops.up.apply import apply
+from labctl.ops.up.prepare import Prepared
 from labctl.project import plan, render
 
 from ..labs import from_text

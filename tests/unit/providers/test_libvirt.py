@@ -13,7 +13,9 @@ from labctl import providers
 from labctl.lab import hostnet
 from labctl.lab.home import LabHome
 from labctl.lab.spec import spec_from_record, spec_to_record
-from labctl.ops import doctor, host, up
+from labctl.ops import doctor, host
+from labctl.ops.up.prepare import Purpose, prepare, with_subnets_claimed
+from labctl.ops.up.source import Request
 from labctl.project import render
 from labctl.providers import libvirt, libvirt_box
 from labctl.providers.libvirt import is_remote
@@ -116,14 +118,14 @@ def test_up_chooses_a_second_free_subnet(tmp_path: Path) -> None:
     render.write_tree(render.lab_files(other, ""), home.paths("other").root)
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text("machines:\n  vm: {}\n")
-    prepared = up.prepare(
-        home, None, "lv", up.Request(file=str(lab_file), provider="libvirt"), host_checks=False
+    prepared = prepare(
+        home, None, "lv", Request(file=str(lab_file), provider="libvirt"), Purpose.VALIDATE
     )
     assert (prepared.spec.subnet, prepared.spec.mgmt_subnet) == ("192.168.56", "192.168.58")
     assert prepared.files is not None
     assert "192.168.58.0/24" in str(prepared.files["Vagrantfile"])
-    docker = up.prepare(
-        home, None, "dk", up.Request(file=str(lab_file), provider="docker"), host_checks=False
+    docker = prepare(
+        home, None, "dk", Request(file=str(lab_file), provider="docker"), Purpose.VALIDATE
     )
     assert docker.spec.mgmt_subnet is None
 
@@ -186,7 +188,9 @@ def test_up_claims_the_management_subnet_host_wide(
     home = LabHome(tmp_path / "home")
     lab_file = tmp_path / "lab.yaml"
     lab_file.write_text("machines:\n  vm: {}\n")
-    request = up.Request(file=str(lab_file), provider="libvirt")
-    prepared = up._claimed(home, lambda: up.prepare(home, None, "lv", request, host_checks=False))
+    request = Request(file=str(lab_file), provider="libvirt")
+    prepared = with_subnets_claimed(
+        home, lambda: prepare(home, None, "lv", request, Purpose.VALIDATE)
+    )
     held = hostnet.SubnetClaims().others(tmp_path / "elsewhere", "lv")
     assert sorted(held) == sorted(prepared.spec.subnets()) == ["192.168.56", "192.168.57"]

@@ -498,11 +498,12 @@ def test_up_of_the_same_file_after_a_switchover_plans_nothing(
 ) -> None:
     """`up -f` of the unchanged file neither undoes the switchover nor
     reprovisions a machine: the plan shows the roles as they are."""
-    from labctl.ops import up
+    from labctl.ops.up.prepare import Purpose, prepare
+    from labctl.ops.up.source import Request
 
     lab_file = tmp_path / "db.yaml"
     lab_file.write_text(FILE)
-    first = up.prepare(LabHome(home), None, None, up.Request(file=str(lab_file)), host_checks=False)
+    first = prepare(LabHome(home), None, None, Request(file=str(lab_file)), Purpose.VALIDATE)
     fake_servers(home, monkeypatch, first.spec, position="0-10-7")
     (home / "db" / "lab.yaml").write_text(FILE)
     for m in first.spec.machines:  # made by Vagrant
@@ -510,7 +511,7 @@ def test_up_of_the_same_file_after_a_switchover_plans_nothing(
         (home / "db" / ".vagrant" / "machines" / m.name / "docker" / "id").write_text(m.name)
 
     switchover.switchover(LabHome(home), "db", "sql3")
-    again = up.prepare(LabHome(home), None, None, up.Request(file=str(lab_file)), host_checks=False)
+    again = prepare(LabHome(home), None, None, Request(file=str(lab_file)), Purpose.VALIDATE)
     assert topo.sources(again.spec) == {"sql1": "sql3", "sql2": "sql3"}
     assert again.changes == []
     assert topo.sources(LabHome(home).load("db")) == {"sql1": "sql3", "sql2": "sql3"}
