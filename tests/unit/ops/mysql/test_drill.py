@@ -13,7 +13,7 @@ from labctl.lab.home import LabHome
 from labctl.ops.mysql import drill, failover
 from labctl.session.group import LabSession
 
-from .test_switchover import lab
+from ...mysql_servers import lab
 
 
 @pytest.mark.parametrize(
