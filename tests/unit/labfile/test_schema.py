@@ -40,8 +40,8 @@ def test_libyaml_and_the_python_parser_agree_on_data_and_lines() -> None:
     texts += [topologies.lab_text(t, topologies.params(t, {}, {})) for t in topologies.TOPOLOGIES]
     assert len(texts) > len(topologies.TOPOLOGIES)
     for text in texts:
-        fast_node, fast_data = lab_schema._load(text, "lab.yaml", yaml.CSafeLoader)
-        slow_node, slow_data = lab_schema._load(text, "lab.yaml", yaml.SafeLoader)
+        fast_node, fast_data = lab_schema.load_with(text, "lab.yaml", yaml.CSafeLoader)
+        slow_node, slow_data = lab_schema.load_with(text, "lab.yaml", yaml.SafeLoader)
         assert fast_data == slow_data
         assert fast_node is not None and slow_node is not None
         assert _lines(fast_node) == _lines(slow_node)
