@@ -328,7 +328,7 @@ def _check_keys(node: yaml.Node | None, filename: str, path: str) -> None:
         _check_keys(value, filename, where)
 
 
-def _load(text: str, filename: str, loader_class: type[Any]) -> tuple[yaml.Node | None, Any]:
+def load_with(text: str, filename: str, loader_class: type[Any]) -> tuple[yaml.Node | None, Any]:
     """(the node tree, for lines; the data) from one pass of the parser, the
     keys checked before the data is made (making it folds merge keys away)."""
     loader = loader_class(text)
@@ -345,11 +345,12 @@ def _compose(text: str, filename: str) -> tuple[yaml.Node | None, Any]:
     safeyaml.check_text(text, filename)
     safeyaml.check_events(text, filename)
     try:
-        return _load(text, filename, safeyaml.FAST_LOADER)
+        return load_with(text, filename, safeyaml.FAST_LOADER)
     except yaml.YAMLError:
         if safeyaml.FAST_LOADER is safeyaml.CLEAR_LOADER:
             raise
-        return _load(text, filename, safeyaml.CLEAR_LOADER)  # raises again, in the clearer words
+        # raises again, in the clearer words
+        return load_with(text, filename, safeyaml.CLEAR_LOADER)
 
 
 def parse(text: str, filename: str, base_dir: Path) -> Parsed:

@@ -64,7 +64,8 @@ def invalidate(paths: LabPaths) -> None:
         paths.ssh_config_cache.unlink()
 
 
-def _load(cache: Path, key: str) -> dict[str, Endpoint] | None:
+def read_cache(cache: Path, key: str) -> dict[str, Endpoint] | None:
+    """The endpoints the cache holds for `key` (fingerprint()), if it holds an answer."""
     try:
         data = json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -178,7 +179,7 @@ def _fill(
     with _one_asker(paths, deadline):
         key = fingerprint(paths)
         given_since = _stamp(cache) != seen
-        found = _load(cache, key)
+        found = read_cache(cache, key)
         if found and (given_since or not refresh):
             return found
         refused = _failure(cache, key) if given_since else None
@@ -209,7 +210,7 @@ def endpoints(
     run (`every`: all the lab's); cached, each carrying the Vagrant id of the
     machine's incarnation. `deadline` bounds the wait for another reader's
     answer and Vagrant's own."""
-    found = None if refresh else _load(paths.ssh_config_cache, fingerprint(paths))
+    found = None if refresh else read_cache(paths.ssh_config_cache, fingerprint(paths))
     if not found:
         seen = _stamp(paths.ssh_config_cache)
         found = _fill(paths, running, every, deadline or Deadline(), refresh, seen)

@@ -519,21 +519,19 @@ def labctl(real_parts: None, lab_home: Path, host_dir: Path) -> Labctl:
     return run
 
 
+def shell_on_each(labctl: Labctl, lab: str, script: str) -> dict[str, str]:
+    """machine -> what `sh -c SCRIPT` printed on each machine of `lab` (labctl
+    exec --json), which must succeed on every one."""
+    done = labctl("exec", "--lab", lab, "--json", "--", "sh", "-c", script)
+    assert done.code == 0, done.stderr
+    return {row["vm"]: row["stdout"] for row in done.json()}
+
+
 def change_counts(labctl: Labctl, lab: str) -> dict[str, int]:
     """machine -> changes recorded by its provision scripts (provision/lib.sh);
     a second provision run of an unchanged lab must add none."""
-    done = labctl(
-        "exec",
-        "--lab",
-        lab,
-        "--json",
-        "--",
-        "sh",
-        "-c",
-        "cat /var/lib/labctl/changes.log 2>/dev/null | wc -l",
-    )
-    assert done.code == 0, done.stderr
-    return {row["vm"]: int(row["stdout"]) for row in done.json()}
+    counted = shell_on_each(labctl, lab, "cat /var/lib/labctl/changes.log 2>/dev/null | wc -l")
+    return {vm: int(out) for vm, out in counted.items()}
 
 
 def fresh_subnet() -> str:

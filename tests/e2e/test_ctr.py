@@ -10,7 +10,7 @@ import pytest
 
 from tools.oci import IMAGE_NAME, build_busybox_image
 
-from .conftest import docker, lab_up, labctl_argv
+from .conftest import docker, lab_up, labctl_argv, shell_on_each
 
 HOSTILE = [
     "x; touch /tmp/pwned",
@@ -227,17 +227,10 @@ def test_hostile_input_never_reaches_a_shell(
     )
     assert echoed.code == 0
     assert {r["stdout"] for r in echoed.json()} == {"$(id) `id` a b it's ; touch /tmp/pwned\n"}
-    check = labctl(
-        "exec",
-        "--lab",
-        lab,
-        "--json",
-        "--",
-        "sh",
-        "-c",
-        "ls /tmp/pwned /var/lib/containerd/pwned 2>/dev/null | wc -l",
+    check = shell_on_each(
+        labctl, lab, "ls /tmp/pwned /var/lib/containerd/pwned 2>/dev/null | wc -l"
     )
-    assert {r["stdout"].strip() for r in check.json()} == {"0"}
+    assert {out.strip() for out in check.values()} == {"0"}
     assert not Path("/tmp/pwned").exists()
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import change_counts, lab_attempt
+from .conftest import change_counts, lab_attempt, shell_on_each
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +49,18 @@ def test_up_fails_clearly_where_jenkins_cannot_be_downloaded(labctl, jenkins) ->
 
 def test_every_machine_knows_every_hostname_and_has_a_jdk(labctl, jenkins) -> None:
     name, subnet, _ = jenkins
-    done = labctl(
-        "exec",
-        "--lab",
+    seen = shell_on_each(
+        labctl,
         name,
-        "--json",
-        "--",
-        "sh",
-        "-c",
         "getent hosts jenkins-server jenkins-agent1 jenkins-agent2; java -version 2>&1",
     )
-    assert done.code == 0, done.stderr
-    for row in done.json():
-        text = row["stdout"]
+    for vm, text in seen.items():
         for ip, host in (
             (f"{subnet}.10", "jenkins-server"),
             (f"{subnet}.11", "jenkins-agent1"),
             (f"{subnet}.12", "jenkins-agent2"),
         ):
-            assert any(line.split()[:2] == [ip, host] for line in text.splitlines()), (
-                row["vm"],
-                text,
-            )
+            assert any(line.split()[:2] == [ip, host] for line in text.splitlines()), (vm, text)
         assert 'openjdk version "17' in text
 
 

@@ -386,3 +386,32 @@ def host_programs(
         )
         script.chmod(0o755)
     monkeypatch.setenv("PATH", str(folder))
+
+
+# ---------------------------------------------------------------- a Jenkins controller
+
+# /computer/api/json?tree=computer[displayName,offline,offlineCauseReason], as
+# the Jenkins REST API documents it (Jenkins cannot be downloaded here).
+COMPUTERS = {
+    "_class": "hudson.model.ComputerSet",
+    "computer": [
+        {
+            "_class": "hudson.model.Hudson$MasterComputer",
+            "displayName": "Built-In Node",
+            "offline": False,
+            "offlineCauseReason": "",
+        },
+        {
+            "_class": "hudson.slaves.SlaveComputer",
+            "displayName": "agent1",
+            "offline": False,
+            "offlineCauseReason": "",
+        },
+        {
+            "_class": "hudson.slaves.SlaveComputer",
+            "displayName": "agent2",
+            "offline": True,
+            "offlineCauseReason": "This agent is offline because Jenkins failed to launch the agent process on it.",
+        },
+    ],
+}

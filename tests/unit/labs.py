@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import providers
-from labctl.lab.spec import LabSpec, Origin
+from labctl.lab.spec import LabSpec, Machine, Origin, Provisioner
 from labctl.labfile import build as labfile
 from labctl.labfile import schema, topologies
 
@@ -66,3 +66,10 @@ def topology(
         allowed=tuple(str(w) for w in [values.get("jenkins_war")] if w),
         **lab_kw,
     ).spec
+
+
+def step(m: Machine, name: str) -> Provisioner:
+    """The one provisioner of `m` named `name` (none, or two, fail the test)."""
+    found = [p for p in m.provisioners if p.name == name]
+    assert len(found) == 1, [p.name for p in m.provisioners]
+    return found[0]

@@ -107,7 +107,7 @@ def drill(
             tally = load.stop()
             if fault == "cut":
                 link.heal_in(session, link.links(session, old, [r for r in edges if r != old]))
-        present, lost, replicas = _count(session, done, tally)
+        present, lost, replicas = count_rows(session, done, tally)
     return DrillReport(
         fault=fault,
         semi_sync=semi_sync,
@@ -189,7 +189,7 @@ def _detect(session: LabSession, old: str, direct: list[str]) -> tuple[str, Mysq
     raise GuestError(f"{old} did not fail within {DETECT_TIMEOUT:.0f} s")
 
 
-def _count(
+def count_rows(
     session: LabSession, done: failover.FailedOver, tally: writer.Tally
 ) -> tuple[int, list[int], dict[str, bool]]:
     """Of the acknowledged rows: how many the new primary has, and which it

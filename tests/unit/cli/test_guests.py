@@ -11,10 +11,9 @@ import pytest
 
 from labctl.guest import ctr
 
-from ..fakes import FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
+from ..fakes import COMPUTERS, FakeTransport, Reply, argv_has, argv_starts, data, data_err, install
 from ..labs import topology
-from ..ops.mysql.test_observe import checked, mariadb
-from ..roles.test_jenkins import COMPUTERS
+from ..mysql_servers import checked, lab, mariadb
 
 ALL = argv_starts("sh", "-c", ctr.PS_SCRIPT)
 
@@ -220,8 +219,6 @@ def test_mysql_check_and_sql_as_printed(cli, db) -> None:
 def test_mysql_switchover_as_printed_and_its_exit_codes(
     cli, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ..ops.mysql.test_switchover import lab
-
     servers = lab(home, monkeypatch)
     done = cli("mysql", "switchover", "--to", "replica2", "--lab", "db")
     assert done.code == 0, done.stderr
@@ -238,8 +235,6 @@ def test_mysql_switchover_as_printed_and_its_exit_codes(
 
 
 def test_mysql_info_at_a_glance(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ..ops.mysql.test_switchover import lab
-
     lab(home, monkeypatch)
     shown = cli("mysql", "info", "--lab", "db", "--json")
     assert shown.code == 0, shown.stderr

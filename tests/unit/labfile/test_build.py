@@ -1,10 +1,10 @@
-"""Lab files: every refusal names its line and key, and what a good file
+"""Lab files built: every refusal names its line and key, and what a good file
 builds is what it says (names, addresses, roles wired across machines, user
-scripts), including the normalised copy kept in the lab folder."""
+scripts), including the normalised copy kept in the lab folder. The YAML and
+the model alone: test_schema.py; the bundled topologies: test_topologies.py."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from labctl.errors import SpecError
-from labctl.lab.spec import LabSpec, Machine, Provisioner
+from labctl.lab.spec import LabSpec, Machine
 from labctl.labfile import build as labfile
-from labctl.labfile import safeyaml, topologies
+from labctl.labfile import safeyaml
 from labctl.labfile import schema as lab_schema
 
 from ...conftest import DATA
-from ..labs import from_text, resolved
+from ..labs import from_text, resolved, step
 
 BAD = DATA / "labfiles" / "bad"
 EXAMPLES = Path(__file__).parents[3] / "examples"
@@ -148,63 +148,11 @@ def test_every_bad_file_is_in_the_table() -> None:
     assert sorted(p.stem for p in BAD.glob("*.yaml")) == sorted(c[0] for c in BAD_FILES)
 
 
-def _lines(node: yaml.Node) -> list[tuple[str, int, int]]:
-    """Every node's kind and where it starts, depth first."""
-    found = [(type(node).__name__, node.start_mark.line, node.start_mark.column)]
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            found += _lines(key) + _lines(value)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            found += _lines(item)
-    return found
-
-
-def test_libyaml_and_the_python_parser_agree_on_data_and_lines() -> None:
-    """Lab files are read by libyaml; its lines (for messages) and data must be
-    what PyYAML's own parser gives, on every lab file labctl ships."""
-    texts = [p.read_text() for p in EXAMPLES.glob("*/lab.yaml")]
-    texts += [topologies.lab_text(t, topologies.params(t, {}, {})) for t in topologies.TOPOLOGIES]
-    assert len(texts) > len(topologies.TOPOLOGIES)
-    for text in texts:
-        fast_node, fast_data = lab_schema._load(text, "lab.yaml", yaml.CSafeLoader)
-        slow_node, slow_data = lab_schema._load(text, "lab.yaml", yaml.SafeLoader)
-        assert fast_data == slow_data
-        assert fast_node is not None and slow_node is not None
-        assert _lines(fast_node) == _lines(slow_node)
-
-
-def test_unknown_key_comes_first_and_the_rest_are_counted() -> None:
-    """An unknown key explains more than what it left missing; the others are
-    only counted in the hint."""
-    text = "machines:\n  web:\n    cpus: 0\n    memroy: 512\n"
-    with pytest.raises(SpecError) as exc:
-        from_text(text)
-    assert exc.value.message == "lab.yaml:4: machines.web.memroy: unknown key"
-    assert exc.value.hint == "1 more problem in the file"
-
-
-def test_read_names_the_file_itself(tmp_path: Path) -> None:
-    """Errors of `-f FILE` carry that file's own name."""
-    path = tmp_path / "mylab.yaml"
-    shutil.copy(BAD / "count-zero.yaml", path)
-    with pytest.raises(SpecError, match=r"^mylab\.yaml:5: machines\.node\.count: "):
-        lab_schema.read(path)
-    with pytest.raises(SpecError, match="cannot read lab file"):
-        lab_schema.read(tmp_path / "absent.yaml")
-
-
 # ---------------------------------------------------------------- good files
 
 
 def _machines(spec: LabSpec) -> dict[str, Machine]:
     return {m.name: m for m in spec.machines}
-
-
-def _step(m: Machine, name: str) -> Provisioner:
-    found = [p for p in m.provisioners if p.name == name]
-    assert len(found) == 1, [p.name for p in m.provisioners]
-    return found[0]
 
 
 def test_count_expands_names_hostnames_and_addresses() -> None:
@@ -263,7 +211,7 @@ def test_every_mysql_server_is_provisioned_alike_whatever_its_role() -> None:
         "  sql3:\n    roles:\n      - mysql-replica: {source: sql2}\n"
     ).spec
     ms = _machines(spec)
-    env = {name: _step(m, "mysql").env for name, m in ms.items()}
+    env = {name: step(m, "mysql").env for name, m in ms.items()}
     assert {n: sorted(e) for n, e in env.items()} == {
         n: ["LAB_HOSTNAME", "MYSQL_BIND_ADDRESS", "MYSQL_GTID", "MYSQL_SERVER_ID"] for n in env
     }
@@ -292,9 +240,9 @@ def test_agent_controller_defaults_to_the_one_controller_by_hostname() -> None:
     ms = _machines(spec)
     for name in ("agent1", "agent2"):
         assert ms[name].option("jenkins-agent", "controller") == "ci"
-        env = _step(ms[name], "jenkins-agent").env
+        env = step(ms[name], "jenkins-agent").env
         assert env == {"JENKINS_URL": "http://jenkins:8080/", "AGENT_NAME": name}
-    server = _step(ms["ci"], "jenkins")
+    server = step(ms["ci"], "jenkins")
     assert server.env["JENKINS_AGENTS"] == "agent1 agent2"
     assert server.run == "never"
 
@@ -326,13 +274,13 @@ def test_a_changed_script_changes_its_digest(tmp_path: Path) -> None:
     script = tmp_path / "app.sh"
     text = "machines:\n  app:\n    provision: [app.sh]\n"
     script.write_text("echo one\n")
-    before = _step(_build(text, tmp_path).spec.machines[0], "script:app.sh")
+    before = step(_build(text, tmp_path).spec.machines[0], "script:app.sh")
     script.write_text("echo two\n")
-    after = _step(_build(text, tmp_path).spec.machines[0], "script:app.sh")
+    after = step(_build(text, tmp_path).spec.machines[0], "script:app.sh")
     assert before.digest and after.digest
     assert before.digest != after.digest
     script.write_text("echo one\n")
-    assert _step(_build(text, tmp_path).spec.machines[0], "script:app.sh") == before
+    assert step(_build(text, tmp_path).spec.machines[0], "script:app.sh") == before
 
 
 def test_existing_machines_keep_their_addresses() -> None:
@@ -433,115 +381,7 @@ def test_normalised_carries_the_decided_lab_values() -> None:
     assert data["defaults"] == {"cpus": 2, "memory": 1024}
 
 
-# ---------------------------------------------------------------- the JSON Schema
-
-
-def test_json_schema_shape() -> None:
-    schema = lab_schema.json_schema()
-    assert isinstance(schema, dict)
-    assert schema["$schema"].startswith("https://json-schema.org/")
-    assert {"machines", "defaults", "mysql", "jenkins"} <= set(schema["properties"])
-    assert "machines" in schema.get("required", [])
-
-
-def test_json_schema_validates_the_example_and_refuses_a_typo() -> None:
-    """Editors check files with this schema: it must agree with the reader."""
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = lab_schema.json_schema()
-    kind = jsonschema.validators.validator_for(schema)
-    kind.check_schema(schema)  # once: jsonschema.validate() would redo it for every file
-    validator = kind(schema)
-    example = yaml.safe_load((EXAMPLES / "mixed" / "lab.yaml").read_text())
-    validator.validate(example)
-    for topology in topologies.TOPOLOGIES:
-        text = topologies.lab_text(topology, topologies.params(topology, {}, {}))
-        validator.validate(yaml.safe_load(text))
-    for case in ("unknown-machine-key", "count-ten", "role-option-unknown", "unknown-role"):
-        bad = yaml.safe_load((BAD / f"{case}.yaml").read_text())
-        with pytest.raises(jsonschema.ValidationError):
-            validator.validate(bad)
-
-
-# ---------------------------------------------------------------- bundled topologies
-
-
-def _edge_params() -> list[tuple[str, dict[str, Any]]]:
-    cases: list[tuple[str, dict[str, Any]]] = []
-    for name, own in topologies.PARAMS.items():
-        cases.append((name, {}))
-        for key, param in own.items():
-            if param.low is not None:
-                cases += [(name, {key: param.low}), (name, {key: param.high})]
-            for choice in param.choices:
-                cases.append((name, {key: choice}))
-            if isinstance(param.default, bool):
-                cases.append((name, {key: not param.default}))
-        cases += [
-            (name, {"cpus": 1, "memory": 256}),
-            (name, {"cpus": 64, "memory": 262144}),
-        ]
-    cases.append(("mysql-pair", {"replicas": 5, "chain": True, "gtid": True}))
-    cases.append(("jenkins", {"agents": 0, "containerd": False}))
-    return cases
-
-
-EDGES = _edge_params()
-
-
-@pytest.mark.parametrize(("topology", "given"), EDGES, ids=[f"{t}-{g}" for t, g in EDGES])
-def test_bundled_topologies_render_files_that_parse(topology: str, given: dict[str, Any]) -> None:
-    """`labctl init` and `up TOPOLOGY` read what the templates render."""
-    values = topologies.params(topology, {}, given)
-    text = topologies.lab_text(topology, values)
-    built = from_text(text, filename=f"{topology}.yaml")
-    spec = built.spec
-    assert spec.machines
-    if "count" in given:
-        assert len(spec.machines) == given["count"]
-    if "agents" in given:
-        assert len(spec.with_role("jenkins-agent")) == given["agents"]
-    if "replicas" in given:
-        assert len(spec.with_role("mysql-replica")) == given["replicas"]
-    if "cpus" in given:
-        assert {m.cpus for m in spec.machines} == {given["cpus"]}
-    if given.get("containerd") is False:
-        assert not spec.with_role("containerd")
-    # and the normalised copy of it reads again
-    lab_schema.parse(built.normalised, "lab.yaml", Path("."))
-
-
-def test_jenkins_topology_with_a_war(tmp_path: Path) -> None:
-    war = tmp_path / "jenkins.war"
-    war.write_bytes(b"PK")
-    text = topologies.lab_text(
-        "jenkins", topologies.params("jenkins", {}, {"jenkins_war": str(war)})
-    )
-    spec = from_text(text, filename="jenkins.yaml", allowed=(str(war),)).spec
-    assert spec.family("jenkins")["war"] == str(war.resolve())
-    server = _step(spec.machine("server"), "jenkins")
-    assert server.env["JENKINS_SOURCE"] == "war"
-
-
 # ---------------------------------------------------------------- known gaps (bugs)
-
-
-def test_a_machine_declared_twice_is_refused() -> None:
-    """Two `web:` keys are two machines the user meant, one of which would
-    silently vanish."""
-    with pytest.raises(SpecError, match=r"^lab\.yaml:3: machines\.web: "):
-        from_text("machines:\n  web: {}\n  web:\n    cpus: 4\n")
-
-
-def test_a_repeated_key_is_named_at_its_second_line() -> None:
-    with pytest.raises(
-        SpecError, match=r"^lab\.yaml:3: machines\.web: given twice \(first on line 2\)"
-    ):
-        from_text("machines:\n  web: {}\n  web:\n    cpus: 100\n")
-
-
-def test_a_boolean_looking_machine_name_keeps_its_line() -> None:
-    with pytest.raises(SpecError, match=r"^lab\.yaml:3: machines\.(on|True): "):
-        from_text("machines:\n  web: {}\n  on: {}\n")
 
 
 def test_two_machines_cannot_share_a_hostname() -> None:

@@ -1,11 +1,18 @@
+"""The bundled topologies: what each one's parameters make, and that every
+template renders a lab file that reads, at the edges of every parameter."""
+
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from labctl.guest.mysql import topology as topo
+from labctl.labfile import schema as lab_schema
+from labctl.labfile import topologies
 
+from ..labs import from_text, step
 from ..labs import topology as spec
 
 
@@ -128,3 +135,60 @@ def test_mysql_replication_layout(chain: bool, sources: dict[str, str]) -> None:
         "23",
     ]  # the address's last octet: unique in the lab, stable when machines come and go
     assert env["replica1"]["MYSQL_BIND_ADDRESS"] == "10.1.2.21"
+
+
+def _edge_params() -> list[tuple[str, dict[str, Any]]]:
+    cases: list[tuple[str, dict[str, Any]]] = []
+    for name, own in topologies.PARAMS.items():
+        cases.append((name, {}))
+        for key, param in own.items():
+            if param.low is not None:
+                cases += [(name, {key: param.low}), (name, {key: param.high})]
+            for choice in param.choices:
+                cases.append((name, {key: choice}))
+            if isinstance(param.default, bool):
+                cases.append((name, {key: not param.default}))
+        cases += [
+            (name, {"cpus": 1, "memory": 256}),
+            (name, {"cpus": 64, "memory": 262144}),
+        ]
+    cases.append(("mysql-pair", {"replicas": 5, "chain": True, "gtid": True}))
+    cases.append(("jenkins", {"agents": 0, "containerd": False}))
+    return cases
+
+
+EDGES = _edge_params()
+
+
+@pytest.mark.parametrize(("topology", "given"), EDGES, ids=[f"{t}-{g}" for t, g in EDGES])
+def test_bundled_topologies_render_files_that_parse(topology: str, given: dict[str, Any]) -> None:
+    """`labctl init` and `up TOPOLOGY` read what the templates render."""
+    values = topologies.params(topology, {}, given)
+    text = topologies.lab_text(topology, values)
+    built = from_text(text, filename=f"{topology}.yaml")
+    spec = built.spec
+    assert spec.machines
+    if "count" in given:
+        assert len(spec.machines) == given["count"]
+    if "agents" in given:
+        assert len(spec.with_role("jenkins-agent")) == given["agents"]
+    if "replicas" in given:
+        assert len(spec.with_role("mysql-replica")) == given["replicas"]
+    if "cpus" in given:
+        assert {m.cpus for m in spec.machines} == {given["cpus"]}
+    if given.get("containerd") is False:
+        assert not spec.with_role("containerd")
+    # and the normalised copy of it reads again
+    lab_schema.parse(built.normalised, "lab.yaml", Path("."))
+
+
+def test_jenkins_topology_with_a_war(tmp_path: Path) -> None:
+    war = tmp_path / "jenkins.war"
+    war.write_bytes(b"PK")
+    text = topologies.lab_text(
+        "jenkins", topologies.params("jenkins", {}, {"jenkins_war": str(war)})
+    )
+    spec = from_text(text, filename="jenkins.yaml", allowed=(str(war),)).spec
+    assert spec.family("jenkins")["war"] == str(war.resolve())
+    server = step(spec.machine("server"), "jenkins")
+    assert server.env["JENKINS_SOURCE"] == "war"

@@ -260,15 +260,31 @@ def stopped_node2(home: Path, monkeypatch: pytest.MonkeyPatch) -> LabHome:
     return lab_home
 
 
-def test_fan_out_names_every_machine_not_running(stopped_node2: LabHome) -> None:
+def test_fan_out_names_every_machine_not_running(
+    stopped_node2: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl.session import group
     from labctl.session.group import LabSession, MachineDown
+    from labctl.transport.interface import Endpoint
+
+    from ..fakes import FakeTransport
 
     reached: list[str] = []
 
+    class Reached(group.GuestBackend):
+        """The provider's own states (what is tested); guests that answer nothing."""
+
+        def endpoints(self, paths, refresh, running, every, deadline):
+            return {n: Endpoint(n, "192.0.2.10", 22, "vagrant", "/dev/null") for n in running}
+
+        def connect(self, endpoint, host_keys, connect_timeout, deadline):
+            reached.append(endpoint.name)
+            return FakeTransport(endpoint.name)
+
+    monkeypatch.setattr(group, "BACKEND", Reached())
     with LabSession(stopped_node2, "a") as session:
-        session._open = lambda name: reached.append(name) or name  # type: ignore[method-assign]
         names = session.select(role="containerd")
-        outcomes = session.each(names, lambda t: f"hello from {t}")
+        outcomes = session.each(names, lambda t: f"hello from {t.name}")
     assert names == ["node1", "node2", "node3"]  # every declared machine is expected
     assert reached == ["node1"]  # only the running one is contacted
     assert [o.vm for o in outcomes] == ["node1", "node2", "node3"]

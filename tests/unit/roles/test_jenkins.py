@@ -11,31 +11,7 @@ from labctl.guest.jenkins import parse_computers
 from labctl.lab.home import LabHome
 from labctl.roles.jenkins import check_war
 
-# /computer/api/json?tree=computer[displayName,offline,offlineCauseReason], as
-# the Jenkins REST API documents it (Jenkins cannot be downloaded here).
-COMPUTERS = {
-    "_class": "hudson.model.ComputerSet",
-    "computer": [
-        {
-            "_class": "hudson.model.Hudson$MasterComputer",
-            "displayName": "Built-In Node",
-            "offline": False,
-            "offlineCauseReason": "",
-        },
-        {
-            "_class": "hudson.slaves.SlaveComputer",
-            "displayName": "agent1",
-            "offline": False,
-            "offlineCauseReason": "",
-        },
-        {
-            "_class": "hudson.slaves.SlaveComputer",
-            "displayName": "agent2",
-            "offline": True,
-            "offlineCauseReason": "This agent is offline because Jenkins failed to launch the agent process on it.",
-        },
-    ],
-}
+from ..fakes import COMPUTERS
 
 
 def test_parse_computers_leaves_out_the_built_in_node() -> None:

@@ -190,7 +190,7 @@ def test_warming_is_best_effort_but_ctrl_c_is_not_swallowed(tmp_path, monkeypatc
     running_states(monkeypatch, MACHINES)
     paths, spec = lab(tmp_path), topology("nodes", count=2, name="lab")
     inventory.warm(paths, spec)  # Vagrant refused: the first reader will say so
-    assert inventory._load(paths.ssh_config_cache, inventory.fingerprint(paths)) is None
+    assert inventory.read_cache(paths.ssh_config_cache, inventory.fingerprint(paths)) is None
 
     def interrupted(*a: Any, **kw: Any) -> list[LabStates]:
         raise Interrupted("interrupted")

@@ -13,7 +13,7 @@ from labctl.lab.home import LabHome
 from labctl.ops.mysql import drill, failover
 from labctl.session.group import LabSession
 
-from .test_switchover import lab
+from ...mysql_servers import lab
 
 
 @pytest.mark.parametrize(
@@ -51,14 +51,14 @@ def test_the_accounting_of_a_recorded_run(home: Path, monkeypatch: pytest.Monkey
         {"primary": "replica1", "replica2": "replica1"},
     )
     with LabSession(LabHome(home), "db") as session:
-        present, lost, replicas = drill._count(session, done, tally)
+        present, lost, replicas = drill.count_rows(session, done, tally)
     assert (present, lost, replicas) == (97, [97, 98, 99], {"replica2": True})
     assert "SELECT MASTER_GTID_WAIT('0-20-105', 30) AS waited" in servers["replica2"].log
     assert servers["primary"].log == []  # stale: never counted
 
     servers["replica2"].rows = list(range(95))
     with LabSession(LabHome(home), "db") as session:
-        assert drill._count(session, done, tally)[2] == {"replica2": False}
+        assert drill.count_rows(session, done, tally)[2] == {"replica2": False}
 
 
 class Lost(Exception):

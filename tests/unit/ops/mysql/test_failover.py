@@ -17,7 +17,7 @@ from labctl.lab.home import LabHome
 from labctl.ops.mysql import failover, rejoin, switchover
 
 from ...fakes import install
-from .test_switchover import lab, writes
+from ...mysql_servers import lab, writes
 
 
 def stopped(home: Path, monkeypatch: pytest.MonkeyPatch, servers: dict, *names: str) -> None:

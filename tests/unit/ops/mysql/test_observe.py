@@ -15,34 +15,7 @@ from labctl.ops.mysql import observe as ops
 
 from ...fakes import FakeTransport, Reply, data, install, sql_has
 from ...labs import topology
-
-NO_ROWS = Reply("")
-
-
-def mariadb(name: str, role: str) -> FakeTransport:
-    """A MariaDB server as captured in a mysql-pair lab: the primary, or a
-    replica replicating from it (192.168.56.20)."""
-    t = FakeTransport(name).on(
-        sql_has("SELECT VERSION()"), Reply(data("mysql/mariadb-version.tab.txt"))
-    )
-    if role == "primary":
-        return (
-            t.on(
-                sql_has("SHOW GLOBAL VARIABLES"),
-                Reply(data("mysql/mariadb-primary-variables.tab.txt")),
-            )
-            .on(sql_has("SHOW SLAVE STATUS"), NO_ROWS)
-            .on(sql_has("SHOW SLAVE HOSTS"), Reply(data("mysql/mariadb-slave-hosts.tab.txt")))
-            .on(sql_has("SHOW MASTER STATUS"), Reply(data("mysql/mariadb-master-status.tab.txt")))
-        )
-    return (
-        t.on(
-            sql_has("SHOW GLOBAL VARIABLES"), Reply(data("mysql/mariadb-replica-variables.tab.txt"))
-        )
-        .on(sql_has("SHOW SLAVE STATUS"), Reply(data("mysql/mariadb-replica-status.tab.txt")))
-        .on(sql_has("SHOW SLAVE HOSTS"), NO_ROWS)
-        .on(sql_has("SHOW PROCESSLIST"), NO_ROWS)
-    )
+from ...mysql_servers import NO_ROWS, checked, mariadb
 
 
 @pytest.fixture
@@ -155,21 +128,6 @@ def test_sql_reads_a_vertical_answer_and_refuses_nothing(pair, home: Path) -> No
     assert guests["replica1"].sent[0].argv[-1] == "--vertical"
     with pytest.raises(SpecError, match="no statement given"):
         ops.sql(LabHome(home), "db", "replica1", " ; ")
-
-
-def checked(name: str, checksum: str) -> FakeTransport:
-    """A server that takes `mysql check`'s rows (or sees them arrive) and
-    answers every table's count and CHECKSUM TABLE with `checksum`."""
-    tables = Reply("t\nlabctl_check.marker\nlabctl_check.rows_written\n")
-    return (
-        mariadb(name, "primary" if name == "primary" else "replica")
-        .on(sql_has("INSERT INTO labctl_check.rows_written"), Reply())
-        .on(sql_has("FROM labctl_check.marker WHERE token"), Reply("n\n1\n"))
-        .on(sql_has("information_schema.schemata"), Reply("s\nlabctl_check\n"))
-        .on(sql_has("information_schema.tables"), tables)
-        .on(sql_has("SELECT COUNT(*) AS n FROM"), Reply("n\n10\n"))
-        .on(sql_has("CHECKSUM TABLE"), Reply(f"Table\tChecksum\nx\t{checksum}\n"))
-    )
 
 
 def test_check_writes_on_the_primary_waits_then_compares_every_table(pair, home: Path) -> None:
