@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,31 @@ def test_time_limit(tmp_path: Path) -> None:
         process.run([sys.executable, "-c", CHILD, str(tmp_path / "m")], timeout=0.5)
     assert exc.value.exit_code == 124
     assert (tmp_path / "m").read_text() == "1"  # it was asked to stop (SIGINT), not killed
+
+
+def test_time_limit_of_a_child_that_ignores_sigint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that inherited SIGINT ignored (a background job of a script, a
+    test runner's worker) is not given SIGINT's grace: SIGTERM ends it at its
+    time limit."""
+    monkeypatch.setattr(process, "TIMEOUT_GRACE", 30.0)
+    start = time.monotonic()
+    with pytest.raises(TimedOut):
+        process.run(["sh", "-c", "trap '' INT; exec sleep 600"], timeout=0.3)
+    assert time.monotonic() - start < 10
+
+
+def test_a_process_ignoring_a_signal_is_seen_so() -> None:
+    child = subprocess.Popen(["sh", "-c", "trap '' INT; exec sleep 600"])
+    try:
+        deadline = time.monotonic() + 5
+        while not process.ignores(child.pid, signal.SIGINT) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until sh has run its trap
+        assert process.ignores(child.pid, signal.SIGINT)
+        assert not process.ignores(child.pid, signal.SIGTERM)
+    finally:
+        child.kill()
+        child.wait()
+    assert not process.ignores(child.pid, signal.SIGINT)  # gone: False
 
 
 def test_output_and_status() -> None:
