@@ -199,7 +199,8 @@ def _check_host_network(
         raise hostnet.SubnetTaken(subnet, claimed[subnet])
     found = hostnet.clash(subnet, networks)
     if found:
-        held = hostnet.holder(found)  # asked only now: a refusal names what to look at
+        # asked only now: a refusal names what to look at
+        held = hostnet.holder(found, providers.HOLDERS)
         where = f"{held}, interface {found.interface}" if held else f"interface {found.interface}"
         raise SpecError(
             f"subnet {subnet}.0/24 overlaps {found.network} on this host ({where})"
