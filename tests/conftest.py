@@ -55,13 +55,14 @@ def _host_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     and a host with no network of its own, nor docker or libvirt asked who
     holds one (a test that wants some says so): what runs on this host (a
     developer's labs) never changes a test's answer."""
+    from labctl import providers
     from labctl.lab import hostnet
 
     monkeypatch.setenv("LABCTL_HOST_DIR", str(tmp_path / "host"))
     routes = tmp_path / "no-routes"
     routes.write_text("Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n")
     monkeypatch.setattr(hostnet, "ROUTES", routes)
-    monkeypatch.setattr(hostnet, "HOLDERS", ())
+    monkeypatch.setattr(providers, "HOLDERS", ())
 
 
 @pytest.fixture

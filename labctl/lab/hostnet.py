@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,15 +63,17 @@ def clash(subnet: str, networks: list[HostNetwork]) -> HostNetwork | None:
 
 # ---------------------------------------------------------------- who holds one
 
-# The providers (above this layer) put their lookups here, in the order asked
-HOLDERS: tuple[Callable[[str], str | None], ...] = ()
+# A provider's lookup of its own network behind a host interface; the
+# providers sit above this layer, so their caller hands them in
+Lookup = Callable[[str], str | None]
 
 
-def holder(found: HostNetwork) -> str | None:
+def holder(found: HostNetwork, lookups: Iterable[Lookup]) -> str | None:
     """What holds a host network, as its user knows it ("docker network
-    'vagrant_network_192.168.100.0/24'"); None where no provider claims its
-    interface (a VPN, a bridge of the user's own)."""
-    return next((name for ask in HOLDERS if (name := ask(found.interface))), None)
+    'vagrant_network_192.168.100.0/24'"), by the first of `lookups` that
+    answers; None where none claims its interface (a VPN, a bridge of the
+    user's own)."""
+    return next((name for ask in lookups if (name := ask(found.interface))), None)
 
 
 # ---------------------------------------------------------------- claims

@@ -419,7 +419,7 @@ def normalise(p: Parsed, spec: LabSpec, r: Resolved, targets: dict[str, list[str
         if targets[key]:
             out["provision"] = [f"provision/{t}" for t in targets[key]]
     # each family's options as the role completed them (a war file's path made absolute)
-    used = {f.KEY for f in roles.families_of(spec)}
+    used = {f.key for f in roles.families_of(spec)}
     for key, options in spec.options.items():
         if key in used or key in data:
             data[key] = {k: v for k, v in options.items() if v is not None}

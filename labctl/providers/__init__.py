@@ -10,7 +10,7 @@ box, what it adds to the Vagrantfile, and its rules for the plan and links.
 from __future__ import annotations
 
 from labctl.errors import SpecError
-from labctl.lab import hostnet
+from labctl.lab.hostnet import Lookup
 from labctl.providers.base import Provider
 from labctl.providers.docker import Docker
 from labctl.providers.libvirt import Libvirt
@@ -18,9 +18,9 @@ from labctl.providers.virtualbox import VirtualBox
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (VirtualBox(), Libvirt(), Docker())}
 NAMES = tuple(PROVIDERS)
-# hostnet (a layer below) names who holds a refused subnet by asking these;
-# docker's answer is the quicker
-hostnet.HOLDERS = (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
+# who holds a refused subnet, asked in this order (ops hands these to
+# hostnet.holder, a layer below); docker's answer is the quicker
+HOLDERS: tuple[Lookup, ...] = (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
 
 
 def get(name: str) -> Provider:

@@ -1,24 +1,27 @@
 """The roles a machine can hold, and the one table that names them.
 
-A role family is one module: the roles it defines with their options (a
-dataclass, or None), its lab-wide options (`KEY` in a lab file, `LabOptions`),
-`lab_options` (completing them), `provisioners` (pure: what a machine of the
-role runs), and what it needs of these: `resolve` (defaults and cross-machine
-checks), `check_plan` (refusing a plan) and `setup` (after `up`, over SSH); a
-family without one has nothing to do there. Adding a role touches its module,
-its provision script, a test, and FAMILIES below.
+A role family is one `RoleFamily` (base.py: each hook, with the answer of a
+family that has nothing to do there) in a module of its own: the roles it
+defines with their options (a dataclass, or None), its lab-wide options
+(`key` in a lab file, `lab_options`), `complete_lab_options`, `resolve`
+(defaults and cross-machine checks), `check_plan` (refusing a plan),
+`provisioners` (pure: what a machine of the role runs) and `setup` (after
+`up`, over SSH). Adding a role touches its module, its provision script, a
+test, and FAMILIES below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from labctl.events import OnEvent
+from labctl.events import OnEvent, ignore
 from labctl.local.deadline import Deadline
-from labctl.roles import containerd, jenkins, mysql
+from labctl.roles.base import Chosen, RoleFamily, Where
+from labctl.roles.containerd import Containerd
+from labctl.roles.jenkins import Jenkins
+from labctl.roles.mysql import Mysql
 
 if TYPE_CHECKING:
     from labctl.lab.home import LabHome
@@ -27,49 +30,47 @@ if TYPE_CHECKING:
     from labctl.project.plan import Step
 
 # Provisioning and set-up run in this order.
-FAMILIES: tuple[ModuleType, ...] = (containerd, mysql, jenkins)
+FAMILIES: tuple[RoleFamily, ...] = (Containerd(), Mysql(), Jenkins())
 
 
 @dataclass(frozen=True)
 class Role:
     name: str
-    family: ModuleType
+    family: RoleFamily
     options: type | None
 
 
 ROLES: dict[str, Role] = {
     name: Role(name, family, options)
     for family in FAMILIES
-    for name, options in family.ROLES.items()
+    for name, options in family.roles.items()
 }
 
 
 def lab_options() -> dict[str, type]:
     """Lab-wide option groups by their key in a lab file (mysql, jenkins)."""
-    return {f.KEY: f.LabOptions for f in FAMILIES if f.KEY}
+    return {f.key: f.lab_options for f in FAMILIES if f.key and f.lab_options}
 
 
 def complete_lab_options(
     given: dict[str, dict[str, Any]], reach: HostPaths
 ) -> dict[str, dict[str, Any]]:
-    """Each family's lab-wide options as its module completes them (a path
+    """Each family's lab-wide options as the family completes them (a path
     relative to the lab file made absolute, where the lab file may reach);
     InvalidField when one is wrong."""
-    return {f.KEY: f.lab_options(given.get(f.KEY, {}), reach) for f in FAMILIES if f.KEY}
+    return {f.key: f.complete_lab_options(given.get(f.key, {}), reach) for f in FAMILIES if f.key}
 
 
-def families_of(spec: LabSpec) -> list[ModuleType]:
+def families_of(spec: LabSpec) -> list[RoleFamily]:
     """The families some machine of the lab belongs to, in FAMILIES order."""
     held = {r for m in spec.machines for r in m.roles}
-    return [f for f in FAMILIES if held & set(f.ROLES)]
+    return [f for f in FAMILIES if held & set(f.roles)]
 
 
-def resolve(
-    spec: LabSpec, where: Callable[..., tuple[Any, ...]]
-) -> dict[str, dict[str, dict[str, str]]]:
+def resolve(spec: LabSpec, where: Where) -> Chosen:
     """Every machine's role options with defaults filled in, checked across machines."""
-    merged: dict[str, dict[str, dict[str, str]]] = {}
-    for family in [f for f in FAMILIES if hasattr(f, "resolve")]:
+    merged: Chosen = {}
+    for family in FAMILIES:
         for machine, options in family.resolve(spec, where).items():
             merged.setdefault(machine, {}).update(options)
     return merged
@@ -77,7 +78,7 @@ def resolve(
 
 def check_plan(old: LabSpec | None, new: LabSpec, steps: Sequence[Step]) -> None:
     """SpecError for a plan a family cannot follow (a replica's source recreated...)."""
-    for family in [f for f in FAMILIES if hasattr(f, "check_plan")]:
+    for family in FAMILIES:
         family.check_plan(old, new, steps)
 
 
@@ -128,7 +129,7 @@ def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
     """The role provisioners of one machine, family by family."""
     steps: list[Provisioner] = []
     for family in FAMILIES:
-        if m.has(*family.ROLES):
+        if m.has(*family.roles):
             steps += family.provisioners(spec, m)
     return steps
 
@@ -142,6 +143,6 @@ def setup(
     """Each family's set-up after `up` (replication, Jenkins), within `up`'s
     deadline; their notes."""
     notes: list[str] = []
-    for family in [f for f in families_of(spec) if hasattr(f, "setup")]:
-        notes += cast(list[str], family.setup(home, spec, on_event, deadline or Deadline()))
+    for family in families_of(spec):
+        notes += family.setup(home, spec, on_event or ignore, deadline or Deadline())
     return notes

@@ -12,19 +12,19 @@ A plan needs no check: the set-up registers the agents again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
-from labctl.events import OnEvent, ignore, info
+from labctl.events import OnEvent, info
 from labctl.guest.jenkins import AgentState, api_get, parse_computers
 from labctl.lab import vault
 from labctl.lab.home import LabHome
 from labctl.lab.hostpaths import HostPaths
 from labctl.lab.spec import LabSpec, Machine, Provisioner
 from labctl.local.deadline import Deadline, tries
+from labctl.roles.base import Chosen, RoleFamily, Where
 from labctl.session.group import LabSession
 from labctl.transport.interface import Transport
 from labctl.vagrant.driver import VagrantDriver
@@ -39,9 +39,6 @@ STATE = f"{HOME}/.labctl"
 AGENT_SECRET = "/etc/jenkins-agent/secret"
 INSTALLED_WAR = "/usr/share/java/jenkins.war"
 ONLINE_TIMEOUT = 180.0
-
-
-Where = Callable[..., tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -60,7 +57,6 @@ class LabOptions:
     war: str | None = None
 
 
-ROLES: dict[str, type | None] = {CONTROLLER: None, AGENT: AgentOptions}
 KEY = "jenkins"
 
 
@@ -82,85 +78,6 @@ def agents(spec: LabSpec) -> list[str]:
     return [m.name for m in spec.with_role(AGENT)]
 
 
-def lab_options(given: dict[str, Any], reach: HostPaths) -> dict[str, Any]:
-    """The war file, relative to the lab file, made absolute: a regular file
-    inside the lab file's folder, or one the user allowed."""
-    war = given.get("war")
-    if not war:
-        return given
-    try:
-        path = reach.file(war)
-    except SpecError as exc:
-        raise InvalidField((KEY, "war"), exc.message, exc.hint) from None
-    return {**given, "war": str(path)}
-
-
-def resolve(spec: LabSpec, where: Where) -> dict[str, dict[str, dict[str, str]]]:
-    """One controller per lab (its secrets are the lab's); each agent's controller."""
-    controllers = [m.name for m in spec.with_role(CONTROLLER)]
-    if len(controllers) > 1:
-        raise InvalidField(
-            where(controllers[1], "roles"),
-            f"a lab has one jenkins-controller (found {', '.join(controllers)})",
-        )
-    chosen: dict[str, dict[str, dict[str, str]]] = {}
-    for m in spec.with_role(AGENT):
-        if m.has(CONTROLLER):
-            raise InvalidField(
-                where(m.name, "roles"),
-                "a machine is a jenkins-controller or a jenkins-agent, not both",
-            )
-        named = m.option(AGENT, "controller")
-        if named is None and not controllers:
-            raise InvalidField(
-                where(m.name, "roles", AGENT), "the lab has no jenkins-controller for this agent"
-            )
-        if named is not None and named not in controllers:
-            what = (
-                "is not a jenkins-controller"
-                if named in spec.machine_names()
-                else "is no machine of the lab"
-            )
-            raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
-        chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
-    return chosen
-
-
-def provisioners(spec: LabSpec, m: Machine) -> list[Provisioner]:
-    jdk = Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(spec.family(KEY).get("jdk", 17))})
-    # agents reach their controller by its hostname on the private network
-    if m.has(CONTROLLER):
-        agents = " ".join(
-            a.name for a in spec.with_role(AGENT) if a.option(AGENT, "controller") == m.name
-        )
-        return [
-            jdk,
-            Provisioner("jenkins-user", "jenkins-user.sh"),
-            # labctl runs this one itself, once the lab's SSH keys are in place
-            Provisioner(
-                "jenkins",
-                "jenkins-server.sh",
-                {
-                    "JENKINS_SOURCE": "war" if spec.family(KEY).get("war") else "apt",
-                    "JENKINS_URL": f"http://{m.hostname}:8080/",
-                    "JENKINS_AGENTS": agents,
-                },
-                run="never",
-            ),
-        ]
-    if m.has(AGENT):
-        boss = spec.machine(m.option(AGENT, "controller") or "")
-        return [
-            jdk,
-            Provisioner(
-                "jenkins-agent",
-                "jenkins-agent.sh",
-                {"JENKINS_URL": f"http://{boss.hostname}:8080/", "AGENT_NAME": m.name},
-            ),
-        ]
-    return []
-
-
 def check_war(path: str | None) -> str | None:
     """--jenkins-war: an existing file, as an absolute path."""
     if path is None:
@@ -169,6 +86,125 @@ def check_war(path: str | None) -> str | None:
     if not war.is_file():
         raise SpecError(f"jenkins war {path}: no such file")
     return str(war)
+
+
+# ---------------------------------------------------------------- the family
+
+
+class Jenkins(RoleFamily):
+    """Its options, checks and provisioners; its set-up runs the helpers below."""
+
+    roles: ClassVar[dict[str, type | None]] = {CONTROLLER: None, AGENT: AgentOptions}
+    key = KEY
+    lab_options = LabOptions
+
+    def complete_lab_options(self, given: dict[str, Any], reach: HostPaths) -> dict[str, Any]:
+        """The war file, relative to the lab file, made absolute: a regular file
+        inside the lab file's folder, or one the user allowed."""
+        war = given.get("war")
+        if not war:
+            return given
+        try:
+            path = reach.file(war)
+        except SpecError as exc:
+            raise InvalidField((KEY, "war"), exc.message, exc.hint) from None
+        return {**given, "war": str(path)}
+
+    def resolve(self, spec: LabSpec, where: Where) -> Chosen:
+        """One controller per lab (its secrets are the lab's); each agent's controller."""
+        controllers = [m.name for m in spec.with_role(CONTROLLER)]
+        if len(controllers) > 1:
+            raise InvalidField(
+                where(controllers[1], "roles"),
+                f"a lab has one jenkins-controller (found {', '.join(controllers)})",
+            )
+        chosen: Chosen = {}
+        for m in spec.with_role(AGENT):
+            if m.has(CONTROLLER):
+                raise InvalidField(
+                    where(m.name, "roles"),
+                    "a machine is a jenkins-controller or a jenkins-agent, not both",
+                )
+            named = m.option(AGENT, "controller")
+            if named is None and not controllers:
+                raise InvalidField(
+                    where(m.name, "roles", AGENT),
+                    "the lab has no jenkins-controller for this agent",
+                )
+            if named is not None and named not in controllers:
+                what = (
+                    "is not a jenkins-controller"
+                    if named in spec.machine_names()
+                    else "is no machine of the lab"
+                )
+                raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
+            chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
+        return chosen
+
+    def provisioners(self, spec: LabSpec, m: Machine) -> list[Provisioner]:
+        jdk = Provisioner("jdk", "jdk.sh", {"JDK_VERSION": str(spec.family(KEY).get("jdk", 17))})
+        # agents reach their controller by its hostname on the private network
+        if m.has(CONTROLLER):
+            agents = " ".join(
+                a.name for a in spec.with_role(AGENT) if a.option(AGENT, "controller") == m.name
+            )
+            return [
+                jdk,
+                Provisioner("jenkins-user", "jenkins-user.sh"),
+                # labctl runs this one itself, once the lab's SSH keys are in place
+                Provisioner(
+                    "jenkins",
+                    "jenkins-server.sh",
+                    {
+                        "JENKINS_SOURCE": "war" if spec.family(KEY).get("war") else "apt",
+                        "JENKINS_URL": f"http://{m.hostname}:8080/",
+                        "JENKINS_AGENTS": agents,
+                    },
+                    run="never",
+                ),
+            ]
+        if m.has(AGENT):
+            boss = spec.machine(m.option(AGENT, "controller") or "")
+            return [
+                jdk,
+                Provisioner(
+                    "jenkins-agent",
+                    "jenkins-agent.sh",
+                    {"JENKINS_URL": f"http://{boss.hostname}:8080/", "AGENT_NAME": m.name},
+                ),
+            ]
+        return []
+
+    def setup(
+        self, home: LabHome, spec: LabSpec, on_event: OnEvent, deadline: Deadline
+    ) -> list[str]:
+        """After `vagrant up` of a jenkins lab: keys, Jenkins, agents online."""
+        paths = home.paths(spec.name)
+        boss = controller(spec).name
+        private, public = vault.ssh_keypair(paths, KEY_SECRET)
+        password = vault.password(paths, ADMIN_SECRET)
+        with LabSession(home, spec.name, hold=False, deadline=deadline) as session:  # up holds it
+            said = "installing the lab's SSH key for jenkins on the controller and its agents"
+            on_event(info(boss, said))
+            install_keys(session, spec, private, public)
+            server = session.transport(boss)
+            server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
+            if spec.family(KEY).get("war"):
+                _upload_war(server, boss, Path(spec.family(KEY)["war"]), on_event)
+        try:
+            VagrantDriver(paths.root, on_event=on_event, deadline=deadline).provision(
+                [boss], only=["jenkins"]
+            )
+        except LabctlError as exc:
+            exc.hint = (
+                exc.hint
+                or f"the machines stay up for a look (labctl ssh {spec.name} {boss}); labctl destroy {spec.name} removes them"
+            )
+            raise
+        with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
+            deliver_agent_secrets(session, spec)
+            wait_online(session, spec, password, deadline.cap("ssh", ONLINE_TIMEOUT))
+        return notes(home, spec)
 
 
 # ---------------------------------------------------------------- set-up
@@ -229,43 +265,6 @@ def deliver_agent_secrets(session: LabSession, spec: LabSpec) -> None:
             continue  # a running agent with its secret: a restart would only cut its builds
         agent.put(secret.encode(), AGENT_SECRET, mode=0o600, owner="jenkins")
         agent.run(["systemctl", "restart", "jenkins-agent.service"], sudo=True, check=True)
-
-
-def setup(
-    home: LabHome,
-    spec: LabSpec,
-    on_event: OnEvent | None = None,
-    deadline: Deadline | None = None,
-) -> list[str]:
-    """After `vagrant up` of a jenkins lab: keys, Jenkins, agents online."""
-    on_event = on_event or ignore
-    paths = home.paths(spec.name)
-    boss = controller(spec).name
-    private, public = vault.ssh_keypair(paths, KEY_SECRET)
-    password = vault.password(paths, ADMIN_SECRET)
-    deadline = deadline or Deadline()
-    with LabSession(home, spec.name, hold=False, deadline=deadline) as session:  # up holds it
-        said = "installing the lab's SSH key for jenkins on the controller and its agents"
-        on_event(info(boss, said))
-        install_keys(session, spec, private, public)
-        server = session.transport(boss)
-        server.put(password.encode(), f"{STATE}/admin-password", mode=0o600, owner="jenkins")
-        if spec.family(KEY).get("war"):
-            _upload_war(server, boss, Path(spec.family(KEY)["war"]), on_event)
-    try:
-        VagrantDriver(paths.root, on_event=on_event, deadline=deadline).provision(
-            [boss], only=["jenkins"]
-        )
-    except LabctlError as exc:
-        exc.hint = (
-            exc.hint
-            or f"the machines stay up for a look (labctl ssh {spec.name} {boss}); labctl destroy {spec.name} removes them"
-        )
-        raise
-    with LabSession(home, spec.name, hold=False, deadline=deadline) as session:
-        deliver_agent_secrets(session, spec)
-        wait_online(session, spec, password, deadline.cap("ssh", ONLINE_TIMEOUT))
-    return notes(home, spec)
 
 
 def notes(home: LabHome, spec: LabSpec) -> list[str]:

@@ -11,8 +11,9 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labctl import providers
 from labctl.errors import LabctlError, SpecError
@@ -24,6 +25,11 @@ from labctl.ops.up.source import Request, source
 from labctl.project import plan, render
 from labctl.session import inventory
 from labctl.vagrant.driver import VagrantDriver
+
+if TYPE_CHECKING:
+    from labctl.labfile.build import Resolved
+    from labctl.labfile.schema import Parsed
+    from labctl.providers.base import Provider
 
 _TZ_RE = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
 
@@ -99,47 +105,111 @@ def prepare(
         topologies.COMMON[key].check(getattr(request, key))
     found = source(home, lab, name, request)
     if isinstance(found, LabSpec):
-        made = frozenset(inventory.machine_ids(home.paths(found.name)))
-        if not made and purpose.needs_provider:
-            providers.require(found.provider)  # only rendered so far
-        steps = plan.make(found, found, made, _unprovisioned(home, found.name))
-        return Prepared(found, found, steps, None, made)
-    lab_name, parsed, origin, existing = found
+        return _as_recorded(home, found, purpose)
+    return _from_file(home, _Written(*found, request), purpose)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A lab file to prepare: its lab's name, the file parsed, where it came
+    from, the lab as recorded (None for a new one) and the options given."""
+
+    name: str
+    parsed: Parsed
+    origin: Origin
+    existing: LabSpec | None
+    request: Request
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """What a new lab's subnets must keep clear of: the networks this host is
+    on and the subnets labs of other homes claimed (none for an existing lab,
+    which keeps its own)."""
+
+    networks: list[hostnet.HostNetwork] = field(default_factory=list)
+    claimed: Mapping[str, hostnet.Claim] = field(default_factory=dict)
+
+    def has(self, subnet: str) -> bool:
+        return subnet in self.claimed or hostnet.clash(subnet, self.networks) is not None
+
+
+def _as_recorded(home: LabHome, spec: LabSpec, purpose: Purpose) -> Prepared:
+    """A lab to come up as recorded: its folder kept, its plan from itself."""
+    made = frozenset(inventory.machine_ids(home.paths(spec.name)))
+    if not made and purpose.needs_provider:
+        providers.require(spec.provider)  # only rendered so far
+    steps = plan.make(spec, spec, made, _unprovisioned(home, spec.name))
+    return Prepared(spec, spec, steps, None, made)
+
+
+def _from_file(home: LabHome, written: _Written, purpose: Purpose) -> Prepared:
+    """A lab file built into a spec (what it leaves open decided here), its
+    plan from the lab as recorded, checked by each role family, and the
+    folder's files rendered."""
+    from labctl import roles
     from labctl.labfile import build as labfile  # pydantic and YAML: only for a lab file
 
-    model, given = parsed.model, request.overrides()
-    provider = providers.get(
-        given.get("provider")
-        or model.provider
+    existing = written.existing
+    provider = _provider(written, purpose)
+    # validate too: it shows the addresses up would choose on this host
+    taken = (
+        _Taken(hostnet.host_networks(), hostnet.SubnetClaims().others(home.root, written.name))
+        if not existing
+        else _Taken()
+    )
+    built = labfile.build(written.parsed, _resolved(home, written, provider, taken), existing)
+    spec = built.spec
+    _check_subnet(home, written, spec.subnet, taken)
+    created = frozenset(inventory.machine_ids(home.paths(spec.name))) if existing else frozenset()
+    _check_kept(spec, existing, created)
+    # a lab with no machine yet (new, or only rendered) needs its provider here
+    if not created and purpose.needs_provider:
+        providers.require(spec.provider)
+    steps = plan.make(existing, spec, created, _unprovisioned(home, spec.name))
+    roles.check_plan(existing, spec, steps)
+    files = render.lab_files(spec, built.normalised, built.scripts, provider.accel(spec))
+    return Prepared(spec, existing, steps, files, created)
+
+
+def _provider(written: _Written, purpose: Purpose) -> Provider:
+    """The option's, the file's, the lab's, $LABCTL_PROVIDER, or the one this
+    host can run (validate, which asks nothing of the host: docker)."""
+    existing = written.existing
+    return providers.get(
+        written.request.overrides().get("provider")
+        or written.parsed.model.provider
         or (existing.provider if existing else None)
         or os.environ.get("LABCTL_PROVIDER")
         or (providers.detect() if purpose.asks_host else "docker")
-    ).name
-    kept = existing if existing and existing.provider == provider else None
+    )
+
+
+def _resolved(home: LabHome, written: _Written, provider: Provider, taken: _Taken) -> Resolved:
+    """What the lab file leaves open, from the options given, the lab as
+    recorded (what it had on the same provider) and this host."""
+    from labctl.labfile.build import Resolved
+
+    model, given, existing = written.parsed.model, written.request.overrides(), written.existing
+    origin = written.origin
+    kept = existing if existing and existing.provider == provider.name else None
     box = given.get("box") or model.box or (kept.box if kept else None)
     libvirt_uri = (
         given.get("libvirt_uri") or model.libvirt_uri or (kept.libvirt_uri if kept else None)
     )
-    # validate too: it shows the addresses up would choose on this host
-    new_here = not existing
-    networks = hostnet.host_networks() if new_here else []
-    claimed = hostnet.SubnetClaims().others(home.root, lab_name) if new_here else {}
-
-    def free(*mine: str) -> str:
-        return home.free_subnet(
-            taken=lambda s: s in mine or s in claimed or hostnet.clash(s, networks) is not None
-        )
-
     subnet = (
-        given.get("subnet") or model.subnet or (existing.subnet if existing else None) or free()
+        given.get("subnet")
+        or model.subnet
+        or (existing.subnet if existing else None)
+        or _free_subnet(home, taken)
     )
     mgmt_subnet = None
-    if providers.get(provider).own_management_network:
-        mgmt_subnet = (kept.mgmt_subnet if kept else None) or free(subnet)
-    resolved = labfile.Resolved(
-        name=lab_name,
-        provider=provider,
-        box=check_box(box or providers.get(provider).default_box(libvirt_uri)),
+    if provider.own_management_network:
+        mgmt_subnet = (kept.mgmt_subnet if kept else None) or _free_subnet(home, taken, subnet)
+    return Resolved(
+        name=written.name,
+        provider=provider.name,
+        box=check_box(box or provider.default_box(libvirt_uri)),
         subnet=subnet,
         mgmt_subnet=mgmt_subnet,
         timezone=model.timezone or _timezone(existing),
@@ -148,38 +218,38 @@ def prepare(
         cpus=given.get("cpus") if origin.kind == "file" else None,
         memory=given.get("memory") if origin.kind == "file" else None,
         libvirt_uri=libvirt_uri,
-        moved=home.moved(lab_name) if existing else {},
-        allowed=_allowed(request, origin, existing),
+        moved=home.moved(written.name) if existing else {},
+        allowed=_allowed(written.request, origin, existing),
     )
-    built = labfile.build(parsed, resolved, existing)
-    spec = built.spec
-    try:
-        home.check_subnet_free(spec.subnet, lab_name)
-        if new_here:
-            _check_host_network(spec.subnet, networks, claimed)
-    except SpecError as exc:
-        if model.subnet:
-            raise parsed.error(("subnet",), exc.message) from None
-        raise
-    created = frozenset(inventory.machine_ids(home.paths(lab_name))) if existing else frozenset()
-    if existing and created:
-        for key in ("provider", "subnet"):
-            if getattr(spec, key) != getattr(existing, key):
-                raise SpecError(
-                    f"cannot change the {key} of lab {lab_name!r} while it has machines",
-                    hint=f"labctl destroy {lab_name} first, or use --name for a new lab",
-                )
-    # a lab with no machine yet (new, or only rendered) needs its provider here
-    if not created and purpose.needs_provider:
-        providers.require(spec.provider)
-    steps = plan.make(existing, spec, created, _unprovisioned(home, lab_name))
-    from labctl import roles
 
-    roles.check_plan(existing, spec, steps)
-    files = render.lab_files(
-        spec, built.normalised, built.scripts, providers.get(spec.provider).accel(spec)
-    )
-    return Prepared(spec, existing, steps, files, created)
+
+def _free_subnet(home: LabHome, taken: _Taken, *mine: str) -> str:
+    """A subnet no lab of this home uses, clear of `taken` and of `mine`."""
+    return home.free_subnet(taken=lambda s: s in mine or taken.has(s))
+
+
+def _check_subnet(home: LabHome, written: _Written, subnet: str, taken: _Taken) -> None:
+    """The lab's subnet used by no other lab here and clear of `taken`; the
+    error points at the file's `subnet:` when the file names it."""
+    try:
+        home.check_subnet_free(subnet, written.name)
+        _check_host_network(subnet, taken)
+    except SpecError as exc:
+        if written.parsed.model.subnet:
+            raise written.parsed.error(("subnet",), exc.message) from None
+        raise
+
+
+def _check_kept(spec: LabSpec, existing: LabSpec | None, created: frozenset[str]) -> None:
+    """A lab with machines keeps its provider and subnet."""
+    if not (existing and created):
+        return
+    for key in ("provider", "subnet"):
+        if getattr(spec, key) != getattr(existing, key):
+            raise SpecError(
+                f"cannot change the {key} of lab {spec.name!r} while it has machines",
+                hint=f"labctl destroy {spec.name} first, or use --name for a new lab",
+            )
 
 
 def _allowed(request: Request, origin: Origin, existing: LabSpec | None) -> tuple[str, ...]:
@@ -190,16 +260,15 @@ def _allowed(request: Request, origin: Origin, existing: LabSpec | None) -> tupl
     return (*request.allow_host_paths, *(str(w) for w in wars if w))
 
 
-def _check_host_network(
-    subnet: str, networks: list[hostnet.HostNetwork], claimed: Mapping[str, hostnet.Claim]
-) -> None:
+def _check_host_network(subnet: str, taken: _Taken) -> None:
     """A new lab's subnet must not be a network this host is already on, nor
     one that a lab of another home holds."""
-    if subnet in claimed:
-        raise hostnet.SubnetTaken(subnet, claimed[subnet])
-    found = hostnet.clash(subnet, networks)
+    if subnet in taken.claimed:
+        raise hostnet.SubnetTaken(subnet, taken.claimed[subnet])
+    found = hostnet.clash(subnet, taken.networks)
     if found:
-        held = hostnet.holder(found)  # asked only now: a refusal names what to look at
+        # asked only now: a refusal names what to look at
+        held = hostnet.holder(found, providers.HOLDERS)
         where = f"{held}, interface {found.interface}" if held else f"interface {found.interface}"
         raise SpecError(
             f"subnet {subnet}.0/24 overlaps {found.network} on this host ({where})"

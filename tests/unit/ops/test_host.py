@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import labctl
+from labctl import providers
 from labctl.lab import hostnet
 from labctl.ops import host
 from labctl.providers import PROVIDERS, base, docker, libvirt
@@ -149,7 +150,7 @@ def host_with_networks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     routes.write_text(load("host/proc-net-route-networks.txt").stdout + "\n")
     monkeypatch.setattr(hostnet, "ROUTES", routes)
     monkeypatch.setattr(
-        hostnet, "HOLDERS", (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
+        providers, "HOLDERS", (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
     )
 
     def programs(**answers: dict[str, str]) -> None:

@@ -169,8 +169,10 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     session while the position is read and the dump taken; the replica loads
     it outside its own binlog, then points at that very position; the
     password only ever on a client's stdin."""
+    from labctl.events import ignore
     from labctl.guest.mysql import replication as repl
-    from labctl.roles import mysql as role
+    from labctl.local.deadline import Deadline
+    from labctl.roles.mysql import Mysql
 
     order: list[str] = []
 
@@ -224,7 +226,7 @@ def test_a_replica_is_seeded_from_a_snapshot_taken_under_the_read_lock(
     (home / "db" / "secrets").mkdir()
     (home / "db" / "secrets" / repl.REPL_SECRET).write_text(password + "\n")
 
-    notes = role.setup(LabHome(home), spec, None)
+    notes = Mysql().setup(LabHome(home), spec, ignore, Deadline())
     assert notes == ["replication: primary -> replica1"]
     assert order == ["locked", "dumped", "unlocked"]  # the dump under the lock
     lock = primary.processes[0]
