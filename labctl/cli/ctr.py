@@ -2,7 +2,6 @@
 for each row of ops.ctr's table of subcommands, made by `_serve`, and the few
 written by hand."""
 
-import functools
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
@@ -12,17 +11,21 @@ from typing import Annotated, Any
 import typer
 
 from labctl.cli.common import (
+    Command,
     JsonOpt,
     LabOpt,
     TimeoutOpt,
     complete_machine,
     error_rows,
     home,
+    listing,
     machines_chosen,
+    options_for,
     report,
 )
 from labctl.errors import ExitCode
 from labctl.ops import ctr as ops
+from labctl.ui import console as ui
 
 VmOpt = Annotated[
     list[str] | None,
@@ -81,8 +84,8 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 def _target(
     ctx: typer.Context,
     vm: Sequence[str] | None = None,
-    namespace: str | None = None,
     lab: str | None = None,
+    namespace: str | None = None,
 ) -> ops.Target:
     from dataclasses import replace
 
@@ -100,50 +103,23 @@ def _target(
     return replace(target, namespace=chosen_ns) if chosen_ns else target
 
 
-def on_machines(namespace: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def on_machines(namespace: bool = True) -> Callable[[Command], Command]:
     """A ctr command that also takes --vm, --lab (and -n) after its own name:
     declared once here, they reach the command as one `target`."""
     extra = [("vm", VmOpt), ("lab", LabOpt), *([("namespace", NsOpt)] if namespace else [])]
-
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(fn)
-        def command(**given: Any) -> None:
-            chosen = {name: given.pop(name, None) for name, _ in extra}
-            target = _target(given["ctx"], chosen["vm"], chosen.get("namespace"), chosen["lab"])
-            fn(**given, target=target)
-
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "target"]
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
-            for name, hint in extra
-        ]
-        command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
-        command.__annotations__ = {
-            **{k: v for k, v in fn.__annotations__.items() if k != "target"},
-            **dict(extra),
-        }
-        return command
-
-    return wrap
+    return options_for("target", extra, _target, last=True)
 
 
 def _listing(outcomes: Sequence[Any], columns: Sequence[str], json: bool, only: str = "") -> None:
     """One table (or JSON list) over every machine: each row has a `vm` key;
     with `only`, that column alone, a line per row."""
-    from labctl.ui import console as ui
-
     rows = [{"vm": o.vm, **_row(item)} for o in outcomes if o.ok for item in o.value]
     if only and not json:
         for r in rows:
             ui.line(f"{r['vm']}: {r[only]}")
-    elif json:
-        ui.print_json([*rows, *error_rows(outcomes)])
+        report(outcomes)
     else:
-        ui.table(
-            ["VM", *(c.upper() for c in columns)],
-            [[r["vm"], *(r.get(c, "") for c in columns)] for r in rows],
-        )
-    report(outcomes)
+        listing(outcomes, ", ".join(c.upper() for c in ["vm", *columns]), json, rows)
 
 
 def _row(item: Any) -> dict[str, Any]:
@@ -151,8 +127,6 @@ def _row(item: Any) -> dict[str, Any]:
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
-    from labctl.ui import console as ui
-
     for o in outcomes:
         if o.ok:
             text = say(o.value) if say else (o.value or "ok")
@@ -203,8 +177,6 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
     def command(
         ctx: typer.Context, target: ops.Target, json: bool = False, quiet: bool = False, **args: Any
     ) -> None:
-        from labctl.ui import console as ui
-
         outcomes = ops.run(home(ctx), target, path, **args)
         if sub.columns:
             _listing(outcomes, sub.columns, json, sub.quiet if quiet else "")
@@ -255,8 +227,6 @@ def by_hand(
 @on_machines()
 def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
-    from labctl.ui import console as ui
-
     full, outcomes = ops.images_pull(home(ctx), target, ref)
     if full != ref:
         ui.info(f"ctr needs a full reference: pulling {full}")
@@ -293,8 +263,6 @@ def tasks_exec(
     ] = None,
 ) -> None:
     """Run another process in a running task (options go before ID)."""
-    from labctl.ui import console as ui
-
     if tty:
         raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
     if not command:
@@ -362,7 +330,6 @@ def exec_(
 ) -> None:
     """Any command on many machines at once: labctl exec -- uname -r"""
     from labctl.ops.guestcmd import exec_many
-    from labctl.ui import console as ui
 
     chosen = machines_chosen(vm, all_)
     outcomes = exec_many(home(ctx), lab, chosen, command, sudo=sudo, timeout=timeout)
@@ -385,13 +352,13 @@ def exec_(
 
 
 def register(app: typer.Typer) -> None:
-    ctr_app.add_typer(ns_app, name="ns")
-    ctr_app.add_typer(ns_app, name="namespaces", hidden=True)
-    ctr_app.add_typer(images_app, name="images")
-    ctr_app.add_typer(images_app, name="i", hidden=True)
-    ctr_app.add_typer(c_app, name="c")
-    ctr_app.add_typer(c_app, name="containers", hidden=True)
-    ctr_app.add_typer(t_app, name="t")
-    ctr_app.add_typer(t_app, name="tasks", hidden=True)
+    for group, (shown, hidden) in {
+        ns_app: ("ns", "namespaces"),
+        images_app: ("images", "i"),
+        c_app: ("c", "containers"),
+        t_app: ("t", "tasks"),
+    }.items():
+        ctr_app.add_typer(group, name=shown)
+        ctr_app.add_typer(group, name=hidden, hidden=True)
     app.add_typer(ctr_app, name="ctr")
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)

@@ -1,11 +1,23 @@
 """`labctl mysql-pair` and `labctl mysql ...`."""
 
+import importlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, complete_machine, error_rows, home, report
+from labctl.cli.common import (
+    JsonOpt,
+    LabOpt,
+    QuietOpt,
+    complete_machine,
+    error_rows,
+    home,
+    listing,
+    report,
+)
 from labctl.errors import ExitCode
+from labctl.ui import console as ui
 
 mysql_app = typer.Typer(
     help="Look inside MySQL/MariaDB replication in a lab.", no_args_is_help=True
@@ -30,8 +42,6 @@ StepsOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide each step.")
 
 
 def _progress(quiet: bool, json: bool) -> Any:
-    from labctl.ui import console as ui
-
     return ui.Progress(verbose=not quiet and not json)
 
 
@@ -46,32 +56,14 @@ def role(
 ) -> None:
     """primary, replica, dual (a replica others replicate from) or standalone, with the evidence."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
-    outcomes = mysql.roles(home(ctx), lab, machines or [])
-    rows = [o.value for o in outcomes if o.value is not None]
-    if json:
-        ui.print_json([*rows, *error_rows(outcomes)])
-    else:
-        ui.table(
-            ["VM", "ROLE", "LOG_BIN", "BINLOG_FORMAT", "IO", "SQL", "SOURCE", "LAG", "REPLICAS"],
-            [
-                [
-                    r.vm,
-                    r.role,
-                    r.log_bin,
-                    r.binlog_format,
-                    r.io_running,
-                    r.sql_running,
-                    r.source_host,
-                    "" if r.seconds_behind is None else r.seconds_behind,
-                    ", ".join(r.replicas),
-                ]
-                for r in rows
-            ],
-            styles={1: lambda v: "bold"},
-        )
-    report(outcomes)
+    listing(
+        mysql.roles(home(ctx), lab, machines or []),
+        "VM, ROLE, LOG_BIN, BINLOG_FORMAT, IO=io_running, SQL=sql_running, SOURCE=source_host, "
+        "LAG=seconds_behind, REPLICAS",
+        json,
+        styles={"ROLE": lambda v: "bold"},
+    )
 
 
 @mysql_app.command("info")
@@ -80,48 +72,24 @@ def info(
 ) -> None:
     """Each server at a glance: version, role, read-only, uptime, load, GTIDs, lag, semi-sync, data."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
-    outcomes = mysql.info(home(ctx), lab, machines or [])
-    rows = [o.value for o in outcomes if o.value is not None]
-    if json:
-        ui.print_json([*rows, *error_rows(outcomes)])
-    else:
-        ui.table(
-            [
-                "VM",
-                "VERSION",
-                "ROLE",
-                "WRITES",
-                "ID",
-                "UP",
-                "CONN",
-                "Q/S",
-                "GTID",
-                "LAG",
-                "SEMI-SYNC",
-                "DATA",
-            ],
-            [
-                [
-                    r.vm,
-                    r.version.split("-")[0],
-                    r.role,
-                    "closed" if r.read_only else "open",
-                    r.server_id,
-                    _duration(r.uptime_s),
-                    r.connections,
-                    r.queries_per_s,
-                    r.gtid_written or r.gtid_applied or "-",
-                    "" if r.seconds_behind is None else f"{r.seconds_behind} s",
-                    r.semi_sync or "-",
-                    _size(r.data_bytes),
-                ]
-                for r in rows
-            ],
-            styles={3: lambda v: "green" if v == "open" else ""},
-        )
-    report(outcomes)
+    made = {
+        "VERSION": lambda r: r.version.split("-")[0],
+        "WRITES": lambda r: "closed" if r.read_only else "open",
+        "UP": lambda r: _duration(r.uptime_s),
+        "GTID": lambda r: r.gtid_written or r.gtid_applied or "-",
+        "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
+        "SEMI-SYNC": lambda r: r.semi_sync or "-",
+        "DATA": lambda r: _size(r.data_bytes),
+    }
+    listing(
+        mysql.info(home(ctx), lab, machines or []),
+        "VM, VERSION, ROLE, WRITES, ID=server_id, UP, CONN=connections, Q/S=queries_per_s, GTID, "
+        "LAG, SEMI-SYNC, DATA",
+        json,
+        made=made,
+        styles={"WRITES": lambda v: "green" if v == "open" else ""},
+    )
 
 
 def _duration(seconds: int) -> str:
@@ -145,18 +113,11 @@ def _size(n: int) -> str:
 def verify(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The topology the lab was rendered with against the live one, edge by edge."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     edges, down = mysql.verify(home(ctx), lab)
-    if json:
-        ui.print_json([*edges, *error_rows(down)])
-    else:
-        ui.table(
-            ["REPLICA", "SOURCE", "STATUS", "DETAIL"],
-            [[e.replica, e.source, e.status, e.detail] for e in edges],
-            styles={2: lambda v: "green" if v == "ok" else "red"},
-        )
-    report(down)
+    listing(
+        down, "REPLICA, SOURCE, STATUS, DETAIL", json, edges, styles={"STATUS": ui.green_if("ok")}
+    )
     _fail_if(any(e.status != "ok" for e in edges))
 
 
@@ -168,7 +129,6 @@ def status(
     from dataclasses import asdict
 
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     found = mysql.status(home(ctx), lab, machines or [])
     if json:
@@ -180,32 +140,13 @@ def status(
             }
         )
     else:
-        ui.table(
-            ["REPLICA", "SOURCE", "IO", "SQL", "LAG", "LAST_IO_ERROR", "LAST_SQL_ERROR"],
-            [
-                [
-                    r.vm,
-                    r.source_host,
-                    r.io_running,
-                    r.sql_running,
-                    "" if r.seconds_behind is None else r.seconds_behind,
-                    r.last_io_error,
-                    r.last_sql_error,
-                ]
-                for r in found.replicas
-            ],
-            styles={
-                2: lambda v: "green" if v == "Yes" else "red",
-                3: lambda v: "green" if v == "Yes" else "red",
-            },
+        ui.rows(
+            "REPLICA=vm, SOURCE=source_host, IO=io_running, SQL=sql_running, LAG=seconds_behind, "
+            "LAST_IO_ERROR, LAST_SQL_ERROR",
+            found.replicas,
+            styles={"IO": ui.green_if("Yes"), "SQL": ui.green_if("Yes")},
         )
-        ui.table(
-            ["SOURCE", "BINLOG", "POSITION", "REPLICAS"],
-            [
-                [s.vm, s.binlog_file, s.binlog_position, ", ".join(s.replicas)]
-                for s in found.sources
-            ],
-        )
+        ui.rows("SOURCE=vm, BINLOG=binlog_file, POSITION=binlog_position, REPLICAS", found.sources)
     broken = [r.vm for r in found.replicas if r.broken]
     if broken:
         ui.error(f"replication broken on {', '.join(broken)}")
@@ -222,7 +163,6 @@ def check(
 ) -> None:
     """Write rows on the primary, wait for the replicas, compare counts and CHECKSUM TABLE."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     found = mysql.check(home(ctx), lab, rows)
     ok = not found.problems and not found.failed
@@ -236,11 +176,8 @@ def check(
             }
         )
     else:
-        ui.table(
-            ["VM", "TABLE", "ROWS", "CHECKSUM", "SAME"],
-            [[r.vm, r.table, r.rows, r.checksum, "yes" if r.same else "NO"] for r in found.rows],
-            styles={4: lambda v: "green" if v == "yes" else "red"},
-        )
+        same = {"SAME": lambda r: "yes" if r.same else "NO"}
+        ui.rows("VM, TABLE, ROWS, CHECKSUM, SAME", found.rows, same, {"SAME": ui.green_if("yes")})
     for p in found.problems:
         ui.error(p)
     if ok and not json:
@@ -254,32 +191,16 @@ def add_replica(
     ctx: typer.Context,
     lab: LabOpt = None,
     json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """One more replica, from a consistent snapshot, while the primary keeps working."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     result = mysql.add_replica(home(ctx), lab, ui.Progress(verbose=not quiet))
     ui.up_result(result, json)
 
 
-@mysql_app.command("switchover")
-def switchover(
-    ctx: typer.Context,
-    to: ToOpt = None,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: StepsOpt = False,
-) -> None:
-    """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
-    from labctl.ops.mysql import switchover as op
-    from labctl.ui import console as ui
-
-    done = op.switchover(home(ctx), lab, to, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
+def _switched(done: Any) -> None:
     ui.success(
         f"{done.new} is the primary (was {done.old}); "
         f"{done.read_only_ms} ms without a writable server"
@@ -287,22 +208,7 @@ def switchover(
     ui.info(f"replication: {done.replication}")
 
 
-@mysql_app.command("failover")
-def failover(
-    ctx: typer.Context,
-    to: ToOpt = None,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: StepsOpt = False,
-) -> None:
-    """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
-    from labctl.ops.mysql import failover as op
-    from labctl.ui import console as ui
-
-    done = op.failover(home(ctx), lab, to, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
+def _failed_over(done: Any) -> None:
     ui.success(f"{done.new} is the primary ({done.why}); promoted in {done.promote_ms} ms")
     ui.info(f"{done.old}'s last known position: {done.old_position or '-'} ({done.known_from})")
     ui.info(f"{done.new}'s position when it opened: {done.new_position or '-'}")
@@ -317,6 +223,35 @@ def failover(
             f"{vm}: not running, still points at {done.old}: labctl up, then labctl mysql verify"
         )
     ui.info(f"{done.old} is stale (was primary): labctl mysql rejoin {done.old}")
+
+
+def _move(name: str, doc: str, say: Callable[[Any], None]) -> None:
+    """`mysql switchover` and `mysql failover`: ops.mysql.NAME's move, and what it says."""
+
+    def command(
+        ctx: typer.Context,
+        to: ToOpt = None,
+        lab: LabOpt = None,
+        json: JsonOpt = False,
+        quiet: StepsOpt = False,
+    ) -> None:
+        move = getattr(importlib.import_module(f"labctl.ops.mysql.{name}"), name)
+        done = move(home(ctx), lab, to, _progress(quiet, json))
+        ui.print_json(done) if json else say(done)
+
+    mysql_app.command(name, help=doc)(command)
+
+
+_move(
+    "switchover",
+    "Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it.",
+    _switched,
+)
+_move(
+    "failover",
+    "The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost.",
+    _failed_over,
+)
 
 
 @mysql_app.command("rejoin")
@@ -334,7 +269,6 @@ def rejoin(
 ) -> None:
     """A failed primary back as a replica: by GTID, or rebuilt from a snapshot when its history diverged."""
     from labctl.ops.mysql import rejoin as op
-    from labctl.ui import console as ui
 
     done = op.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
     if json:
@@ -370,7 +304,6 @@ def drill(
 ) -> None:
     """Rehearse a failover under load: write, break the primary, fail over, count what was lost."""
     from labctl.ops.mysql import drill as ops_drill
-    from labctl.ui import console as ui
 
     report = ops_drill.drill(
         home(ctx), lab, fault, rate, semi_sync, before, after, _progress(quiet, json)
@@ -422,7 +355,6 @@ def sql(
 ) -> None:
     """One statement as root in a guest (SHOW PROCESSLIST, grants, locks...); end it in \\G for the vertical layout."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     rows, vertical = mysql.sql(home(ctx), lab, machine, statement)
     if json:
