@@ -69,18 +69,21 @@ Command = Callable[..., None]
 
 
 def options_for(
-    stand_in: str, options: Sequence[tuple[str, Any]], make: Callable[..., Any], last: bool = False
+    stand_in: str, options: Sequence[tuple[Any, ...]], make: Callable[..., Any], last: bool = False
 ) -> Callable[[Command], Command]:
     """A command whose parameter `stand_in` typer never sees: the `options` (name,
-    annotation; default None) stand where it stands (or last) in its --help, and
+    annotation[, default: None]) stand where it stands (or last) in its --help, and
     reach it as the one value `make(ctx_or_None, **options)` builds of them."""
     keyword = inspect.Parameter.KEYWORD_ONLY  # typer passes every value by name
-    added = [inspect.Parameter(n, keyword, default=None, annotation=a) for n, a in options]
+    added = [
+        inspect.Parameter(o[0], keyword, annotation=o[1], default=o[2] if o[2:] else None)
+        for o in options
+    ]
 
     def wrap(fn: Command) -> Command:
         @functools.wraps(fn)
         def command(**values: Any) -> None:
-            given = {name: values.pop(name) for name, _ in options}
+            given = {o[0]: values.pop(o[0]) for o in options}
             fn(**values, **{stand_in: make(values.get("ctx"), **given)})
 
         own = [p.replace(kind=keyword) for p in inspect.signature(fn).parameters.values()]

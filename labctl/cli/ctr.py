@@ -4,7 +4,6 @@ written by hand."""
 
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,17 +112,13 @@ def on_machines(namespace: bool = True) -> Callable[[Command], Command]:
 def _listing(outcomes: Sequence[Any], columns: Sequence[str], json: bool, only: str = "") -> None:
     """One table (or JSON list) over every machine: each row has a `vm` key;
     with `only`, that column alone, a line per row."""
-    rows = [{"vm": o.vm, **_row(item)} for o in outcomes if o.ok for item in o.value]
+    rows = [{"vm": o.vm, **ui.to_plain(item)} for o in outcomes if o.ok for item in o.value]
     if only and not json:
         for r in rows:
             ui.line(f"{r['vm']}: {r[only]}")
         report(outcomes)
     else:
         listing(outcomes, ", ".join(c.upper() for c in ["vm", *columns]), json, rows)
-
-
-def _row(item: Any) -> dict[str, Any]:
-    return asdict(item) if is_dataclass(item) and not isinstance(item, type) else dict(item)
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
@@ -174,9 +169,8 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
     *group, name = path.split()
     extra = [*(["quiet"] if sub.quiet else []), *(["json"] if sub.columns else [])]
 
-    def command(
-        ctx: typer.Context, target: ops.Target, json: bool = False, quiet: bool = False, **args: Any
-    ) -> None:
+    def command(ctx: typer.Context, target: ops.Target, args: dict[str, Any]) -> None:
+        json, quiet = args.pop("json", False), args.pop("quiet", False)
         outcomes = ops.run(home(ctx), target, path, **args)
         if sub.columns:
             _listing(outcomes, sub.columns, json, sub.quiet if quiet else "")
@@ -186,20 +180,12 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
         else:
             _done(outcomes, lambda out: sub.said(out, args))
 
-    own = [
-        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
-    ]
-    own += [
-        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=hint)
-        for n in [*sub.params, *extra]
-        for hint, d in [ARGUMENTS[n]]
-    ]
-    command.__signature__ = inspect.Signature(own)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in own}
+    own = [(n, *ARGUMENTS[n]) for n in [*sub.params, *extra]]
+    taking = options_for("args", own, lambda _, **args: args)
     settings = TRAILING if "command" in sub.params else None
     app = GROUPS[group[0]] if group else ctr_app
     app.command(name, help=sub.help, context_settings=settings)(
-        on_machines(sub.namespaced)(command)
+        on_machines(sub.namespaced)(taking(command))
     )
 
 
@@ -209,12 +195,12 @@ for path, sub in ops.SUBCOMMANDS.items():
 
 def by_hand(
     app: typer.Typer, name: str, after: str = "", **settings: Any
-) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """A command written by hand, listed after its group's command `after`
-    (where it always stood) or after the table's."""
+) -> Callable[[Command], Command]:
+    """A command written by hand, on_machines, listed after its group's command
+    `after` (where it always stood) or after the table's."""
 
-    def register(fn: Callable[..., None]) -> Callable[..., None]:
-        app.command(name, **settings)(fn)
+    def register(fn: Command) -> Command:
+        app.command(name, **settings)(on_machines()(fn))
         names = [c.name for c in app.registered_commands]
         if after:
             app.registered_commands.insert(names.index(after) + 1, app.registered_commands.pop())
@@ -224,7 +210,6 @@ def by_hand(
 
 
 @by_hand(images_app, "pull", after="ls")
-@on_machines()
 def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
     full, outcomes = ops.images_pull(home(ctx), target, ref)
@@ -234,7 +219,6 @@ def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
 
 
 @by_hand(images_app, "import", after="pull")
-@on_machines()
 def images_import(
     ctx: typer.Context,
     target: ops.Target,
@@ -246,7 +230,6 @@ def images_import(
 
 
 @by_hand(t_app, "exec", after="start", context_settings=TRAILING)
-@on_machines()
 def tasks_exec(
     ctx: typer.Context,
     target: ops.Target,
@@ -276,7 +259,6 @@ def tasks_exec(
 
 
 @by_hand(ctr_app, "rm")
-@on_machines()
 def rm(
     ctx: typer.Context,
     target: ops.Target,
@@ -293,7 +275,6 @@ def rm(
 
 
 @by_hand(ctr_app, "service")
-@on_machines()
 def service(ctx: typer.Context, target: ops.Target, cid: IdArg) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
     _done(
@@ -303,7 +284,6 @@ def service(ctx: typer.Context, target: ops.Target, cid: IdArg) -> None:
 
 
 @by_hand(ctr_app, "shell", context_settings=TRAILING)
-@on_machines()
 def shell(
     ctx: typer.Context,
     target: ops.Target,

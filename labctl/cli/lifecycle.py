@@ -338,49 +338,25 @@ def ssh(
     raise typer.Exit(code)
 
 
-def _act(
-    ctx: typer.Context,
-    args: list[str] | None,
-    lab_opt: str | None,
-    action: str,
-    timeout: float | None,
-    json: bool,
-    **how: Any,
-) -> None:
-    from labctl.ops import lifecycle
+def _action(action: str, doc: str, *options: tuple[str, Any]) -> Command:
+    """The command of a lifecycle action on machines, its own `options` after --lab."""
 
-    lab, machines = _split(ctx, args, lab_opt)
-    rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout, **how)
-    ui.print_json(rows) if json else ui.machines(rows)
-
-
-def _action(action: str, doc: str) -> Command:
     def command(
         ctx: typer.Context,
         args: TargetArgs = None,
         lab_opt: LabOpt = None,
+        how: dict[str, Any] | None = None,
         timeout: TimeoutOpt = None,
         json: JsonOpt = False,
     ) -> None:
-        _act(ctx, args, lab_opt, action, timeout, json)
+        from labctl.ops import lifecycle
+
+        lab, machines = _split(ctx, args, lab_opt)
+        rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout, **how or {})
+        ui.print_json(rows) if json else ui.machines(rows)
 
     command.__doc__ = doc
-    command.__name__ = action
-    return command
-
-
-def reload(
-    ctx: typer.Context,
-    args: TargetArgs = None,
-    lab_opt: LabOpt = None,
-    provision: Annotated[
-        bool, typer.Option("--provision", help="Run the provisioners again.")
-    ] = False,
-    timeout: TimeoutOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Restart machines (halt + up), with --provision to provision them again."""
-    _act(ctx, args, lab_opt, "reload", timeout, json, provision=provision or None)
+    return options_for("how", options, lambda _, **how: how)(command)
 
 
 def destroy(
@@ -450,33 +426,26 @@ def version(json: JsonOpt = False) -> None:
     )
 
 
-ACTIONS = {
-    "provision": "Run the provisioners of machines again.",
-    "halt": "Shut machines down (keeps their disks).",
-    "suspend": "Save machines' state and stop them.",
-    "resume": "Resume suspended machines.",
+ProvisionOpt = Annotated[bool, typer.Option("--provision", help="Run the provisioners again.")]
+ACTIONS: dict[str, tuple[Any, ...]] = {
+    "provision": ("Run the provisioners of machines again.",),
+    "reload": (
+        "Restart machines (halt + up), with --provision to provision them again.",
+        ("provision", ProvisionOpt),
+    ),
+    "halt": ("Shut machines down (keeps their disks).",),
+    "suspend": ("Save machines' state and stop them.",),
+    "resume": ("Resume suspended machines.",),
 }
 
 
 def register(app: typer.Typer) -> None:
-    for command in (
-        init,
-        schema,
-        validate,
-        render,
-        status,
-        ssh,
-        reload,
-        destroy,
-        ls,
-        doctor,
-        version,
-    ):
+    for command in (init, schema, validate, render, status, ssh, destroy, ls, doctor, version):
         app.command()(command)
     app.command("up")(lab_options(*SHAPING)(up))
     app.command("mysql-pair")(mysql_pair)
-    for action, doc in ACTIONS.items():
-        app.command(action)(_action(action, doc))
+    for action, (doc, *options) in ACTIONS.items():
+        app.command(action)(_action(action, doc, *options))
     box_app = typer.Typer(help="labctl's own boxes (docker, libvirt).", no_args_is_help=True)
     box_app.command(name="build")(box_build)
     app.add_typer(box_app, name="box")

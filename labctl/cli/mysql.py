@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from labctl.cli.common import (
+    Command,
     JsonOpt,
     LabOpt,
     QuietOpt,
@@ -200,7 +201,28 @@ def add_replica(
     ui.up_result(result, json)
 
 
-def _switched(done: Any) -> None:
+def _move(say: Callable[[Any], None]) -> Command:
+    """A move of the primary: the function of ops.mysql that has the name of `say`,
+    the command's help its docstring; then its result as JSON, or what `say` says."""
+    name = say.__name__
+
+    def command(
+        ctx: typer.Context,
+        to: ToOpt = None,
+        lab: LabOpt = None,
+        json: JsonOpt = False,
+        quiet: StepsOpt = False,
+    ) -> None:
+        move = getattr(importlib.import_module(f"labctl.ops.mysql.{name}"), name)
+        done = move(home(ctx), lab, to, _progress(quiet, json))
+        ui.print_json(done) if json else say(done)
+
+    return mysql_app.command(name, help=say.__doc__)(command)
+
+
+@_move
+def switchover(done: Any) -> None:
+    """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
     ui.success(
         f"{done.new} is the primary (was {done.old}); "
         f"{done.read_only_ms} ms without a writable server"
@@ -208,7 +230,9 @@ def _switched(done: Any) -> None:
     ui.info(f"replication: {done.replication}")
 
 
-def _failed_over(done: Any) -> None:
+@_move
+def failover(done: Any) -> None:
+    """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
     ui.success(f"{done.new} is the primary ({done.why}); promoted in {done.promote_ms} ms")
     ui.info(f"{done.old}'s last known position: {done.old_position or '-'} ({done.known_from})")
     ui.info(f"{done.new}'s position when it opened: {done.new_position or '-'}")
@@ -223,35 +247,6 @@ def _failed_over(done: Any) -> None:
             f"{vm}: not running, still points at {done.old}: labctl up, then labctl mysql verify"
         )
     ui.info(f"{done.old} is stale (was primary): labctl mysql rejoin {done.old}")
-
-
-def _move(name: str, doc: str, say: Callable[[Any], None]) -> None:
-    """`mysql switchover` and `mysql failover`: ops.mysql.NAME's move, and what it says."""
-
-    def command(
-        ctx: typer.Context,
-        to: ToOpt = None,
-        lab: LabOpt = None,
-        json: JsonOpt = False,
-        quiet: StepsOpt = False,
-    ) -> None:
-        move = getattr(importlib.import_module(f"labctl.ops.mysql.{name}"), name)
-        done = move(home(ctx), lab, to, _progress(quiet, json))
-        ui.print_json(done) if json else say(done)
-
-    mysql_app.command(name, help=doc)(command)
-
-
-_move(
-    "switchover",
-    "Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it.",
-    _switched,
-)
-_move(
-    "failover",
-    "The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost.",
-    _failed_over,
-)
 
 
 @mysql_app.command("rejoin")
