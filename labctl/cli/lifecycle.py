@@ -29,65 +29,15 @@ from labctl.ui import console as ui
 if TYPE_CHECKING:
     from labctl.ops.up.source import Request
 
-LabArg = Annotated[
-    str | None,
-    typer.Argument(
-        help="A topology (nodes, jenkins, mysql-pair) or a lab's name (or -f FILE).",
-        autocompletion=complete_lab_or_topology,
-    ),
-]
-FileOpt = Annotated[
-    str | None,
-    typer.Option("--file", "-f", help="A lab file (YAML): see `labctl init` and `labctl schema`."),
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", "-n", help="The lab's name (default: the file's `name`, or its stem)."),
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider",
-        help="virtualbox, libvirt or docker (default: LABCTL_PROVIDER, else detected).",
-    ),
-]
-BoxOpt = Annotated[str | None, typer.Option("--box", help="Vagrant box (docker: image).")]
-SubnetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--subnet", help="Private /24 as three octets (default: first free from 192.168.56)."
-    ),
-]
-CpusOpt = Annotated[int | None, typer.Option("--cpus", help="CPUs per machine.")]
-MemoryOpt = Annotated[int | None, typer.Option("--memory", help="MiB of memory per machine.")]
-LibvirtUriOpt = Annotated[
-    str | None, typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
-]
-AllowOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--allow-host-path",
-        help="A host file or folder outside the lab file's folder that the lab file may "
-        "name (scripts, war file); repeat for more.",
-    ),
-]
-ContainerdOpt = Annotated[
-    bool | None,
-    typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine."),
-]
-CountOpt = Annotated[int | None, typer.Option("--count", help="nodes: how many machines (1-9).")]
-AgentsOpt = Annotated[int | None, typer.Option("--agents", help="jenkins: agents (0-9).")]
-JdkOpt = Annotated[int | None, typer.Option("--jdk", help="jenkins: JDK 17 or 21.")]
-WarOpt = Annotated[
-    str | None, typer.Option("--jenkins-war", help="jenkins: install from this jenkins.war.")
-]
-ReplicasOpt = Annotated[int | None, typer.Option("--replicas", help="mysql-pair: replicas (1-5).")]
-ChainOpt = Annotated[
-    bool | None, typer.Option("--chain/--star", help="mysql-pair: cascade replicas.")
-]
-GtidOpt = Annotated[
-    bool | None, typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
-]
+
+def _option(info: Any) -> Any:
+    """A field of Given: None unless given, and how the command line takes it."""
+    return dataclasses.field(default=None, metadata={"typer": info})
+
+
+PROVIDER = typer.Option(
+    "--provider", help="virtualbox, libvirt or docker (default: LABCTL_PROVIDER, else detected)."
+)
 TargetArgs = Annotated[
     list[str] | None,
     typer.Argument(
@@ -106,24 +56,57 @@ class Given:
     names in `lab_options`, and gets them as one Given (None: not given, or
     not an option of that command)."""
 
-    lab: LabArg = None
-    file: FileOpt = None
-    name: NameOpt = None
-    provider: ProviderOpt = None
-    box: BoxOpt = None
-    subnet: SubnetOpt = None
-    cpus: CpusOpt = None
-    memory: MemoryOpt = None
-    libvirt_uri: LibvirtUriOpt = None
-    allow_host_path: AllowOpt = None
-    containerd: ContainerdOpt = None
-    count: CountOpt = None
-    agents: AgentsOpt = None
-    jdk: JdkOpt = None
-    jenkins_war: WarOpt = None
-    replicas: ReplicasOpt = None
-    chain: ChainOpt = None
-    gtid: GtidOpt = None
+    lab: str | None = _option(
+        typer.Argument(
+            help="A topology (nodes, jenkins, mysql-pair) or a lab's name (or -f FILE).",
+            autocompletion=complete_lab_or_topology,
+        )
+    )
+    file: str | None = _option(
+        typer.Option(
+            "--file", "-f", help="A lab file (YAML): see `labctl init` and `labctl schema`."
+        )
+    )
+    name: str | None = _option(
+        typer.Option(
+            "--name", "-n", help="The lab's name (default: the file's `name`, or its stem)."
+        )
+    )
+    provider: str | None = _option(PROVIDER)
+    box: str | None = _option(typer.Option("--box", help="Vagrant box (docker: image)."))
+    subnet: str | None = _option(
+        typer.Option(
+            "--subnet", help="Private /24 as three octets (default: first free from 192.168.56)."
+        )
+    )
+    cpus: int | None = _option(typer.Option("--cpus", help="CPUs per machine."))
+    memory: int | None = _option(typer.Option("--memory", help="MiB of memory per machine."))
+    libvirt_uri: str | None = _option(
+        typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
+    )
+    allow_host_path: list[str] | None = _option(  # noqa: RUF009 (a field(), not a default)
+        typer.Option(
+            "--allow-host-path",
+            help="A host file or folder outside the lab file's folder that the lab file may "
+            "name (scripts, war file); repeat for more.",
+        )
+    )
+    containerd: bool | None = _option(
+        typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine.")
+    )
+    count: int | None = _option(typer.Option("--count", help="nodes: how many machines (1-9)."))
+    agents: int | None = _option(typer.Option("--agents", help="jenkins: agents (0-9)."))
+    jdk: int | None = _option(typer.Option("--jdk", help="jenkins: JDK 17 or 21."))
+    jenkins_war: str | None = _option(
+        typer.Option("--jenkins-war", help="jenkins: install from this jenkins.war.")
+    )
+    replicas: int | None = _option(typer.Option("--replicas", help="mysql-pair: replicas (1-5)."))
+    chain: bool | None = _option(
+        typer.Option("--chain/--star", help="mysql-pair: cascade replicas.")
+    )
+    gtid: bool | None = _option(
+        typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
+    )
 
     def topology_params(self) -> dict[str, Any]:
         """The topology parameters given (--count, --replicas ...), in the order above."""
@@ -149,7 +132,7 @@ class Given:
 def lab_options(*names: str) -> Callable[[Command], Command]:
     """A command that takes these options of Given where its own `given`
     parameter stands, in this order (its --help's); they reach it as one Given."""
-    hints = {f.name: f.type for f in dataclasses.fields(Given)}
+    hints = {f.name: Annotated[f.type, f.metadata["typer"]] for f in dataclasses.fields(Given)}
     return options_for("given", [(n, hints[n]) for n in names], lambda _, **given: Given(**given))
 
 
@@ -382,7 +365,7 @@ def destroy(
 
 
 def box_build(
-    provider: ProviderOpt = None,
+    provider: Annotated[str | None, PROVIDER] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
 ) -> None:
     """Build labctl's box offline from Debian's packages: the docker provider's
