@@ -94,9 +94,7 @@ def _target(
     if not _on_command_line(ctx, "lab"):
         lab = base.get("lab") if base.get("lab") is not None else lab
     target = ops.Target(
-        lab=lab,
-        machines=tuple(vm or base.get("vm") or ()),
-        timeout=base.get("timeout"),
+        lab=lab, machines=tuple(vm or base.get("vm") or ()), timeout=base.get("timeout")
     )
     chosen_ns = namespace or base.get("namespace")
     return replace(target, namespace=chosen_ns) if chosen_ns else target
@@ -150,10 +148,7 @@ ARGUMENTS: dict[str, tuple[Any, Any]] = {
         Annotated[str, typer.Option("-s", "--signal", help="Signal name or number.")],
         "SIGTERM",
     ),
-    "force": (
-        Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")],
-        False,
-    ),
+    "force": (Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")], False),
     "rm": (
         Annotated[bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")],
         False,
@@ -277,10 +272,7 @@ def rm(
 @by_hand(ctr_app, "service")
 def service(ctx: typer.Context, target: ops.Target, cid: IdArg) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
-    _done(
-        ops.service(home(ctx), target, cid),
-        lambda unit: f"{unit} enabled and running",
-    )
+    _done(ops.service(home(ctx), target, cid), lambda unit: f"{unit} enabled and running")
 
 
 @by_hand(ctr_app, "shell", context_settings=TRAILING)

@@ -12,8 +12,7 @@ from labctl.ui import console as ui
 LabArg = Annotated[str | None, typer.Argument(autocompletion=complete_lab, show_default=False)]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")]
 DeclaredOpt = Annotated[
-    bool,
-    typer.Option("--declared", help="The lab file's roles; ask no server."),
+    bool, typer.Option("--declared", help="The lab file's roles; ask no server.")
 ]
 
 

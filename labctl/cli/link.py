@@ -8,8 +8,7 @@ from labctl.cli.common import JsonOpt, LabOpt, complete_machine, home, listing
 from labctl.ui import console as ui
 
 link_app = typer.Typer(
-    help="Network faults between a lab's machines: cut, heal, impair, clear.",
-    no_args_is_help=True,
+    help="Network faults between a lab's machines: cut, heal, impair, clear.", no_args_is_help=True
 )
 Vm = Annotated[str, typer.Argument(help="A machine.", autocompletion=complete_machine)]
 MaybeVm = Annotated[str | None, typer.Argument(help="A machine.", autocompletion=complete_machine)]

@@ -77,11 +77,11 @@ def info(
     made = {
         "VERSION": lambda r: r.version.split("-")[0],
         "WRITES": lambda r: "closed" if r.read_only else "open",
-        "UP": lambda r: _duration(r.uptime_s),
+        "UP": lambda r: ui.duration(r.uptime_s),
         "GTID": lambda r: r.gtid_written or r.gtid_applied or "-",
         "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
         "SEMI-SYNC": lambda r: r.semi_sync or "-",
-        "DATA": lambda r: _size(r.data_bytes),
+        "DATA": lambda r: ui.size(r.data_bytes),
     }
     listing(
         mysql.info(home(ctx), lab, machines or []),
@@ -91,23 +91,6 @@ def info(
         made=made,
         styles={"WRITES": lambda v: "green" if v == "open" else ""},
     )
-
-
-def _duration(seconds: int) -> str:
-    if seconds >= 86400:
-        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
-    return f"{seconds // 60}m{seconds % 60}s"
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 @mysql_app.command("verify")
@@ -189,10 +172,7 @@ def check(
 
 @mysql_app.command("add-replica")
 def add_replica(
-    ctx: typer.Context,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False, quiet: QuietOpt = False
 ) -> None:
     """One more replica, from a consistent snapshot, while the primary keeps working."""
     from labctl.ops.mysql import observe as mysql
@@ -306,28 +286,20 @@ def drill(
     if json:
         ui.print_json(report)
     else:
-        ui.table(
-            ["MEASURE", "VALUE"],
-            [
-                [
-                    "fault",
-                    f"{report.fault} on {report.old}"
-                    + (" (semi-sync)" if report.semi_sync else ""),
-                ],
-                ["new primary", report.new],
-                ["rows acknowledged", report.acknowledged],
-                ["on the new primary", report.present],
-                ["lost", len(report.lost)],
-                ["in doubt (connection died in the commit)", len(report.in_doubt)],
-                *[
-                    [f"{vm}: same rows", "yes" if same else "NO"]
-                    for vm, same in report.replicas.items()
-                ],
-                ["write outage", f"{report.write_outage_ms} ms"],
-                ["time to detect", f"{report.detect_ms} ms"],
-                ["time to promote", f"{report.promote_ms} ms"],
-            ],
-        )
+        measures = {
+            "fault": f"{report.fault} on {report.old}"
+            + (" (semi-sync)" if report.semi_sync else ""),
+            "new primary": report.new,
+            "rows acknowledged": report.acknowledged,
+            "on the new primary": report.present,
+            "lost": len(report.lost),
+            "in doubt (connection died in the commit)": len(report.in_doubt),
+            **{f"{vm}: same rows": "yes" if same else "NO" for vm, same in report.replicas.items()},
+            "write outage": f"{report.write_outage_ms} ms",
+            "time to detect": f"{report.detect_ms} ms",
+            "time to promote": f"{report.promote_ms} ms",
+        }
+        ui.table(["MEASURE", "VALUE"], measures.items())
         if report.lost:
             ui.warn(
                 f"lost rows: {', '.join(map(str, report.lost[:20]))}"
@@ -355,11 +327,7 @@ def sql(
     if json:
         ui.print_json(rows)
     elif rows and vertical:
-        width = max(len(k) for r in rows for k in r)
-        for n, r in enumerate(rows, start=1):
-            ui.line(f"*************************** {n}. row ***************************")
-            for key, value in r.items():
-                ui.line(f"{key:>{width}}: {value}")
+        ui.vertical(rows)
     elif rows:
         columns = list(rows[0])
         ui.table(columns, [[r.get(c, "") for c in columns] for r in rows])
