@@ -87,10 +87,8 @@ def options_for(
             fn(**values, **{stand_in: make(values.get("ctx"), **given)})
 
         own = [p.replace(kind=keyword) for p in inspect.signature(fn).parameters.values()]
-        names = [p.name for p in own]
-        at = len(own) if last or stand_in not in names else names.index(stand_in)
-        params = [*own[:at], *added, *own[at:]]
-        params = [p for p in params if p.name != stand_in]
+        at = len(own) if last else [p.name for p in own].index(stand_in)
+        params = [p for p in [*own[:at], *added, *own[at:]] if p.name != stand_in]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         return command

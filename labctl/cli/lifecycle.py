@@ -136,14 +136,6 @@ def lab_options(*names: str) -> Callable[[Command], Command]:
     return options_for("given", [(n, hints[n]) for n in names], lambda _, **given: Given(**given))
 
 
-def _split(
-    ctx: typer.Context, args: list[str] | None, lab: str | None
-) -> tuple[str | None, list[str]]:
-    from labctl.ops.lifecycle import split_target
-
-    return split_target(home(ctx), args or [], lab)
-
-
 @lab_options(*SHAPING)
 def render(
     ctx: typer.Context,
@@ -290,13 +282,12 @@ def ls(ctx: typer.Context, json: JsonOpt = False, verbose: VerboseOpt = False) -
     from labctl.ops import lifecycle
 
     view = lifecycle.ls(home(ctx))
-    rows = view.rows
     if verbose:
         ui.asked(view.asked)
     if json:
-        ui.print_json(rows)
-    elif rows:
-        ui.machines(rows, show_lab=True)
+        ui.print_json(view.rows)
+    elif view.rows:
+        ui.machines(view.rows, show_lab=True)
     else:
         ui.info(f"no labs in {home(ctx).root}; create one: labctl up nodes")
 
@@ -334,7 +325,7 @@ def _action(action: str, doc: str, *options: tuple[str, Any]) -> Command:
     ) -> None:
         from labctl.ops import lifecycle
 
-        lab, machines = _split(ctx, args, lab_opt)
+        lab, machines = lifecycle.split_target(home(ctx), args or [], lab_opt)
         rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout, **how or {})
         ui.print_json(rows) if json else ui.machines(rows)
 
@@ -348,7 +339,7 @@ def destroy(
     """Destroy a lab's machines and its folder. A lab that is gone: nothing to do."""
     from labctl.ops import lifecycle
 
-    lab, machines = _split(ctx, args, lab_opt)
+    lab, machines = lifecycle.split_target(home(ctx), args or [], lab_opt)
     what = " ".join([lab or "the lab", *machines])
     if not yes:
         if not sys.stdin.isatty():

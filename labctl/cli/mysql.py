@@ -19,6 +19,7 @@ from labctl.cli.common import (
 )
 from labctl.errors import ExitCode
 from labctl.ui import console as ui
+from labctl.ui import mysql as mysql_ui
 
 mysql_app = typer.Typer(
     help="Look inside MySQL/MariaDB replication in a lab.", no_args_is_help=True
@@ -203,30 +204,13 @@ def _move(say: Callable[[Any], None]) -> Command:
 @_move
 def switchover(done: Any) -> None:
     """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
-    ui.success(
-        f"{done.new} is the primary (was {done.old}); "
-        f"{done.read_only_ms} ms without a writable server"
-    )
-    ui.info(f"replication: {done.replication}")
+    mysql_ui.switched(done)
 
 
 @_move
 def failover(done: Any) -> None:
     """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
-    ui.success(f"{done.new} is the primary ({done.why}); promoted in {done.promote_ms} ms")
-    ui.info(f"{done.old}'s last known position: {done.old_position or '-'} ({done.known_from})")
-    ui.info(f"{done.new}'s position when it opened: {done.new_position or '-'}")
-    if done.may_be_lost:
-        ui.warn(
-            f"may be lost ({done.old} had them, {done.new} has not): " + ", ".join(done.may_be_lost)
-        )
-    else:
-        ui.info("nothing known to be lost")
-    for vm in done.left_out:
-        ui.warn(
-            f"{vm}: not running, still points at {done.old}: labctl up, then labctl mysql verify"
-        )
-    ui.info(f"{done.old} is stale (was primary): labctl mysql rejoin {done.old}")
+    mysql_ui.failed_over(done)
 
 
 @mysql_app.command("rejoin")
@@ -246,14 +230,7 @@ def rejoin(
     from labctl.ops.mysql import rejoin as op
 
     done = op.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
-    if done.diverged:
-        ui.warn(
-            f"{done.vm} had what {done.source} has not, now discarded: " + ", ".join(done.diverged)
-        )
-    ui.success(f"{done.vm} {done.how}: a replica of {done.source}")
+    ui.print_json(done) if json else mysql_ui.rejoined(done)
 
 
 @mysql_app.command("drill")
@@ -283,29 +260,7 @@ def drill(
     report = ops_drill.drill(
         home(ctx), lab, fault, rate, semi_sync, before, after, _progress(quiet, json)
     )
-    if json:
-        ui.print_json(report)
-    else:
-        measures = {
-            "fault": f"{report.fault} on {report.old}"
-            + (" (semi-sync)" if report.semi_sync else ""),
-            "new primary": report.new,
-            "rows acknowledged": report.acknowledged,
-            "on the new primary": report.present,
-            "lost": len(report.lost),
-            "in doubt (connection died in the commit)": len(report.in_doubt),
-            **{f"{vm}: same rows": "yes" if same else "NO" for vm, same in report.replicas.items()},
-            "write outage": f"{report.write_outage_ms} ms",
-            "time to detect": f"{report.detect_ms} ms",
-            "time to promote": f"{report.promote_ms} ms",
-        }
-        ui.table(["MEASURE", "VALUE"], measures.items())
-        if report.lost:
-            ui.warn(
-                f"lost rows: {', '.join(map(str, report.lost[:20]))}"
-                + (" ..." if len(report.lost) > 20 else "")
-            )
-        ui.info(f"{report.old} is stale: labctl up, then labctl mysql rejoin {report.old}")
+    ui.print_json(report) if json else mysql_ui.drilled(report)
     # the numbers are the drill's result; a replica that differs, or a loss
     # that semi-synchronous replication promised away, is a failure
     if not all(report.replicas.values()) or (report.semi_sync and report.lost):
