@@ -78,11 +78,11 @@ def info(
     made = {
         "VERSION": lambda r: r.version.split("-")[0],
         "WRITES": lambda r: "closed" if r.read_only else "open",
-        "UP": lambda r: ui.duration(r.uptime_s),
+        "UP": lambda r: mysql_ui.duration(r.uptime_s),
         "GTID": lambda r: r.gtid_written or r.gtid_applied or "-",
         "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
         "SEMI-SYNC": lambda r: r.semi_sync or "-",
-        "DATA": lambda r: ui.size(r.data_bytes),
+        "DATA": lambda r: mysql_ui.size(r.data_bytes),
     }
     listing(
         mysql.info(home(ctx), lab, machines or []),
@@ -282,7 +282,7 @@ def sql(
     if json:
         ui.print_json(rows)
     elif rows and vertical:
-        ui.vertical(rows)
+        mysql_ui.vertical(rows)
     elif rows:
         columns = list(rows[0])
         ui.table(columns, [[r.get(c, "") for c in columns] for r in rows])

@@ -209,34 +209,6 @@ def plan(
     )
 
 
-def duration(seconds: int) -> str:
-    """`1d2h`, `3h4m`, `5m6s`: two units, the largest first."""
-    if seconds >= 86400:
-        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
-    return f"{seconds // 60}m{seconds % 60}s"
-
-
-def size(n: int) -> str:
-    """Bytes in binary units, one decimal (`512 B`, `1.5 MiB`)."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
-
-
-def vertical(rows: Sequence[Mapping[str, Any]]) -> None:
-    """Rows one field a line, as the mysql client's \\G shows them."""
-    width = max(len(k) for r in rows for k in r)
-    for n, r in enumerate(rows, start=1):
-        line(f"*************************** {n}. row ***************************")
-        for key, value in r.items():
-            line(f"{key:>{width}}: {value}")
-
-
 def raw(text: str) -> None:
     """A document on stdout exactly as made (a config, an inventory, a picture)."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,11 +1,13 @@
-"""Drawing what a move of the MySQL primary did (switchover, failover,
-rejoin) and what a drill counted: on stderr, but the drill's table."""
+"""Drawing for `labctl mysql`: a server's units, the client's vertical layout,
+what a move of the primary did (switchover, failover, rejoin; on stderr) and
+what a drill counted."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from labctl.ui.console import info, success, table, warn
+from labctl.ui.console import info, line, success, table, warn
 
 if TYPE_CHECKING:
     from labctl.ops.mysql.drill import DrillReport
@@ -67,3 +69,31 @@ def drilled(report: DrillReport) -> None:
         more = " ..." if len(report.lost) > 20 else ""
         warn(f"lost rows: {', '.join(map(str, report.lost[:20]))}{more}")
     info(f"{report.old} is stale: labctl up, then labctl mysql rejoin {report.old}")
+
+
+def duration(seconds: int) -> str:
+    """`1d2h`, `3h4m`, `5m6s`: two units, the largest first."""
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
+    return f"{seconds // 60}m{seconds % 60}s"
+
+
+def size(n: int) -> str:
+    """Bytes in binary units, one decimal (`512 B`, `1.5 MiB`)."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def vertical(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows one field a line, as the mysql client's \\G shows them."""
+    width = max(len(k) for r in rows for k in r)
+    for n, r in enumerate(rows, start=1):
+        line(f"*************************** {n}. row ***************************")
+        for key, value in r.items():
+            line(f"{key:>{width}}: {value}")
