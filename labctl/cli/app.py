@@ -81,8 +81,7 @@ def _show_version(asked: bool) -> None:
 def _root(
     ctx: typer.Context,
     home: Annotated[
-        str | None,
-        typer.Option("--home", envvar="LABCTL_HOME", help="Folder holding the labs."),
+        str | None, typer.Option("--home", envvar="LABCTL_HOME", help="Folder holding the labs.")
     ] = None,
     _version: Annotated[
         bool,

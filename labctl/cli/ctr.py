@@ -2,27 +2,29 @@
 for each row of ops.ctr's table of subcommands, made by `_serve`, and the few
 written by hand."""
 
-import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from labctl.cli.common import (
+    Command,
     JsonOpt,
     LabOpt,
     TimeoutOpt,
     complete_machine,
     error_rows,
     home,
+    listing,
     machines_chosen,
+    options_for,
     report,
 )
 from labctl.errors import ExitCode
 from labctl.ops import ctr as ops
+from labctl.ui import console as ui
 
 VmOpt = Annotated[
     list[str] | None,
@@ -81,8 +83,8 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
 def _target(
     ctx: typer.Context,
     vm: Sequence[str] | None = None,
-    namespace: str | None = None,
     lab: str | None = None,
+    namespace: str | None = None,
 ) -> ops.Target:
     from dataclasses import replace
 
@@ -92,67 +94,32 @@ def _target(
     if not _on_command_line(ctx, "lab"):
         lab = base.get("lab") if base.get("lab") is not None else lab
     target = ops.Target(
-        lab=lab,
-        machines=tuple(vm or base.get("vm") or ()),
-        timeout=base.get("timeout"),
+        lab=lab, machines=tuple(vm or base.get("vm") or ()), timeout=base.get("timeout")
     )
     chosen_ns = namespace or base.get("namespace")
     return replace(target, namespace=chosen_ns) if chosen_ns else target
 
 
-def on_machines(namespace: bool = True) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def on_machines(namespace: bool = True) -> Callable[[Command], Command]:
     """A ctr command that also takes --vm, --lab (and -n) after its own name:
     declared once here, they reach the command as one `target`."""
     extra = [("vm", VmOpt), ("lab", LabOpt), *([("namespace", NsOpt)] if namespace else [])]
-
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(fn)
-        def command(**given: Any) -> None:
-            chosen = {name: given.pop(name, None) for name, _ in extra}
-            target = _target(given["ctx"], chosen["vm"], chosen.get("namespace"), chosen["lab"])
-            fn(**given, target=target)
-
-        own = [p for p in inspect.signature(fn).parameters.values() if p.name != "target"]
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=hint)
-            for name, hint in extra
-        ]
-        command.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
-        command.__annotations__ = {
-            **{k: v for k, v in fn.__annotations__.items() if k != "target"},
-            **dict(extra),
-        }
-        return command
-
-    return wrap
+    return options_for("target", extra, _target, last=True)
 
 
 def _listing(outcomes: Sequence[Any], columns: Sequence[str], json: bool, only: str = "") -> None:
     """One table (or JSON list) over every machine: each row has a `vm` key;
     with `only`, that column alone, a line per row."""
-    from labctl.ui import console as ui
-
-    rows = [{"vm": o.vm, **_row(item)} for o in outcomes if o.ok for item in o.value]
+    rows = [{"vm": o.vm, **ui.to_plain(item)} for o in outcomes if o.ok for item in o.value]
     if only and not json:
         for r in rows:
             ui.line(f"{r['vm']}: {r[only]}")
-    elif json:
-        ui.print_json([*rows, *error_rows(outcomes)])
+        report(outcomes)
     else:
-        ui.table(
-            ["VM", *(c.upper() for c in columns)],
-            [[r["vm"], *(r.get(c, "") for c in columns)] for r in rows],
-        )
-    report(outcomes)
-
-
-def _row(item: Any) -> dict[str, Any]:
-    return asdict(item) if is_dataclass(item) and not isinstance(item, type) else dict(item)
+        listing(outcomes, ", ".join(c.upper() for c in ["vm", *columns]), json, rows)
 
 
 def _done(outcomes: Sequence[Any], say: Callable[[Any], str] | None = None) -> None:
-    from labctl.ui import console as ui
-
     for o in outcomes:
         if o.ok:
             text = say(o.value) if say else (o.value or "ok")
@@ -181,10 +148,7 @@ ARGUMENTS: dict[str, tuple[Any, Any]] = {
         Annotated[str, typer.Option("-s", "--signal", help="Signal name or number.")],
         "SIGTERM",
     ),
-    "force": (
-        Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")],
-        False,
-    ),
+    "force": (Annotated[bool, typer.Option("-f", "--force", help="Even if it is running.")], False),
     "rm": (
         Annotated[bool, typer.Option("--rm", help="Run in the foreground, remove when it exits.")],
         False,
@@ -200,11 +164,8 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
     *group, name = path.split()
     extra = [*(["quiet"] if sub.quiet else []), *(["json"] if sub.columns else [])]
 
-    def command(
-        ctx: typer.Context, target: ops.Target, json: bool = False, quiet: bool = False, **args: Any
-    ) -> None:
-        from labctl.ui import console as ui
-
+    def command(ctx: typer.Context, target: ops.Target, args: dict[str, Any]) -> None:
+        json, quiet = args.pop("json", False), args.pop("quiet", False)
         outcomes = ops.run(home(ctx), target, path, **args)
         if sub.columns:
             _listing(outcomes, sub.columns, json, sub.quiet if quiet else "")
@@ -214,20 +175,12 @@ def _serve(path: str, sub: ops.Subcommand) -> None:
         else:
             _done(outcomes, lambda out: sub.said(out, args))
 
-    own = [
-        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
-    ]
-    own += [
-        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=hint)
-        for n in [*sub.params, *extra]
-        for hint, d in [ARGUMENTS[n]]
-    ]
-    command.__signature__ = inspect.Signature(own)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in own}
+    own = [(n, *ARGUMENTS[n]) for n in [*sub.params, *extra]]
+    taking = options_for("args", own, lambda _, **args: args)
     settings = TRAILING if "command" in sub.params else None
     app = GROUPS[group[0]] if group else ctr_app
     app.command(name, help=sub.help, context_settings=settings)(
-        on_machines(sub.namespaced)(command)
+        on_machines(sub.namespaced)(taking(command))
     )
 
 
@@ -237,12 +190,12 @@ for path, sub in ops.SUBCOMMANDS.items():
 
 def by_hand(
     app: typer.Typer, name: str, after: str = "", **settings: Any
-) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """A command written by hand, listed after its group's command `after`
-    (where it always stood) or after the table's."""
+) -> Callable[[Command], Command]:
+    """A command written by hand, on_machines, listed after its group's command
+    `after` (where it always stood) or after the table's."""
 
-    def register(fn: Callable[..., None]) -> Callable[..., None]:
-        app.command(name, **settings)(fn)
+    def register(fn: Command) -> Command:
+        app.command(name, **settings)(on_machines()(fn))
         names = [c.name for c in app.registered_commands]
         if after:
             app.registered_commands.insert(names.index(after) + 1, app.registered_commands.pop())
@@ -252,11 +205,8 @@ def by_hand(
 
 
 @by_hand(images_app, "pull", after="ls")
-@on_machines()
 def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
     """Pull an image (needs a registry the guests reach)."""
-    from labctl.ui import console as ui
-
     full, outcomes = ops.images_pull(home(ctx), target, ref)
     if full != ref:
         ui.info(f"ctr needs a full reference: pulling {full}")
@@ -264,7 +214,6 @@ def images_pull(ctx: typer.Context, target: ops.Target, ref: RefArg) -> None:
 
 
 @by_hand(images_app, "import", after="pull")
-@on_machines()
 def images_import(
     ctx: typer.Context,
     target: ops.Target,
@@ -276,7 +225,6 @@ def images_import(
 
 
 @by_hand(t_app, "exec", after="start", context_settings=TRAILING)
-@on_machines()
 def tasks_exec(
     ctx: typer.Context,
     target: ops.Target,
@@ -293,8 +241,6 @@ def tasks_exec(
     ] = None,
 ) -> None:
     """Run another process in a running task (options go before ID)."""
-    from labctl.ui import console as ui
-
     if tty:
         raise typer.Exit(ops.shell(home(ctx), target, cid, command or ["sh"], exec_id))
     if not command:
@@ -308,7 +254,6 @@ def tasks_exec(
 
 
 @by_hand(ctr_app, "rm")
-@on_machines()
 def rm(
     ctx: typer.Context,
     target: ops.Target,
@@ -325,17 +270,12 @@ def rm(
 
 
 @by_hand(ctr_app, "service")
-@on_machines()
 def service(ctx: typer.Context, target: ops.Target, cid: IdArg) -> None:
     """Run a container under systemd, restarted when it dies (ctr has no restart policy)."""
-    _done(
-        ops.service(home(ctx), target, cid),
-        lambda unit: f"{unit} enabled and running",
-    )
+    _done(ops.service(home(ctx), target, cid), lambda unit: f"{unit} enabled and running")
 
 
 @by_hand(ctr_app, "shell", context_settings=TRAILING)
-@on_machines()
 def shell(
     ctx: typer.Context,
     target: ops.Target,
@@ -362,7 +302,6 @@ def exec_(
 ) -> None:
     """Any command on many machines at once: labctl exec -- uname -r"""
     from labctl.ops.guestcmd import exec_many
-    from labctl.ui import console as ui
 
     chosen = machines_chosen(vm, all_)
     outcomes = exec_many(home(ctx), lab, chosen, command, sudo=sudo, timeout=timeout)
@@ -385,13 +324,13 @@ def exec_(
 
 
 def register(app: typer.Typer) -> None:
-    ctr_app.add_typer(ns_app, name="ns")
-    ctr_app.add_typer(ns_app, name="namespaces", hidden=True)
-    ctr_app.add_typer(images_app, name="images")
-    ctr_app.add_typer(images_app, name="i", hidden=True)
-    ctr_app.add_typer(c_app, name="c")
-    ctr_app.add_typer(c_app, name="containers", hidden=True)
-    ctr_app.add_typer(t_app, name="t")
-    ctr_app.add_typer(t_app, name="tasks", hidden=True)
+    for group, (shown, hidden) in {
+        ns_app: ("ns", "namespaces"),
+        images_app: ("images", "i"),
+        c_app: ("c", "containers"),
+        t_app: ("t", "tasks"),
+    }.items():
+        ctr_app.add_typer(group, name=shown)
+        ctr_app.add_typer(group, name=hidden, hidden=True)
     app.add_typer(ctr_app, name="ctr")
     app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)

@@ -7,19 +7,18 @@ from typing import Annotated, Any
 import typer
 
 from labctl.cli.common import LabOpt, complete_lab, home, lab_named, report
+from labctl.ui import console as ui
 
 LabArg = Annotated[str | None, typer.Argument(autocompletion=complete_lab, show_default=False)]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write to FILE.")]
 DeclaredOpt = Annotated[
-    bool,
-    typer.Option("--declared", help="The lab file's roles; ask no server."),
+    bool, typer.Option("--declared", help="The lab file's roles; ask no server.")
 ]
 
 
 def _emit(made: tuple[str, list[Any]], output: Path | None = None) -> None:
     """The text made, on stdout or in `output`; then the machines that failed."""
     from labctl.local.fsutil import atomic_write
-    from labctl.ui import console as ui
 
     text, failed = made
     if output is None:

@@ -4,6 +4,7 @@ import typer
 
 from labctl.cli.common import JsonOpt, LabOpt, error_rows, home, report
 from labctl.errors import ExitCode
+from labctl.ui import console as ui
 
 jenkins_app = typer.Typer(help="The lab's Jenkins controller and agents.", no_args_is_help=True)
 
@@ -12,7 +13,6 @@ jenkins_app = typer.Typer(help="The lab's Jenkins controller and agents.", no_ar
 def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The controller's health and each agent online/offline (Jenkins REST API)."""
     from labctl.ops import jenkins
-    from labctl.ui import console as ui
 
     st, down = jenkins.status(home(ctx), lab)
     if json:
@@ -20,11 +20,8 @@ def status(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> Non
     else:
         ui.info(f"controller: {st.detail} ({st.url})")
         if st.agents:
-            ui.table(
-                ["AGENT", "STATE", "REASON"],
-                [[a.name, "online" if a.online else "offline", a.reason] for a in st.agents],
-                styles={1: lambda v: "green" if v == "online" else "red"},
-            )
+            state = {"STATE": lambda a: "online" if a.online else "offline"}
+            ui.rows("AGENT=name, STATE, REASON", st.agents, state, {"STATE": ui.green_if("online")})
     report(down)
     if not st.healthy or any(not a.online for a in st.agents):
         raise typer.Exit(ExitCode.FAILED)

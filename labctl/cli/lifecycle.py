@@ -2,8 +2,6 @@
 suspend, resume, destroy, ls, box build, doctor, version."""
 
 import dataclasses
-import functools
-import inspect
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from labctl.cli.common import (
+    Command,
     JsonOpt,
     LabOpt,
+    QuietOpt,
     TimeoutOpt,
     YesOpt,
     complete_lab,
@@ -21,72 +21,23 @@ from labctl.cli.common import (
     complete_target,
     home,
     lab_named,
+    options_for,
 )
 from labctl.errors import ExitCode, SpecError
+from labctl.ui import console as ui
 
 if TYPE_CHECKING:
     from labctl.ops.up.source import Request
 
-LabArg = Annotated[
-    str | None,
-    typer.Argument(
-        help="A topology (nodes, jenkins, mysql-pair) or a lab's name (or -f FILE).",
-        autocompletion=complete_lab_or_topology,
-    ),
-]
-FileOpt = Annotated[
-    str | None,
-    typer.Option("--file", "-f", help="A lab file (YAML): see `labctl init` and `labctl schema`."),
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", "-n", help="The lab's name (default: the file's `name`, or its stem)."),
-]
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider",
-        help="virtualbox, libvirt or docker (default: LABCTL_PROVIDER, else detected).",
-    ),
-]
-BoxOpt = Annotated[str | None, typer.Option("--box", help="Vagrant box (docker: image).")]
-SubnetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--subnet", help="Private /24 as three octets (default: first free from 192.168.56)."
-    ),
-]
-CpusOpt = Annotated[int | None, typer.Option("--cpus", help="CPUs per machine.")]
-MemoryOpt = Annotated[int | None, typer.Option("--memory", help="MiB of memory per machine.")]
-LibvirtUriOpt = Annotated[
-    str | None, typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
-]
-AllowOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--allow-host-path",
-        help="A host file or folder outside the lab file's folder that the lab file may "
-        "name (scripts, war file); repeat for more.",
-    ),
-]
-ContainerdOpt = Annotated[
-    bool | None,
-    typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine."),
-]
-CountOpt = Annotated[int | None, typer.Option("--count", help="nodes: how many machines (1-9).")]
-AgentsOpt = Annotated[int | None, typer.Option("--agents", help="jenkins: agents (0-9).")]
-JdkOpt = Annotated[int | None, typer.Option("--jdk", help="jenkins: JDK 17 or 21.")]
-WarOpt = Annotated[
-    str | None, typer.Option("--jenkins-war", help="jenkins: install from this jenkins.war.")
-]
-ReplicasOpt = Annotated[int | None, typer.Option("--replicas", help="mysql-pair: replicas (1-5).")]
-ChainOpt = Annotated[
-    bool | None, typer.Option("--chain/--star", help="mysql-pair: cascade replicas.")
-]
-GtidOpt = Annotated[
-    bool | None, typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
-]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")]
+
+def _option(info: Any) -> Any:
+    """A field of Given: None unless given, and how the command line takes it."""
+    return dataclasses.field(default=None, metadata={"typer": info})
+
+
+PROVIDER = typer.Option(
+    "--provider", help="virtualbox, libvirt or docker (default: LABCTL_PROVIDER, else detected)."
+)
 TargetArgs = Annotated[
     list[str] | None,
     typer.Argument(
@@ -105,24 +56,57 @@ class Given:
     names in `lab_options`, and gets them as one Given (None: not given, or
     not an option of that command)."""
 
-    lab: LabArg = None
-    file: FileOpt = None
-    name: NameOpt = None
-    provider: ProviderOpt = None
-    box: BoxOpt = None
-    subnet: SubnetOpt = None
-    cpus: CpusOpt = None
-    memory: MemoryOpt = None
-    libvirt_uri: LibvirtUriOpt = None
-    allow_host_path: AllowOpt = None
-    containerd: ContainerdOpt = None
-    count: CountOpt = None
-    agents: AgentsOpt = None
-    jdk: JdkOpt = None
-    jenkins_war: WarOpt = None
-    replicas: ReplicasOpt = None
-    chain: ChainOpt = None
-    gtid: GtidOpt = None
+    lab: str | None = _option(
+        typer.Argument(
+            help="A topology (nodes, jenkins, mysql-pair) or a lab's name (or -f FILE).",
+            autocompletion=complete_lab_or_topology,
+        )
+    )
+    file: str | None = _option(
+        typer.Option(
+            "--file", "-f", help="A lab file (YAML): see `labctl init` and `labctl schema`."
+        )
+    )
+    name: str | None = _option(
+        typer.Option(
+            "--name", "-n", help="The lab's name (default: the file's `name`, or its stem)."
+        )
+    )
+    provider: str | None = _option(PROVIDER)
+    box: str | None = _option(typer.Option("--box", help="Vagrant box (docker: image)."))
+    subnet: str | None = _option(
+        typer.Option(
+            "--subnet", help="Private /24 as three octets (default: first free from 192.168.56)."
+        )
+    )
+    cpus: int | None = _option(typer.Option("--cpus", help="CPUs per machine."))
+    memory: int | None = _option(typer.Option("--memory", help="MiB of memory per machine."))
+    libvirt_uri: str | None = _option(
+        typer.Option("--libvirt-uri", help="libvirt connection URI (remote hosts).")
+    )
+    allow_host_path: list[str] | None = _option(  # noqa: RUF009 (a field(), not a default)
+        typer.Option(
+            "--allow-host-path",
+            help="A host file or folder outside the lab file's folder that the lab file may "
+            "name (scripts, war file); repeat for more.",
+        )
+    )
+    containerd: bool | None = _option(
+        typer.Option("--containerd/--no-containerd", help="Provision containerd in every machine.")
+    )
+    count: int | None = _option(typer.Option("--count", help="nodes: how many machines (1-9)."))
+    agents: int | None = _option(typer.Option("--agents", help="jenkins: agents (0-9)."))
+    jdk: int | None = _option(typer.Option("--jdk", help="jenkins: JDK 17 or 21."))
+    jenkins_war: str | None = _option(
+        typer.Option("--jenkins-war", help="jenkins: install from this jenkins.war.")
+    )
+    replicas: int | None = _option(typer.Option("--replicas", help="mysql-pair: replicas (1-5)."))
+    chain: bool | None = _option(
+        typer.Option("--chain/--star", help="mysql-pair: cascade replicas.")
+    )
+    gtid: bool | None = _option(
+        typer.Option("--gtid/--no-gtid", help="mysql-pair: GTID auto-positioning.")
+    )
 
     def topology_params(self) -> dict[str, Any]:
         """The topology parameters given (--count, --replicas ...), in the order above."""
@@ -145,39 +129,11 @@ class Given:
         )
 
 
-def lab_options(*names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def lab_options(*names: str) -> Callable[[Command], Command]:
     """A command that takes these options of Given where its own `given`
     parameter stands, in this order (its --help's); they reach it as one Given."""
-    hints = {f.name: f.type for f in dataclasses.fields(Given)}
-    keyword = inspect.Parameter.KEYWORD_ONLY  # typer passes every value by name
-
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        @functools.wraps(fn)
-        def command(**values: Any) -> None:
-            given = Given(**{name: values.pop(name) for name in names})
-            fn(**values, given=given)
-
-        params: list[inspect.Parameter] = []
-        for own in inspect.signature(fn).parameters.values():
-            if own.name == "given":
-                params += [
-                    inspect.Parameter(n, keyword, default=None, annotation=hints[n]) for n in names
-                ]
-            else:
-                params.append(own.replace(kind=keyword))
-        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        return command
-
-    return wrap
-
-
-def _split(
-    ctx: typer.Context, args: list[str] | None, lab: str | None
-) -> tuple[str | None, list[str]]:
-    from labctl.ops.lifecycle import split_target
-
-    return split_target(home(ctx), args or [], lab)
+    hints = {f.name: Annotated[f.type, f.metadata["typer"]] for f in dataclasses.fields(Given)}
+    return options_for("given", [(n, hints[n]) for n in names], lambda _, **given: Given(**given))
 
 
 @lab_options(*SHAPING)
@@ -190,7 +146,6 @@ def render(
 ) -> None:
     """Write the lab folder (Vagrantfile + provision/), validate it, print its path."""
     from labctl.ops.up.folder import render_lab, render_text
-    from labctl.ui import console as ui
 
     req = given.request()
     if stdout:
@@ -203,7 +158,6 @@ def render(
     print(done.path)
 
 
-@lab_options(*SHAPING)
 def up(
     ctx: typer.Context,
     given: Given,
@@ -216,28 +170,15 @@ def up(
 ) -> None:
     """Bring a lab to what its lab file (or topology) says: a new lab is rendered and
     brought up; an existing one gets a plan, printed first, and only that is applied."""
-    _up(ctx, given.lab, given.name, given.request(), timeout, json, quiet, dry_run)
-
-
-def _up(
-    ctx: typer.Context,
-    lab: str | None,
-    name: str | None,
-    req: "Request",
-    timeout: float | None,
-    json: bool,
-    quiet: bool,
-    dry_run: bool = False,
-) -> None:
-    from labctl.ops.up.apply import up
+    from labctl.ops.up import apply
     from labctl.ops.up.prepare import prepare
-    from labctl.ui import console as ui
 
+    lab, name, req = given.lab, given.name, given.request()
     if dry_run:
         prepared = prepare(home(ctx), lab, name, req)
         ui.plan(prepared.spec.name, prepared.steps, json, new=prepared.existing is None)
         return
-    result = up(
+    result = apply.up(
         home(ctx),
         lab,
         name,
@@ -258,7 +199,7 @@ def mysql_pair(
     quiet: QuietOpt = False,
 ) -> None:
     """A MySQL/MariaDB primary with replicas, replication running and verified (= up mysql-pair)."""
-    _up(ctx, "mysql-pair", given.name, given.request(), timeout, json, quiet)
+    up(ctx, dataclasses.replace(given, lab="mysql-pair"), timeout, json, quiet)
 
 
 @lab_options("cpus", "memory", *TOPOLOGY)
@@ -279,7 +220,6 @@ def init(
     from pathlib import Path
 
     from labctl.ops.up.source import init, init_text
-    from labctl.ui import console as ui
 
     sizes = {"cpus": given.cpus, "memory": given.memory}
     params = {**given.topology_params(), **{k: v for k, v in sizes.items() if v is not None}}
@@ -308,7 +248,6 @@ def validate(
 ) -> None:
     """Check a lab file (schema, sources, addresses, scripts) and show its machines; changes nothing."""
     from labctl.ops.up.prepare import Purpose, prepare
-    from labctl.ui import console as ui
 
     req = dataclasses.replace(given, file=file).request()
     spec = prepare(home(ctx), None, given.name, req, Purpose.VALIDATE).spec
@@ -331,7 +270,6 @@ def status(
 ) -> None:
     """Every machine of a lab: hostname, IP, state, provider (asked of the provider itself)."""
     from labctl.ops import lifecycle
-    from labctl.ui import console as ui
 
     view = lifecycle.status_view(home(ctx), lab_named(lab, lab_opt))
     ui.print_json(view.rows) if json else ui.machines(view.rows)
@@ -342,16 +280,14 @@ def status(
 def ls(ctx: typer.Context, json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """Every lab with its machines' states."""
     from labctl.ops import lifecycle
-    from labctl.ui import console as ui
 
     view = lifecycle.ls(home(ctx))
-    rows = view.rows
     if verbose:
         ui.asked(view.asked)
     if json:
-        ui.print_json(rows)
-    elif rows:
-        ui.machines(rows, show_lab=True)
+        ui.print_json(view.rows)
+    elif view.rows:
+        ui.machines(view.rows, show_lab=True)
     else:
         ui.info(f"no labs in {home(ctx).root}; create one: labctl up nodes")
 
@@ -376,45 +312,25 @@ def ssh(
     raise typer.Exit(code)
 
 
-def _action(action: str, doc: str) -> Callable[..., None]:
+def _action(action: str, doc: str, *options: tuple[str, Any]) -> Command:
+    """The command of a lifecycle action on machines, its own `options` after --lab."""
+
     def command(
         ctx: typer.Context,
         args: TargetArgs = None,
         lab_opt: LabOpt = None,
+        how: dict[str, Any] | None = None,
         timeout: TimeoutOpt = None,
         json: JsonOpt = False,
     ) -> None:
         from labctl.ops import lifecycle
-        from labctl.ui import console as ui
 
-        lab, machines = _split(ctx, args, lab_opt)
-        rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout)
+        lab, machines = lifecycle.split_target(home(ctx), args or [], lab_opt)
+        rows = lifecycle.act(home(ctx), lab, action, machines, ui.Progress(), timeout, **how or {})
         ui.print_json(rows) if json else ui.machines(rows)
 
     command.__doc__ = doc
-    command.__name__ = action
-    return command
-
-
-def reload(
-    ctx: typer.Context,
-    args: TargetArgs = None,
-    lab_opt: LabOpt = None,
-    provision: Annotated[
-        bool, typer.Option("--provision", help="Run the provisioners again.")
-    ] = False,
-    timeout: TimeoutOpt = None,
-    json: JsonOpt = False,
-) -> None:
-    """Restart machines (halt + up), with --provision to provision them again."""
-    from labctl.ops import lifecycle
-    from labctl.ui import console as ui
-
-    lab, machines = _split(ctx, args, lab_opt)
-    rows = lifecycle.act(
-        home(ctx), lab, "reload", machines, ui.Progress(), timeout, provision=provision or None
-    )
-    ui.print_json(rows) if json else ui.machines(rows)
+    return options_for("how", options, lambda _, **how: how)(command)
 
 
 def destroy(
@@ -422,9 +338,8 @@ def destroy(
 ) -> None:
     """Destroy a lab's machines and its folder. A lab that is gone: nothing to do."""
     from labctl.ops import lifecycle
-    from labctl.ui import console as ui
 
-    lab, machines = _split(ctx, args, lab_opt)
+    lab, machines = lifecycle.split_target(home(ctx), args or [], lab_opt)
     what = " ".join([lab or "the lab", *machines])
     if not yes:
         if not sys.stdin.isatty():
@@ -441,13 +356,12 @@ def destroy(
 
 
 def box_build(
-    provider: ProviderOpt = None,
+    provider: Annotated[str | None, PROVIDER] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if present.")] = False,
 ) -> None:
     """Build labctl's box offline from Debian's packages: the docker provider's
     image, or the libvirt provider's VM box (default: this host's provider)."""
     from labctl.ops import host
-    from labctl.ui import console as ui
 
     image, built = host.build_box(provider, force, lambda event: ui.info(f"  box | {event.text}"))
     if built:
@@ -459,17 +373,13 @@ def box_build(
 def doctor(json: JsonOpt = False) -> None:
     """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
     from labctl.ops import host
-    from labctl.ui import console as ui
 
     results = host.checks()
     if json:
         ui.print_json(results)
     else:
-        ui.table(
-            ["CHECK", "OK", "DETAIL", "FIX"],
-            [[c.name, "yes" if c.ok else "no", c.detail, "" if c.ok else c.fix] for c in results],
-            styles={1: lambda v: "green" if v == "yes" else "red"},
-        )
+        made = {"OK": lambda c: "yes" if c.ok else "no", "FIX": lambda c: "" if c.ok else c.fix}
+        ui.rows("CHECK=name, OK, DETAIL, FIX", results, made, {"OK": ui.green_if("yes")})
     if not all(c.ok or not c.required for c in results):
         raise typer.Exit(ExitCode.FAILED)
 
@@ -477,37 +387,39 @@ def doctor(json: JsonOpt = False) -> None:
 def version(json: JsonOpt = False) -> None:
     """labctl's version, Vagrant's and the providers' (a missing one says so)."""
     from labctl.ops import host
-    from labctl.ui import console as ui
 
     found = host.versions()
     if json:
         ui.print_json(found)
         return
-    ui.table(
-        ["NAME", "VERSION", "NOTE"],
-        [[v.name, v.version or "missing", v.note] for v in found],
-        styles={1: lambda text: "yellow" if text == "missing" else ""},
+    ui.rows(
+        "NAME, VERSION, NOTE",
+        found,
+        {"VERSION": lambda v: v.version or "missing"},
+        {"VERSION": lambda text: "yellow" if text == "missing" else ""},
     )
 
 
+ProvisionOpt = Annotated[bool, typer.Option("--provision", help="Run the provisioners again.")]
+ACTIONS: dict[str, tuple[Any, ...]] = {
+    "provision": ("Run the provisioners of machines again.",),
+    "reload": (
+        "Restart machines (halt + up), with --provision to provision them again.",
+        ("provision", ProvisionOpt),
+    ),
+    "halt": ("Shut machines down (keeps their disks).",),
+    "suspend": ("Save machines' state and stop them.",),
+    "resume": ("Resume suspended machines.",),
+}
+
+
 def register(app: typer.Typer) -> None:
-    app.command()(init)
-    app.command()(schema)
-    app.command()(validate)
-    app.command()(render)
-    app.command()(up)
+    for command in (init, schema, validate, render, status, ssh, destroy, ls, doctor, version):
+        app.command()(command)
+    app.command("up")(lab_options(*SHAPING)(up))
     app.command("mysql-pair")(mysql_pair)
-    app.command()(status)
-    app.command()(ssh)
-    app.command(name="provision")(_action("provision", "Run the provisioners of machines again."))
-    app.command()(reload)
-    app.command(name="halt")(_action("halt", "Shut machines down (keeps their disks)."))
-    app.command(name="suspend")(_action("suspend", "Save machines' state and stop them."))
-    app.command(name="resume")(_action("resume", "Resume suspended machines."))
-    app.command()(destroy)
-    app.command()(ls)
-    app.command()(doctor)
-    app.command()(version)
+    for action, (doc, *options) in ACTIONS.items():
+        app.command(action)(_action(action, doc, *options))
     box_app = typer.Typer(help="labctl's own boxes (docker, libvirt).", no_args_is_help=True)
     box_app.command(name="build")(box_build)
     app.add_typer(box_app, name="box")

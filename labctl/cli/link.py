@@ -4,19 +4,17 @@ from typing import Annotated
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, complete_machine, error_rows, home, report
+from labctl.cli.common import JsonOpt, LabOpt, complete_machine, home, listing
+from labctl.ui import console as ui
 
 link_app = typer.Typer(
-    help="Network faults between a lab's machines: cut, heal, impair, clear.",
-    no_args_is_help=True,
+    help="Network faults between a lab's machines: cut, heal, impair, clear.", no_args_is_help=True
 )
 Vm = Annotated[str, typer.Argument(help="A machine.", autocompletion=complete_machine)]
 MaybeVm = Annotated[str | None, typer.Argument(help="A machine.", autocompletion=complete_machine)]
 
 
 def _print(rows: list, json: bool) -> None:
-    from labctl.ui import console as ui
-
     if json:
         ui.print_json(rows)
     else:
@@ -52,25 +50,14 @@ def ls(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     from dataclasses import asdict
 
     from labctl.ops import link
-    from labctl.ui import console as ui
 
     outcomes = link.faults(home(ctx), lab)
     found = [{"vm": o.vm, **asdict(o.value)} for o in outcomes if o.value is not None]
-    if json:
-        ui.print_json([*found, *error_rows(outcomes)])
-    else:
-        ui.table(
-            ["VM", "CUT FROM", "IMPAIRED"],
-            [
-                [
-                    f["vm"],
-                    ", ".join(f["cut_from"]) or "-",
-                    f"{f['dev']}: {f['impaired']}" if f["impaired"] else "-",
-                ]
-                for f in found
-            ],
-        )
-    report(outcomes)
+    made = {
+        "CUT FROM": lambda f: ", ".join(f["cut_from"]) or "-",
+        "IMPAIRED": lambda f: f"{f['dev']}: {f['impaired']}" if f["impaired"] else "-",
+    }
+    listing(outcomes, "VM, CUT FROM, IMPAIRED", json, found, made=made)
 
 
 @link_app.command("impair")

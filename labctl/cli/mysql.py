@@ -1,11 +1,25 @@
 """`labctl mysql-pair` and `labctl mysql ...`."""
 
+import importlib
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from labctl.cli.common import JsonOpt, LabOpt, complete_machine, error_rows, home, report
+from labctl.cli.common import (
+    Command,
+    JsonOpt,
+    LabOpt,
+    QuietOpt,
+    complete_machine,
+    error_rows,
+    home,
+    listing,
+    report,
+)
 from labctl.errors import ExitCode
+from labctl.ui import console as ui
+from labctl.ui import mysql as mysql_ui
 
 mysql_app = typer.Typer(
     help="Look inside MySQL/MariaDB replication in a lab.", no_args_is_help=True
@@ -30,8 +44,6 @@ StepsOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Hide each step.")
 
 
 def _progress(quiet: bool, json: bool) -> Any:
-    from labctl.ui import console as ui
-
     return ui.Progress(verbose=not quiet and not json)
 
 
@@ -46,32 +58,14 @@ def role(
 ) -> None:
     """primary, replica, dual (a replica others replicate from) or standalone, with the evidence."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
-    outcomes = mysql.roles(home(ctx), lab, machines or [])
-    rows = [o.value for o in outcomes if o.value is not None]
-    if json:
-        ui.print_json([*rows, *error_rows(outcomes)])
-    else:
-        ui.table(
-            ["VM", "ROLE", "LOG_BIN", "BINLOG_FORMAT", "IO", "SQL", "SOURCE", "LAG", "REPLICAS"],
-            [
-                [
-                    r.vm,
-                    r.role,
-                    r.log_bin,
-                    r.binlog_format,
-                    r.io_running,
-                    r.sql_running,
-                    r.source_host,
-                    "" if r.seconds_behind is None else r.seconds_behind,
-                    ", ".join(r.replicas),
-                ]
-                for r in rows
-            ],
-            styles={1: lambda v: "bold"},
-        )
-    report(outcomes)
+    listing(
+        mysql.roles(home(ctx), lab, machines or []),
+        "VM, ROLE, LOG_BIN, BINLOG_FORMAT, IO=io_running, SQL=sql_running, SOURCE=source_host, "
+        "LAG=seconds_behind, REPLICAS",
+        json,
+        styles={"ROLE": lambda v: "bold"},
+    )
 
 
 @mysql_app.command("info")
@@ -80,83 +74,35 @@ def info(
 ) -> None:
     """Each server at a glance: version, role, read-only, uptime, load, GTIDs, lag, semi-sync, data."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
-    outcomes = mysql.info(home(ctx), lab, machines or [])
-    rows = [o.value for o in outcomes if o.value is not None]
-    if json:
-        ui.print_json([*rows, *error_rows(outcomes)])
-    else:
-        ui.table(
-            [
-                "VM",
-                "VERSION",
-                "ROLE",
-                "WRITES",
-                "ID",
-                "UP",
-                "CONN",
-                "Q/S",
-                "GTID",
-                "LAG",
-                "SEMI-SYNC",
-                "DATA",
-            ],
-            [
-                [
-                    r.vm,
-                    r.version.split("-")[0],
-                    r.role,
-                    "closed" if r.read_only else "open",
-                    r.server_id,
-                    _duration(r.uptime_s),
-                    r.connections,
-                    r.queries_per_s,
-                    r.gtid_written or r.gtid_applied or "-",
-                    "" if r.seconds_behind is None else f"{r.seconds_behind} s",
-                    r.semi_sync or "-",
-                    _size(r.data_bytes),
-                ]
-                for r in rows
-            ],
-            styles={3: lambda v: "green" if v == "open" else ""},
-        )
-    report(outcomes)
-
-
-def _duration(seconds: int) -> str:
-    if seconds >= 86400:
-        return f"{seconds // 86400}d{seconds % 86400 // 3600}h"
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60}m"
-    return f"{seconds // 60}m{seconds % 60}s"
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    made = {
+        "VERSION": lambda r: r.version.split("-")[0],
+        "WRITES": lambda r: "closed" if r.read_only else "open",
+        "UP": lambda r: mysql_ui.duration(r.uptime_s),
+        "GTID": lambda r: r.gtid_written or r.gtid_applied or "-",
+        "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
+        "SEMI-SYNC": lambda r: r.semi_sync or "-",
+        "DATA": lambda r: mysql_ui.size(r.data_bytes),
+    }
+    listing(
+        mysql.info(home(ctx), lab, machines or []),
+        "VM, VERSION, ROLE, WRITES, ID=server_id, UP, CONN=connections, Q/S=queries_per_s, GTID, "
+        "LAG, SEMI-SYNC, DATA",
+        json,
+        made=made,
+        styles={"WRITES": lambda v: "green" if v == "open" else ""},
+    )
 
 
 @mysql_app.command("verify")
 def verify(ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False) -> None:
     """The topology the lab was rendered with against the live one, edge by edge."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     edges, down = mysql.verify(home(ctx), lab)
-    if json:
-        ui.print_json([*edges, *error_rows(down)])
-    else:
-        ui.table(
-            ["REPLICA", "SOURCE", "STATUS", "DETAIL"],
-            [[e.replica, e.source, e.status, e.detail] for e in edges],
-            styles={2: lambda v: "green" if v == "ok" else "red"},
-        )
-    report(down)
+    listing(
+        down, "REPLICA, SOURCE, STATUS, DETAIL", json, edges, styles={"STATUS": ui.green_if("ok")}
+    )
     _fail_if(any(e.status != "ok" for e in edges))
 
 
@@ -168,7 +114,6 @@ def status(
     from dataclasses import asdict
 
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     found = mysql.status(home(ctx), lab, machines or [])
     if json:
@@ -180,32 +125,13 @@ def status(
             }
         )
     else:
-        ui.table(
-            ["REPLICA", "SOURCE", "IO", "SQL", "LAG", "LAST_IO_ERROR", "LAST_SQL_ERROR"],
-            [
-                [
-                    r.vm,
-                    r.source_host,
-                    r.io_running,
-                    r.sql_running,
-                    "" if r.seconds_behind is None else r.seconds_behind,
-                    r.last_io_error,
-                    r.last_sql_error,
-                ]
-                for r in found.replicas
-            ],
-            styles={
-                2: lambda v: "green" if v == "Yes" else "red",
-                3: lambda v: "green" if v == "Yes" else "red",
-            },
+        ui.rows(
+            "REPLICA=vm, SOURCE=source_host, IO=io_running, SQL=sql_running, LAG=seconds_behind, "
+            "LAST_IO_ERROR, LAST_SQL_ERROR",
+            found.replicas,
+            styles={"IO": ui.green_if("Yes"), "SQL": ui.green_if("Yes")},
         )
-        ui.table(
-            ["SOURCE", "BINLOG", "POSITION", "REPLICAS"],
-            [
-                [s.vm, s.binlog_file, s.binlog_position, ", ".join(s.replicas)]
-                for s in found.sources
-            ],
-        )
+        ui.rows("SOURCE=vm, BINLOG=binlog_file, POSITION=binlog_position, REPLICAS", found.sources)
     broken = [r.vm for r in found.replicas if r.broken]
     if broken:
         ui.error(f"replication broken on {', '.join(broken)}")
@@ -222,7 +148,6 @@ def check(
 ) -> None:
     """Write rows on the primary, wait for the replicas, compare counts and CHECKSUM TABLE."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     found = mysql.check(home(ctx), lab, rows)
     ok = not found.problems and not found.failed
@@ -236,11 +161,8 @@ def check(
             }
         )
     else:
-        ui.table(
-            ["VM", "TABLE", "ROWS", "CHECKSUM", "SAME"],
-            [[r.vm, r.table, r.rows, r.checksum, "yes" if r.same else "NO"] for r in found.rows],
-            styles={4: lambda v: "green" if v == "yes" else "red"},
-        )
+        same = {"SAME": lambda r: "yes" if r.same else "NO"}
+        ui.rows("VM, TABLE, ROWS, CHECKSUM, SAME", found.rows, same, {"SAME": ui.green_if("yes")})
     for p in found.problems:
         ui.error(p)
     if ok and not json:
@@ -251,72 +173,44 @@ def check(
 
 @mysql_app.command("add-replica")
 def add_replica(
-    ctx: typer.Context,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Hide provisioning detail.")] = False,
+    ctx: typer.Context, lab: LabOpt = None, json: JsonOpt = False, quiet: QuietOpt = False
 ) -> None:
     """One more replica, from a consistent snapshot, while the primary keeps working."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     result = mysql.add_replica(home(ctx), lab, ui.Progress(verbose=not quiet))
     ui.up_result(result, json)
 
 
-@mysql_app.command("switchover")
-def switchover(
-    ctx: typer.Context,
-    to: ToOpt = None,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: StepsOpt = False,
-) -> None:
+def _move(say: Callable[[Any], None]) -> Command:
+    """A move of the primary: the function of ops.mysql that has the name of `say`,
+    the command's help its docstring; then its result as JSON, or what `say` says."""
+    name = say.__name__
+
+    def command(
+        ctx: typer.Context,
+        to: ToOpt = None,
+        lab: LabOpt = None,
+        json: JsonOpt = False,
+        quiet: StepsOpt = False,
+    ) -> None:
+        move = getattr(importlib.import_module(f"labctl.ops.mysql.{name}"), name)
+        done = move(home(ctx), lab, to, _progress(quiet, json))
+        ui.print_json(done) if json else say(done)
+
+    return mysql_app.command(name, help=say.__doc__)(command)
+
+
+@_move
+def switchover(done: Any) -> None:
     """Planned: the primary's role handed to a replica, nothing lost; the old primary replicates from it."""
-    from labctl.ops.mysql import switchover as op
-    from labctl.ui import console as ui
-
-    done = op.switchover(home(ctx), lab, to, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
-    ui.success(
-        f"{done.new} is the primary (was {done.old}); "
-        f"{done.read_only_ms} ms without a writable server"
-    )
-    ui.info(f"replication: {done.replication}")
+    mysql_ui.switched(done)
 
 
-@mysql_app.command("failover")
-def failover(
-    ctx: typer.Context,
-    to: ToOpt = None,
-    lab: LabOpt = None,
-    json: JsonOpt = False,
-    quiet: StepsOpt = False,
-) -> None:
+@_move
+def failover(done: Any) -> None:
     """The primary is gone: promote the most advanced replica, repoint the rest, say what may be lost."""
-    from labctl.ops.mysql import failover as op
-    from labctl.ui import console as ui
-
-    done = op.failover(home(ctx), lab, to, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
-    ui.success(f"{done.new} is the primary ({done.why}); promoted in {done.promote_ms} ms")
-    ui.info(f"{done.old}'s last known position: {done.old_position or '-'} ({done.known_from})")
-    ui.info(f"{done.new}'s position when it opened: {done.new_position or '-'}")
-    if done.may_be_lost:
-        ui.warn(
-            f"may be lost ({done.old} had them, {done.new} has not): " + ", ".join(done.may_be_lost)
-        )
-    else:
-        ui.info("nothing known to be lost")
-    for vm in done.left_out:
-        ui.warn(
-            f"{vm}: not running, still points at {done.old}: labctl up, then labctl mysql verify"
-        )
-    ui.info(f"{done.old} is stale (was primary): labctl mysql rejoin {done.old}")
+    mysql_ui.failed_over(done)
 
 
 @mysql_app.command("rejoin")
@@ -334,17 +228,9 @@ def rejoin(
 ) -> None:
     """A failed primary back as a replica: by GTID, or rebuilt from a snapshot when its history diverged."""
     from labctl.ops.mysql import rejoin as op
-    from labctl.ui import console as ui
 
     done = op.rejoin(home(ctx), lab, machine, rebuild, _progress(quiet, json))
-    if json:
-        ui.print_json(done)
-        return
-    if done.diverged:
-        ui.warn(
-            f"{done.vm} had what {done.source} has not, now discarded: " + ", ".join(done.diverged)
-        )
-    ui.success(f"{done.vm} {done.how}: a replica of {done.source}")
+    ui.print_json(done) if json else mysql_ui.rejoined(done)
 
 
 @mysql_app.command("drill")
@@ -370,42 +256,11 @@ def drill(
 ) -> None:
     """Rehearse a failover under load: write, break the primary, fail over, count what was lost."""
     from labctl.ops.mysql import drill as ops_drill
-    from labctl.ui import console as ui
 
     report = ops_drill.drill(
         home(ctx), lab, fault, rate, semi_sync, before, after, _progress(quiet, json)
     )
-    if json:
-        ui.print_json(report)
-    else:
-        ui.table(
-            ["MEASURE", "VALUE"],
-            [
-                [
-                    "fault",
-                    f"{report.fault} on {report.old}"
-                    + (" (semi-sync)" if report.semi_sync else ""),
-                ],
-                ["new primary", report.new],
-                ["rows acknowledged", report.acknowledged],
-                ["on the new primary", report.present],
-                ["lost", len(report.lost)],
-                ["in doubt (connection died in the commit)", len(report.in_doubt)],
-                *[
-                    [f"{vm}: same rows", "yes" if same else "NO"]
-                    for vm, same in report.replicas.items()
-                ],
-                ["write outage", f"{report.write_outage_ms} ms"],
-                ["time to detect", f"{report.detect_ms} ms"],
-                ["time to promote", f"{report.promote_ms} ms"],
-            ],
-        )
-        if report.lost:
-            ui.warn(
-                f"lost rows: {', '.join(map(str, report.lost[:20]))}"
-                + (" ..." if len(report.lost) > 20 else "")
-            )
-        ui.info(f"{report.old} is stale: labctl up, then labctl mysql rejoin {report.old}")
+    ui.print_json(report) if json else mysql_ui.drilled(report)
     # the numbers are the drill's result; a replica that differs, or a loss
     # that semi-synchronous replication promised away, is a failure
     if not all(report.replicas.values()) or (report.semi_sync and report.lost):
@@ -422,17 +277,12 @@ def sql(
 ) -> None:
     """One statement as root in a guest (SHOW PROCESSLIST, grants, locks...); end it in \\G for the vertical layout."""
     from labctl.ops.mysql import observe as mysql
-    from labctl.ui import console as ui
 
     rows, vertical = mysql.sql(home(ctx), lab, machine, statement)
     if json:
         ui.print_json(rows)
     elif rows and vertical:
-        width = max(len(k) for r in rows for k in r)
-        for n, r in enumerate(rows, start=1):
-            ui.line(f"*************************** {n}. row ***************************")
-            for key, value in r.items():
-                ui.line(f"{key:>{width}}: {value}")
+        mysql_ui.vertical(rows)
     elif rows:
         columns = list(rows[0])
         ui.table(columns, [[r.get(c, "") for c in columns] for r in rows])

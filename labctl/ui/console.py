@@ -94,22 +94,46 @@ def table(
     out().print(t)
 
 
+def rows(
+    columns: str,
+    items: Iterable[Any],
+    made: Mapping[str, Callable[[Any], Any]] | None = None,
+    styles: Mapping[str, Style] | None = None,
+) -> None:
+    """A table of records (dataclasses or dicts), its columns declared once: `columns`
+    reads like the header line, `HEADER` (the field `header`) or `HEADER=field`, comma
+    separated; a header of `made` is what its function makes of the record, and
+    `styles` colour a column's cells. A list is shown as `a, b`."""
+    heads, fields = zip(*(c.strip().partition("=")[::2] for c in columns.split(",")), strict=True)
+    made = made or {}
+
+    def cell(item: Any, head: str, field: str) -> Any:
+        if head in made:
+            return made[head](item)
+        name = field or head.lower()
+        value = item.get(name, "") if isinstance(item, Mapping) else getattr(item, name)
+        return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+
+    table(
+        heads,
+        [[cell(i, h, f) for h, f in zip(heads, fields, strict=True)] for i in items],
+        {heads.index(h): style for h, style in (styles or {}).items()},
+    )
+
+
+def green_if(word: str) -> Style:
+    """Green for `word`, red for anything else."""
+    return lambda text: "green" if text == word else "red"
+
+
 def state_style(text: str) -> str:
     return _STATE_STYLE.get(text, "yellow")
 
 
-def machines(rows: Sequence[Any], show_lab: bool = False) -> None:
+def machines(items: Sequence[Any], show_lab: bool = False) -> None:
     """The machine table of `up`, `status`, `ls`."""
-    cols = ["LAB"] if show_lab else []
-    cols += ["MACHINE", "HOSTNAME", "IP", "STATE", "PROVIDER", "ROLE"]
-    table(
-        cols,
-        [
-            ([r.lab] if show_lab else []) + [r.name, r.hostname, r.ip, r.state, r.provider, r.role]
-            for r in rows
-        ],
-        styles={cols.index("STATE"): state_style},
-    )
+    columns = "MACHINE=name, HOSTNAME, IP, STATE, PROVIDER, ROLE"
+    rows(f"LAB, {columns}" if show_lab else columns, items, styles={"STATE": state_style})
 
 
 def lab_machines(spec: Any, json: bool) -> None:
@@ -125,10 +149,7 @@ def lab_machines(spec: Any, json: bool) -> None:
             ]
         )
         return
-    table(
-        ["MACHINE", "HOSTNAME", "IP", "ROLES", "CPUS", "MEMORY", "BOX"],
-        [[m.name, m.hostname, m.ip, m.role, m.cpus, m.memory, m.box] for m in spec.machines],
-    )
+    rows("MACHINE=name, HOSTNAME, IP, ROLES=role, CPUS, MEMORY, BOX", spec.machines)
 
 
 def up_result(result: Any, json: bool) -> None:
