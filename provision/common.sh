@@ -7,7 +7,7 @@ set -euo pipefail
 : "${LAB_HOSTS:?LAB_HOSTS is required}"
 LAB_TIMEZONE=${LAB_TIMEZONE:-Etc/UTC}
 
-ensure_packages curl ca-certificates
+ensure_role_packages common
 
 # The lab's hosts live in /etc/labctl/hosts; a boot-time unit merges them into
 # /etc/hosts, because some providers (docker) rewrite /etc/hosts at every start.
@@ -50,7 +50,7 @@ if [ "$(/usr/local/sbin/labctl-hosts)" = updated ]; then
 fi
 
 if [ "$LAB_TIMEZONE" != "Etc/UTC" ] || [ -e /etc/localtime ]; then
-  [ -e "/usr/share/zoneinfo/$LAB_TIMEZONE" ] || ensure_packages tzdata
+  [ -e "/usr/share/zoneinfo/$LAB_TIMEZONE" ] || ensure_role_packages timezone
   if [ "$(readlink /etc/localtime 2>/dev/null)" != "/usr/share/zoneinfo/$LAB_TIMEZONE" ]; then
     ln -sfn "/usr/share/zoneinfo/$LAB_TIMEZONE" /etc/localtime
     echo "$LAB_TIMEZONE" >/etc/timezone

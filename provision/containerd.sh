@@ -4,5 +4,5 @@ set -euo pipefail
 # shellcheck source=provision/lib.sh
 . /var/tmp/labctl/lib.sh
 
-ensure_packages containerd runc
+ensure_role_packages containerd
 ensure_service containerd

@@ -29,7 +29,9 @@ install_from_apt() {
     changed "Jenkins signing key"
   fi
   put_file /etc/apt/sources.list.d/jenkins.list 644 <<<"deb [signed-by=$KEY] $REPO binary/"
-  ensure_packages fontconfig jenkins
+  ensure_role_packages jenkins-server
+  # from Jenkins' own repository: no box carries it
+  ensure_packages jenkins
   UNIT=/etc/systemd/system/jenkins.service.d/labctl.conf
   put_file "$UNIT" 644 <<DROPIN
 [Service]
@@ -48,7 +50,7 @@ install_from_war() {
     rm -f "$upload"
   fi
   [ -f "$WAR" ] || fail "no jenkins.war on the controller: pass --jenkins-war FILE"
-  ensure_packages fontconfig
+  ensure_role_packages jenkins-server
   UNIT=/etc/systemd/system/jenkins.service
   put_file "$UNIT" 644 <<UNIT
 [Unit]

@@ -46,6 +46,45 @@ ensure_packages() {
   changed "installed ${missing[*]}"
 }
 
+# What each role installs from the distribution, one role a line ("ROLE:
+# PACKAGE..."). labctl's boxes are built with these packages installed (not
+# enabled: labctl/providers/packages.py reads this block), so there the
+# scripts find them in place; on any other box they install what is missing.
+# The block lives here because lib.sh is the one file every guest is given.
+ROLE_PACKAGES='
+common: curl ca-certificates
+timezone: tzdata
+containerd: containerd runc
+mysql: default-mysql-server default-mysql-client
+jdk-17: openjdk-17-jre-headless
+jdk-21: openjdk-21-jre-headless
+jenkins-server: fontconfig
+link: iptables
+'
+
+# role_packages ROLE: its packages, one a line; fail for a role not listed.
+role_packages() {
+  local role packages
+  local -a names
+  while read -r role packages; do
+    if [ "$role" = "$1:" ]; then
+      read -ra names <<<"$packages"
+      printf '%s\n' "${names[@]}"
+      return 0
+    fi
+  done <<<"$ROLE_PACKAGES"
+  fail "no packages are listed for role $1 (ROLE_PACKAGES in lib.sh)"
+}
+
+# ensure_role_packages ROLE: install whatever of its packages is missing.
+ensure_role_packages() {
+  local listed
+  local -a packages
+  listed=$(role_packages "$1") || exit 3
+  mapfile -t packages <<<"$listed"
+  ensure_packages "${packages[@]}"
+}
+
 # put_file DEST MODE < content: write DEST only when its content or mode differ.
 # Sets FILE_CHANGED=1 when it wrote, 0 otherwise (never fails on "no change").
 put_file() {

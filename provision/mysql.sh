@@ -14,7 +14,7 @@ set -euo pipefail
 : "${MYSQL_SERVER_ID:?}" "${MYSQL_BIND_ADDRESS:?}"
 MYSQL_GTID=${MYSQL_GTID:-0}
 
-ensure_packages default-mysql-server default-mysql-client
+ensure_role_packages mysql
 
 if [ -d /etc/mysql/mariadb.conf.d ]; then
   flavor=mariadb

@@ -1,5 +1,5 @@
 """init, schema, validate, render, up, status, ssh, provision, reload, halt,
-suspend, resume, destroy, ls, box build, doctor, version."""
+suspend, resume, destroy, ls, box build, box ls, doctor, version."""
 
 import dataclasses
 import sys
@@ -370,6 +370,32 @@ def box_build(
         ui.info(f"{image} is already there (--force rebuilds it)")
 
 
+def box_ls(json: JsonOpt = False) -> None:
+    """labctl's boxes on this host: what each carries, its size, whether it is current."""
+    from labctl.ops import host
+    from labctl.ui import console as ui
+
+    rows = host.box_list()
+    if json:
+        ui.print_json(rows)
+        return
+    ui.table(
+        ["PROVIDER", "BOX", "VERSION", "CARRIES", "SIZE", "BUILT", "STATE"],
+        [
+            [
+                b.provider,
+                b.name,
+                b.version,
+                ",".join(b.carries) or "-",
+                f"{b.size / 1e6:.0f} MB",
+                b.built or "-",
+                b.state,
+            ]
+            for b in rows
+        ],
+    )
+
+
 def doctor(json: JsonOpt = False) -> None:
     """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
     from labctl.ops import host
@@ -422,4 +448,5 @@ def register(app: typer.Typer) -> None:
         app.command(action)(_action(action, doc, *options))
     box_app = typer.Typer(help="labctl's own boxes (docker, libvirt).", no_args_is_help=True)
     box_app.command(name="build")(box_build)
+    box_app.command(name="ls")(box_ls)
     app.add_typer(box_app, name="box")

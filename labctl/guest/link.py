@@ -14,11 +14,11 @@ import re
 CHAIN = "LABCTL-LINK"
 
 # $@: the peers' addresses. iptables comes from the distribution if missing
-# (ensure_packages: provision/lib.sh, which is bash).
+# (ensure_role_packages: provision/lib.sh, which is bash).
 CUT_SCRIPT = f"""set -eu
 if ! command -v iptables >/dev/null; then
   . /var/tmp/labctl/lib.sh
-  ensure_packages iptables >/dev/null
+  ensure_role_packages link >/dev/null
 fi
 iptables -w -N {CHAIN} 2>/dev/null || true
 for hook in INPUT OUTPUT; do

@@ -47,8 +47,9 @@ def run_all() -> list[Check]:
         )
     )
     try:
-        default = providers.detect()
-        checks.append(Check("default provider", True, default, ""))
+        chosen = providers.choose()
+        detail = f"{chosen.name} ({chosen.note})" if chosen.note else chosen.name
+        checks.append(Check("default provider", True, detail, ""))
     except Exception as exc:  # detect() explains itself; doctor reports, never raises
         checks.append(
             Check("default provider", False, str(exc), "install one provider above", required=True)

@@ -30,6 +30,37 @@ def build_box(provider: str | None, force: bool, on_event: OnEvent) -> tuple[str
     return providers.get(given or providers.detect()).build_box(force, on_event)
 
 
+@dataclass(frozen=True)
+class BoxRow:
+    """One of labctl's boxes, as `labctl box ls` shows it (and --json gives it)."""
+
+    provider: str
+    name: str
+    version: str
+    carries: list[str]  # the roles whose packages it holds
+    packages: dict[str, str]  # package -> version
+    built: str
+    size: int  # bytes
+    state: str  # current, stale (older role package lists) or unrecorded (no manifest)
+
+
+def box_list() -> list[BoxRow]:
+    """labctl's boxes on this host, each with what it carries and whether it is current."""
+    return [
+        BoxRow(
+            provider=box.provider,
+            name=box.name,
+            version=box.version,
+            carries=list(box.carries),
+            packages=dict(box.manifest.packages) if box.manifest else {},
+            built=box.manifest.built if box.manifest else "",
+            size=box.size,
+            state=box.state.value,
+        )
+        for box in providers.boxes()
+    ]
+
+
 # ---------------------------------------------------------------- versions
 
 # A version answers at once; the limit only ends a hung engine or daemon, so

@@ -18,18 +18,9 @@ from typing import Any
 
 from labctl import __version__, providers
 from labctl.lab.spec import LabSpec, spec_to_record
+from labctl.local.datafiles import data_dir
 from labctl.local.ruby import ruby
 from labctl.providers.base import machine_prefix
-
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-def data_dir(name: str) -> Path:
-    """templates/ or provision/: inside an installed wheel, else the source tree."""
-    for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"labctl is installed without its {name}/ folder")
 
 
 @cache

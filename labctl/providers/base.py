@@ -17,6 +17,7 @@ from labctl.errors import LabctlError, SpecError, TimedOut
 from labctl.events import OnEvent
 from labctl.lab.spec import LabSpec
 from labctl.local import process
+from labctl.providers.packages import BoxInfo
 
 Runner = Callable[[Sequence[str]], process.Completed]
 ASK_TIMEOUT = 20.0
@@ -131,6 +132,16 @@ class Provider:
     def accel(self, spec: LabSpec) -> str:
         """How this host runs the lab's guests, as render takes it ("kvm", "tcg")."""
         return "kvm"
+
+    def emulates(self) -> str:
+        """Why this host's guests of this provider would be emulated ("PVM"),
+        "" when they run at full speed: the default provider passes over one
+        that would where another does not."""
+        return ""
+
+    def boxes(self) -> list[BoxInfo]:
+        """labctl's own boxes of this provider on this host (`labctl box ls`)."""
+        return []
 
     def ready(
         self, spec: LabSpec, on_event: OnEvent, created: frozenset[str] = frozenset()

@@ -12,8 +12,9 @@ import shutil
 from pathlib import Path
 
 from labctl.errors import LabctlError, SpecError
-from labctl.events import OnEvent, each_line
+from labctl.events import OnEvent, each_line, info
 from labctl.local import process
+from labctl.providers import packages
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -25,6 +26,15 @@ PACKAGES = (
     "iproute2",
     "procps",
     "ca-certificates",
+    # a system bus, as every VM runs: a plain user's `systemctl is-active`
+    # (testinfra's service checks) asks systemd over it
+    "dbus",
+)
+# The box's own record of what it carries (packages.Manifest), for its users.
+MANIFEST_PATH = "etc/labctl/box.json"
+# Nothing a package installs starts in the chroot (it would run on the host).
+POLICY_RC_D = (
+    "#!/bin/sh\n# labctl's box build: no service starts while packages install\nexit 101\n"
 )
 _KEY_GLOBS = (
     "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub*",
@@ -114,8 +124,14 @@ def customize(rootfs: Path, keys: list[str], hostkeys: str | None = None) -> Non
         key.unlink()
     (rootfs / "etc/systemd/system/ssh-hostkeys.service").write_text(hostkeys or hostkeys_unit())
     chroot(rootfs, "systemctl", "enable", "ssh-hostkeys.service", "ssh.service")
-    # systemd writes a fresh machine-id on first boot when the file is empty.
+    # systemd writes a fresh machine-id on first boot when the file is empty,
+    # unless dbus's copy (made once, by dbus's install) is there to take:
+    # every guest would share it, and with it its DHCP client id
     (rootfs / "etc/machine-id").write_text("")
+    dbus_id = rootfs / "var/lib/dbus/machine-id"
+    if dbus_id.parent.is_dir():
+        dbus_id.unlink(missing_ok=True)
+        dbus_id.symlink_to("/etc/machine-id")
     # no sshd reverse lookups: guests have no DNS for the lab's private network
     (rootfs / "etc/ssh/sshd_config.d/labctl.conf").write_text("UseDNS no\n")
 
@@ -139,3 +155,69 @@ def require_tools(*tools: str) -> None:
     for tool in tools:
         if not shutil.which(tool):
             raise SpecError(f"{tool} is not installed", hint=f"apt-get install {tool}")
+
+
+def enabled_units(rootfs: Path) -> set[str]:
+    """The units enabled in the tree (its .wants/ and alias symlinks), as
+    paths below etc/systemd/system."""
+    base = rootfs / "etc/systemd/system"
+    return {str(p.relative_to(base)) for p in base.rglob("*") if p.is_symlink()}
+
+
+def parse_candidates(policy: str) -> set[str]:
+    """`apt-cache policy PACKAGE...` -> the packages it has a candidate of
+    (`apt-cache show` answers 0 for a name it knows only from a dependency)."""
+    found: set[str] = set()
+    package = ""
+    for line in policy.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            package = line[:-1]
+        elif line.strip().startswith("Candidate:") and line.split(":", 1)[1].strip() != "(none)":
+            found.add(package)
+    return found
+
+
+def _chroot_out(rootfs: Path, *argv: str) -> process.Completed:
+    return process.run(["chroot", str(rootfs), *argv], timeout=600)
+
+
+def carry_roles(
+    rootfs: Path, lists: dict[str, tuple[str, ...]], on_event: OnEvent
+) -> packages.Manifest:
+    """Install every role's packages its suite ships, enabled nowhere: a
+    guest runs only what its own roles' scripts enable (a `nodes` guest no
+    MariaDB). What the box carries, recorded in its manifest."""
+    wanted = packages.wanted(lists)
+    # a role whose package this suite does not ship (a later JDK) installs nothing here
+    candidates = parse_candidates(_chroot_out(rootfs, "apt-cache", "policy", *wanted).stdout)
+    shipped = [p for p in wanted if p in candidates]
+    before = enabled_units(rootfs)
+    policy = rootfs / "usr/sbin/policy-rc.d"
+    policy.write_text(POLICY_RC_D)
+    policy.chmod(0o755)
+    proc = rootfs / "proc"
+    # a JDK's set-up runs java, which needs /proc
+    process.checked(process.run(["mount", "-t", "proc", "proc", str(proc)], timeout=60), "mount")
+    try:
+        on_event(info("", f"installing the roles' packages: {' '.join(shipped)}"))
+        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *shipped]
+        argv = ["chroot", str(rootfs), "env", "DEBIAN_FRONTEND=noninteractive", *install]
+        lines = each_line(on_event)
+        process.checked(
+            process.run(argv, on_stdout=lines, on_stderr=lines, timeout=1800), "apt-get"
+        )
+    finally:
+        process.run(["umount", str(proc)], timeout=60)
+        policy.unlink(missing_ok=True)
+    # enabled by their packages: the role scripts enable what a guest runs
+    units = sorted({Path(u).name for u in enabled_units(rootfs) - before})
+    if units:
+        chroot(rootfs, "systemctl", "disable", *units)
+    chroot(rootfs, "apt-get", "clean")
+    query = _chroot_out(rootfs, "dpkg-query", "-W", "-f", "${Package}\\t${Version}\\n", *shipped)
+    versions = dict(line.split("\t", 1) for line in query.stdout.splitlines() if "\t" in line)
+    manifest = packages.manifest_of(lists, versions)
+    target = rootfs / MANIFEST_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(manifest.to_json())
+    return manifest

@@ -19,7 +19,7 @@ from labctl.errors import LabctlError, SpecError, TimedOut
 from labctl.events import OnEvent, ignore, info
 from labctl.lab.spec import LabSpec, Machine
 from labctl.local import deadline, process
-from labctl.providers import debootstrap
+from labctl.providers import debootstrap, packages
 from labctl.providers.base import (
     Check,
     EngineDown,
@@ -36,21 +36,57 @@ from labctl.providers.base import (
 # on every docker guest: the id of the lab it belongs to
 LAB_ID_LABEL = "io.labctl.lab-id"
 DOCKER_BOX = "labctl/debian:bookworm"
-# $1: the root file system, $2: the image to make of it
 # docker's default bridge has its interface in this option; every other bridge
 # network is `br-` and the first 12 characters of its id
 DOCKER_BRIDGE_OPTION = "com.docker.network.bridge.name"
-IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' - "$2"'
+# $1: the root file system, $2: the image to make of it, then its --change options
+IMPORT_PIPE = 'tar -C "$1" -c . | docker import --change \'CMD ["/sbin/init"]\' "${@:3}" - "$2"'
 
 
 def image_present(image: str = DOCKER_BOX) -> bool:
     return process.run(["docker", "image", "inspect", image], timeout=60).returncode == 0
 
 
+def inspect_image(image: str = DOCKER_BOX) -> dict[str, Any] | None:
+    """`docker image inspect` of `image`; None when it is not here."""
+    done = process.run(["docker", "image", "inspect", image], timeout=60)
+    return parse_image(done) if done.returncode == 0 else None
+
+
+def parse_image(done: process.Completed) -> dict[str, Any] | None:
+    try:
+        found = json.loads(done.stdout or "[]")
+    except ValueError:
+        return None
+    return found[0] if isinstance(found, list) and found and isinstance(found[0], dict) else None
+
+
+def box_info(image: str, inspected: dict[str, Any]) -> packages.BoxInfo:
+    """A labctl image as `box ls` shows it: its manifest is in its labels."""
+    labels = (inspected.get("Config") or {}).get("Labels") or {}
+    manifest = packages.Manifest.from_labels(labels)
+    return packages.BoxInfo(
+        provider="docker",
+        name=image,
+        version=str(inspected.get("Id", "")).removeprefix("sha256:")[:12],
+        size=int(inspected.get("Size") or 0),
+        state=packages.freshness(manifest, packages.role_packages()),
+        manifest=manifest,
+    )
+
+
+def label_changes(manifest: packages.Manifest) -> list[str]:
+    """`docker import --change` options that label the image with its manifest
+    (values without spaces or quotes: versions, names, digests)."""
+    return [f'--change=LABEL {key}="{value}"' for key, value in manifest.labels().items()]
+
+
 def build(image: str = DOCKER_BOX, force: bool = False, on_event: OnEvent = ignore) -> bool:
-    """Build `image`; False when it is already there and not forced."""
+    """Build `image`; False when it is already here and current, unless forced."""
     if not force and image_present(image):
-        return False
+        inspected = inspect_image(image)
+        if inspected and box_info(image, inspected).state is packages.Freshness.CURRENT:
+            return False
     debootstrap.require_tools("debootstrap", "docker", "tar")
     keys = debootstrap.vagrant_public_keys()
     work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
@@ -58,9 +94,11 @@ def build(image: str = DOCKER_BOX, force: bool = False, on_event: OnEvent = igno
         rootfs = work / "rootfs"
         debootstrap.debootstrap(rootfs, debootstrap.PACKAGES, on_event)
         debootstrap.customize(rootfs, keys)
+        manifest = debootstrap.carry_roles(rootfs, packages.role_packages(), on_event)
         on_event(info("", f"importing {rootfs} as docker image {image}"))
         # one child, under process.run's time limit and Ctrl-C: the pipe in bash
         argv = ["bash", "-o", "pipefail", "-c", IMPORT_PIPE, "box", str(rootfs), image]
+        argv += label_changes(manifest)
         process.checked(process.run(argv, timeout=1800), "docker import")
         return True
     finally:
@@ -260,8 +298,13 @@ class Docker(Provider):
                 "the Docker engine is not answering",
                 hint="start it (systemctl start docker, or dockerd &) and try again",
             )
+        to_make = {m.box for m in spec.machines if m.name not in created}
         for image in sorted({m.box for m in spec.machines}):
-            if image_present(image):
+            inspected = inspect_image(image)
+            if inspected:
+                said = packages.notice(image, box_info(image, inspected).state)
+                if said and image == DOCKER_BOX and image in to_make:
+                    on_event(info("", said))
                 continue
             if image != DOCKER_BOX:
                 raise LabctlError(
@@ -274,6 +317,10 @@ class Docker(Provider):
 
     def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
         return ask_docker(ids, run)
+
+    def boxes(self) -> list[packages.BoxInfo]:
+        inspected = inspect_image() if engine_answers() else None
+        return [box_info(DOCKER_BOX, inspected)] if inspected else []
 
     def build_box(self, force: bool, on_event: OnEvent) -> tuple[str, bool]:
         return DOCKER_BOX, build(force=force, on_event=on_event)

@@ -17,7 +17,7 @@ from typing import Any
 from labctl.events import OnEvent, info
 from labctl.lab.spec import DEFAULT_LIBVIRT_URI, LabSpec
 from labctl.local import process
-from labctl.providers import libvirt_box
+from labctl.providers import libvirt_box, packages
 from labctl.providers.base import (
     VM_BOX,
     Check,
@@ -32,6 +32,7 @@ from labctl.providers.base import (
     vagrant_box_present,
 )
 from labctl.providers.libvirt_box import LIBVIRT_BOX
+from labctl.providers.packages import BoxInfo
 
 
 def is_remote(libvirt_uri: str | None) -> bool:
@@ -68,6 +69,7 @@ class Accel:
 
     kind: str
     detail: str
+    why: str = ""  # emulated: the reason in a word or two, for one line
 
     @property
     def driver(self) -> str:
@@ -92,13 +94,17 @@ def vm_accel(modules: Path = MODULES, device: str = KVM_DEVICE, qemu: str = QEMU
         return Accel("kvm", f"KVM ({hardware[0]})")
     if usable and (modules / "kvm_pvm").is_dir():
         return Accel(
-            "tcg", "QEMU emulation: /dev/kvm is PVM (kvm_pvm), which boots no stock guest kernel"
+            "tcg",
+            "QEMU emulation: /dev/kvm is PVM (kvm_pvm), which boots no stock guest kernel",
+            "PVM",
         )
     if usable:
         return Accel("kvm", "KVM")
     if os.path.exists(device):
-        return Accel("tcg", f"QEMU emulation: {device} is not usable by this user")
-    return Accel("tcg", f"QEMU emulation: no {device} (no hardware virtualization)")
+        return Accel(
+            "tcg", f"QEMU emulation: {device} is not usable by this user", f"{device} not usable"
+        )
+    return Accel("tcg", f"QEMU emulation: no {device} (no hardware virtualization)", "no KVM")
 
 
 # ---------------------------------------------------------------- states
@@ -227,19 +233,31 @@ class Libvirt(Provider):
         """A remote libvirt host is taken to have KVM: only this host can be looked at."""
         return "kvm" if is_remote(spec.libvirt_uri) else vm_accel().kind
 
+    def emulates(self) -> str:
+        accel = vm_accel()
+        return "" if accel.kind == "kvm" else accel.why or "no QEMU"
+
+    def boxes(self) -> list[BoxInfo]:
+        found = libvirt_box.box_info()
+        return [found] if found else []
+
     def ready(
         self, spec: LabSpec, on_event: OnEvent, created: frozenset[str] = frozenset()
     ) -> None:
         if not is_remote(spec.libvirt_uri):
             on_event(info("", f"libvirt guests run with {vm_accel().detail}"))
         # the machines to make need their box; made ones have their own disks
+        how = "labctl box build --provider libvirt"
         for name in sorted({m.box for m in spec.machines if m.name not in created}):
             if name != LIBVIRT_BOX:
                 check_vm_box(name, self.name)
             elif not vagrant_box_present(name, self.name):
-                how = "labctl box build --provider libvirt"
                 on_event(info("", f"box {name} is missing: building it ({how})"))
                 libvirt_box.build(name, on_event=on_event)
+            elif found := libvirt_box.box_info(name):
+                said = packages.notice(name, found.state, how)
+                if said:
+                    on_event(info("", said))
 
     def state_key(self, spec: LabSpec) -> str:
         return spec.libvirt_uri or DEFAULT_LIBVIRT_URI

@@ -20,7 +20,7 @@ from labctl.errors import LabctlError
 from labctl.events import OnEvent, each_line, ignore, info
 from labctl.local import process
 from labctl.local.ruby import ruby
-from labctl.providers import debootstrap
+from labctl.providers import debootstrap, packages
 from labctl.providers.base import vagrant_box_folder, vagrant_box_present
 
 LIBVIRT_BOX = "labctl/bookworm"  # built here: labctl box build --provider libvirt
@@ -31,7 +31,6 @@ PACKAGES = (
     "initramfs-tools",
     "kmod",
     "udev",
-    "dbus",  # hostnamectl, which Vagrant sets the hostname with
     "systemd-resolved",  # DNS from the management network's DHCP
     "iputils-ping",
 )
@@ -129,11 +128,6 @@ def _prepare(rootfs: Path) -> tuple[Path, Path]:
     debootstrap.chroot(rootfs, "systemctl", "enable", "systemd-networkd", "systemd-resolved")
     debootstrap.chroot(rootfs, "systemctl", "mask", *MASKED)
     debootstrap.chroot(rootfs, "update-initramfs", "-u", "-k", "all")
-    # systemd takes an empty machine-id from dbus's copy, made once by dbus's
-    # install: every guest would share it, and with it its DHCP client id
-    dbus_id = rootfs / "var/lib/dbus/machine-id"
-    dbus_id.unlink(missing_ok=True)
-    dbus_id.symlink_to("/etc/machine-id")
     resolv = rootfs / "etc/resolv.conf"
     resolv.unlink(missing_ok=True)
     resolv.symlink_to("/run/systemd/resolve/stub-resolv.conf")
@@ -174,9 +168,36 @@ def _install_boot_files(kernel: Path, initrd: Path, name: str, version: str) -> 
     return shared
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def box_info(name: str = LIBVIRT_BOX) -> packages.BoxInfo | None:
+    """The newest version of the box Vagrant has (the one new labs take), its
+    manifest beside it in its folder; None when Vagrant has none."""
+    versions = [p for p in vagrant_box_folder(name).glob("*/libvirt") if p.is_dir()]
+    if not versions:
+        return None
+    folder = max(versions, key=lambda p: _version_key(p.parent.name))
+    try:
+        manifest = packages.Manifest.from_json((folder / packages.MANIFEST_FILE).read_text())
+    except OSError:
+        manifest = None
+    return packages.BoxInfo(
+        provider="libvirt",
+        name=name,
+        version=folder.parent.name,
+        size=sum(f.stat().st_size for f in folder.iterdir() if f.is_file()),
+        state=packages.freshness(manifest, packages.role_packages()),
+        manifest=manifest,
+    )
+
+
 def build(name: str = LIBVIRT_BOX, force: bool = False, on_event: OnEvent = ignore) -> Built | None:
-    """Build the box and add it to Vagrant; None when it is there and not forced."""
-    if not force and vagrant_box_present(name, "libvirt"):
+    """Build the box and add it to Vagrant; None when it is here and current,
+    unless forced."""
+    present = box_info(name) if vagrant_box_present(name, "libvirt") else None
+    if not force and present and present.state is packages.Freshness.CURRENT:
         return None
     debootstrap.require_tools(*TOOLS)
     keys = debootstrap.vagrant_public_keys()
@@ -187,6 +208,7 @@ def build(name: str = LIBVIRT_BOX, force: bool = False, on_event: OnEvent = igno
         rootfs = work / "rootfs"
         debootstrap.debootstrap(rootfs, PACKAGES, on_event)
         debootstrap.customize(rootfs, keys, HOSTKEYS)
+        manifest = debootstrap.carry_roles(rootfs, packages.role_packages(), on_event)
         on_event(info("", "making the kernel's initrd"))
         kernel, initrd = _prepare(rootfs)
         folder = work / "box"
@@ -198,6 +220,7 @@ def build(name: str = LIBVIRT_BOX, force: bool = False, on_event: OnEvent = igno
         shutil.rmtree(rootfs)
         shared = _install_boot_files(folder / "vmlinuz", folder / "initrd.img", name, version)
         (folder / "Vagrantfile").write_text(box_vagrantfile(*shared))
+        (folder / packages.MANIFEST_FILE).write_text(manifest.to_json())
         (folder / "metadata.json").write_text(
             json.dumps({"provider": "libvirt", "format": "qcow2", "virtual_size": DISK_GB})
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labctl import providers
-from labctl.events import Event, OnEvent
+from labctl.events import Event, OnEvent, info
 from labctl.lab import hostnet
 from labctl.lab.home import LabHome
 from labctl.local.deadline import Deadline
@@ -58,6 +58,8 @@ def up(
     with home.lock(first.spec.name, "up"):
         prepared = with_subnets_claimed(home, again)
         spec = prepared.spec
+        for note in prepared.notes:
+            on_event(info("", note))
         if on_plan is not None:
             on_plan(prepared)
         paths = home.paths(spec.name)

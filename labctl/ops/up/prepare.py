@@ -56,13 +56,15 @@ class Purpose(enum.Enum):
 class Prepared:
     """A lab as written, the lab as recorded (None for a new one), the plan
     from one to the other, the files to write (None: keep the folder), and the
-    machines Vagrant had made when the plan was made."""
+    machines Vagrant had made when the plan was made; what `up` says first
+    (the provider it chose, and why)."""
 
     spec: LabSpec
     existing: LabSpec | None
     steps: list[plan.Step]
     files: dict[str, str | bytes] | None
     created: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
 
     @property
     def changes(self) -> list[plan.Step]:
@@ -151,7 +153,7 @@ def _from_file(home: LabHome, written: _Written, purpose: Purpose) -> Prepared:
     from labctl.labfile import build as labfile  # pydantic and YAML: only for a lab file
 
     existing = written.existing
-    provider = _provider(written, purpose)
+    provider, notes = _provider(written, purpose)
     # validate too: it shows the addresses up would choose on this host
     taken = (
         _Taken(hostnet.host_networks(), hostnet.SubnetClaims().others(home.root, written.name))
@@ -169,20 +171,23 @@ def _from_file(home: LabHome, written: _Written, purpose: Purpose) -> Prepared:
     steps = plan.make(existing, spec, created, _unprovisioned(home, spec.name))
     roles.check_plan(existing, spec, steps)
     files = render.lab_files(spec, built.normalised, built.scripts, provider.accel(spec))
-    return Prepared(spec, existing, steps, files, created)
+    return Prepared(spec, existing, steps, files, created, notes)
 
 
-def _provider(written: _Written, purpose: Purpose) -> Provider:
+def _provider(written: _Written, purpose: Purpose) -> tuple[Provider, tuple[str, ...]]:
     """The option's, the file's, the lab's, $LABCTL_PROVIDER, or the one this
-    host can run (validate, which asks nothing of the host: docker)."""
+    host can run (validate, which asks nothing of the host: docker); and the
+    line saying why, when the host's choice passed one over."""
     existing = written.existing
-    return providers.get(
+    named = (
         written.request.overrides().get("provider")
         or written.parsed.model.provider
         or (existing.provider if existing else None)
         or os.environ.get("LABCTL_PROVIDER")
-        or (providers.detect() if purpose.asks_host else "docker")
     )
+    chosen = None if named or not purpose.asks_host else providers.choose()
+    provider = providers.get(named or (chosen.name if chosen else "docker"))
+    return provider, (chosen.note,) if chosen and chosen.note else ()
 
 
 def _resolved(home: LabHome, written: _Written, provider: Provider, taken: _Taken) -> Resolved:

@@ -246,3 +246,65 @@ def test_render_never_records_a_change_it_did_not_apply(
     assert ran.code == 2
     assert "app: provision" in ran.stderr and "labctl up applies it" in ran.stderr
     assert (home / "shop" / "lab.json").read_text() == record
+
+
+def _boxes() -> list:
+    from labctl.providers.packages import BoxInfo, Freshness, Manifest
+
+    carried = Manifest("0123abcd", "2026-12-02T00:00:00Z", ("containerd", "mysql"), {"runc": "1.1"})
+    return [
+        BoxInfo(
+            "docker",
+            "labctl/debian:bookworm",
+            "14e06e944130",
+            945_851_078,
+            Freshness.CURRENT,
+            carried,
+        ),
+        BoxInfo(
+            "libvirt",
+            "labctl/bookworm",
+            "0.20261201.101010",
+            155_000_000,
+            Freshness.UNRECORDED,
+            None,
+        ),
+    ]
+
+
+def test_box_ls_shows_each_box_and_whether_it_is_current(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labctl import providers
+
+    monkeypatch.setattr(providers, "boxes", _boxes)
+    ran = cli("box", "ls")
+    assert ran.code == 0, ran.stderr
+    assert [line.split() for line in ran.stdout.splitlines()] == [
+        ["PROVIDER", "BOX", "VERSION", "CARRIES", "SIZE", "BUILT", "STATE"],
+        [
+            "docker",
+            "labctl/debian:bookworm",
+            "14e06e944130",
+            "containerd,mysql",
+            "946",
+            "MB",
+            "2026-12-02T00:00:00Z",
+            "current",
+        ],
+        ["libvirt", "labctl/bookworm", "0.20261201.101010", "-", "155", "MB", "-", "unrecorded"],
+    ]
+    ran = cli("box", "ls", "--json")
+    assert ran.code == 0, ran.stderr
+    rows = json.loads(ran.stdout)
+    assert rows[0] == {
+        "provider": "docker",
+        "name": "labctl/debian:bookworm",
+        "version": "14e06e944130",
+        "carries": ["containerd", "mysql"],
+        "packages": {"runc": "1.1"},
+        "built": "2026-12-02T00:00:00Z",
+        "size": 945_851_078,
+        "state": "current",
+    }
+    assert (rows[1]["state"], rows[1]["carries"], rows[1]["packages"]) == ("unrecorded", [], {})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.local import process
-from labctl.providers import debootstrap, libvirt_box
+from labctl.providers import debootstrap, libvirt_box, packages
 
 KERNEL = "6.1.0-9-amd64"
 MIRROR = "http://deb.example/debian"
@@ -25,6 +25,7 @@ class FakeHost:
         self.vagrant_home = vagrant_home
         self.fail = fail
         self.box_vagrantfile = ""
+        self.manifest = ""
 
     def programs(self) -> list[str]:
         return [argv[0] for argv in self.calls]
@@ -41,17 +42,32 @@ class FakeHost:
             self._rootfs(Path(argv[-2]))
         elif argv[0] == "chroot" and argv[2:] == ["id", "vagrant"]:
             return process.Completed(tuple(argv), 1, "", "no such user")
+        elif argv[0] == "chroot" and argv[2:4] == ["apt-cache", "policy"]:
+            # bookworm ships no JDK 21 (apt knows its name from a dependency)
+            said = [f"{p}:\n  Candidate: {'(none)' if '21' in p else '1.0'}\n" for p in argv[4:]]
+            return process.Completed(tuple(argv), 0, "".join(said), "")
+        elif argv[0] == "chroot" and "install" in argv:
+            # as mariadb-server's install does: its service enabled
+            wants = Path(argv[1]) / "etc/systemd/system/multi-user.target.wants"
+            wants.mkdir(parents=True, exist_ok=True)
+            (wants / "mariadb.service").symlink_to("/lib/systemd/system/mariadb.service")
+        elif argv[0] == "chroot" and argv[2] == "dpkg-query":
+            listed = "".join(f"{p}\t1.0-{i}\n" for i, p in enumerate(argv[6:]))
+            return process.Completed(tuple(argv), 0, listed, "")
         elif argv[0] == "qemu-img":
             Path(argv[-1]).write_bytes(b"QFI\xfb")
         elif argv[0] == "tar":
             folder = Path(argv[2])
             self.box_vagrantfile = (folder / "Vagrantfile").read_text()
+            self.manifest = (folder / packages.MANIFEST_FILE).read_text()
             Path(argv[4]).write_bytes(b"box")
         elif argv[0] == "vagrant":
             catalog = json.loads(Path(argv[-1]).read_text())
             version = catalog["versions"][0]["version"]
             folder = self.vagrant_home / "boxes" / "labctl-VAGRANTSLASH-bookworm"
             (folder / version / "libvirt").mkdir(parents=True)
+            # what `box add` unpacks beside the disk: the box's manifest
+            (folder / version / "libvirt" / packages.MANIFEST_FILE).write_text(self.manifest)
             (folder / "metadata_url").write_text(Path(argv[-1]).as_uri())
         return process.Completed(tuple(argv), 0, "", "")
 
@@ -64,6 +80,8 @@ class FakeHost:
             "etc/systemd/network",
             "etc/initramfs-tools",
             "etc/sudoers.d",
+            "usr/sbin",
+            "proc",
             "home/vagrant",
             "var/lib/dbus",
         ):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.errors import LabctlError
-from labctl.providers import libvirt_box
+from labctl.providers import debootstrap, libvirt_box, packages
 
 from .conftest import KERNEL, MIRROR, FakeHost
 
@@ -89,3 +89,46 @@ def test_a_present_box_is_not_rebuilt(fake_host: FakeHost) -> None:
     assert libvirt_box.build(on_event=lambda event: None) is not None
     assert libvirt_box.build(on_event=lambda event: None) is None
     assert fake_host.programs().count("debootstrap") == 1
+
+
+def test_a_box_carries_the_roles_packages_enabled_nowhere(
+    fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, str] = {}
+    make_disk = libvirt_box.make_disk
+
+    def look(rootfs: Path, image: Path, work: Path) -> None:
+        seen["manifest"] = (rootfs / debootstrap.MANIFEST_PATH).read_text()
+        seen["policy"] = str((rootfs / "usr/sbin/policy-rc.d").exists())
+        make_disk(rootfs, image, work)
+
+    monkeypatch.setattr(libvirt_box, "make_disk", look)
+    libvirt_box.build(on_event=lambda event: None)
+    install = next(a for a in fake_host.chroots() if "install" in a)
+    assert install[:2] == ["env", "DEBIAN_FRONTEND=noninteractive"]
+    assert {"containerd", "runc", "default-mysql-server", "openjdk-17-jre-headless"} <= set(install)
+    assert "openjdk-21-jre-headless" not in install  # not in bookworm
+    # mariadb-server enabled itself: the box leaves that to the role script
+    assert ["systemctl", "disable", "mariadb.service"] in fake_host.chroots()
+    assert seen["policy"] == "False"  # services may start again once it is built
+    manifest = packages.Manifest.from_json(seen["manifest"])
+    assert manifest is not None and "jdk-21" not in manifest.roles
+    assert {"containerd", "mysql", "jdk-17"} <= set(manifest.roles)
+    listed = libvirt_box.box_info()
+    assert listed is not None and listed.state is packages.Freshness.CURRENT
+    assert listed.manifest == manifest and listed.carries == manifest.roles
+
+
+def test_box_ls_takes_the_newest_libvirt_version(fake_host: FakeHost) -> None:
+    assert libvirt_box.box_info() is None
+    folder = fake_host.vagrant_home / "boxes" / "labctl-VAGRANTSLASH-bookworm"
+    for version in ("0.20261130.235959", "0.20261201.000001"):
+        (folder / version / "libvirt").mkdir(parents=True)
+        (folder / version / "libvirt" / "box.img").write_bytes(b"x" * len(version))
+    box = libvirt_box.box_info()
+    assert box is not None
+    assert (box.version, box.size, box.state) == (
+        "0.20261201.000001",
+        17,
+        packages.Freshness.UNRECORDED,
+    )
