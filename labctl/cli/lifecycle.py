@@ -373,27 +373,17 @@ def box_build(
 def box_ls(json: JsonOpt = False) -> None:
     """labctl's boxes on this host: what each carries, its size, whether it is current."""
     from labctl.ops import host
-    from labctl.ui import console as ui
 
-    rows = host.box_list()
+    boxes = host.box_list()
     if json:
-        ui.print_json(rows)
+        ui.print_json(boxes)
         return
-    ui.table(
-        ["PROVIDER", "BOX", "VERSION", "CARRIES", "SIZE", "BUILT", "STATE"],
-        [
-            [
-                b.provider,
-                b.name,
-                b.version,
-                ",".join(b.carries) or "-",
-                f"{b.size / 1e6:.0f} MB",
-                b.built or "-",
-                b.state,
-            ]
-            for b in rows
-        ],
-    )
+    made = {
+        "CARRIES": lambda b: ",".join(b.carries) or "-",
+        "SIZE": lambda b: f"{b.size / 1e6:.0f} MB",
+        "BUILT": lambda b: b.built or "-",
+    }
+    ui.rows("PROVIDER, BOX=name, VERSION, CARRIES, SIZE, BUILT, STATE", boxes, made)
 
 
 def doctor(json: JsonOpt = False) -> None:
