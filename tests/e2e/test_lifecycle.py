@@ -11,7 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from .conftest import change_counts, containers_of, docker, labctl_argv
+from .conftest import change_counts, containers_of, docker, labctl_argv, shell_on_each
 
 
 def machine_volumes(lab: str) -> list[str]:
@@ -57,6 +57,18 @@ def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
     ]
     ran = labctl("ssh", lab, "node1", "-c", "hostname")
     assert (ran.code, ran.stdout.strip()) == (0, "node1")
+    # labctl's box carries what the roles install: provisioning installed
+    # nothing, only configured; a plain user's systemctl answers as in a VM (a
+    # system bus runs), and what the box carries for other roles stays off
+    logs = shell_on_each(labctl, lab, "cat /var/lib/labctl/changes.log")
+    assert all(": installed " not in log for log in logs.values()), logs
+    services = shell_on_each(
+        labctl, lab, "systemctl is-active containerd; systemctl is-active mariadb || true"
+    )
+    assert {vm: out.split() for vm, out in services.items()} == {
+        "node1": ["active", "inactive"],
+        "node2": ["active", "inactive"],
+    }
     ran = labctl("ssh", lab, "node2", "-c", "getent hosts node1; ip -4 -o addr show")
     assert f"{subnet}.101" in ran.stdout and f"{subnet}.102/24" in ran.stdout
     ran = labctl("ssh", lab, "node1", "-c", "exit 7")

@@ -13,7 +13,7 @@ import pytest
 
 from labctl.guest.mysql.writer import RowWriter, setup_statements
 
-from .conftest import Running, docker, lab_up, labctl_argv
+from .conftest import Running, docker, lab_up, labctl_argv, shell_on_each
 
 # About 200 transactions a second (an insert and an update each round), for
 # a bounded time: the writer stops by itself.
@@ -91,6 +91,16 @@ def test_roles_and_check(mysql) -> None:
         and {t["rows"] for t in written} == {5000}
         and len({t["checksum"] for t in written}) == 1
     )
+
+
+def test_the_box_carries_mariadb_and_a_plain_user_sees_it_run(labctl, star) -> None:
+    """On labctl's box the mysql role installs nothing (its change log holds
+    configuration only), and `systemctl` without sudo answers, as in a VM."""
+    logs = shell_on_each(labctl, star, "cat /var/lib/labctl/changes.log")
+    assert all(": installed " not in log for log in logs.values()), logs
+    services = shell_on_each(labctl, star, "systemctl is-active mariadb")
+    assert set(services) == {"primary", "replica1", "replica2"}
+    assert {out.strip() for out in services.values()} == {"active"}
 
 
 def test_add_replica_while_the_primary_writes(labctl, mysql, star, lab_home: Path) -> None:
