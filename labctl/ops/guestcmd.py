@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from labctl.errors import SpecError
 from labctl.lab.home import LabHome
+from labctl.ops.rows import row_of
 from labctl.session.group import LabSession, Outcome
 from labctl.transport.interface import Result, command_line
 
@@ -69,14 +70,7 @@ class ExecRow:
 
 
 def _row(result: Result) -> ExecRow:
-    return ExecRow(
-        result.host,
-        result.exit_code,
-        result.stdout,
-        result.stderr,
-        result.duration_ms,
-        result.timed_out,
-    )
+    return row_of(ExecRow, result, vm=result.host, rc=result.exit_code)
 
 
 def exec_many(

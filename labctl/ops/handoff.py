@@ -21,6 +21,7 @@ from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
 from labctl.local import process
 from labctl.local.fsutil import atomic_write
+from labctl.ops.rows import row_of
 from labctl.roles import jenkins as jenkins_role
 from labctl.session.group import LabSession, Outcome
 from labctl.transport.interface import Transport
@@ -69,11 +70,9 @@ def gather(home: LabHome, lab: str | None, live: bool = True, tasks: bool = Fals
             failed += more
         states = session.states()
     machines = [
-        MachineView(
-            name=m.name,
-            hostname=m.hostname,
-            ip=m.ip,
-            roles=m.roles,
+        row_of(
+            MachineView,
+            m,
             state=st.state if (st := states.of(m.name)) else "unknown",
             ssh=ssh.get(m.name),
             mysql_role=mysql_roles.get(m.name, ""),
@@ -145,7 +144,7 @@ def _live_mysql(
         if replica not in roles:
             why = "not running" if replica not in up else "no answer"
             links.append(Link("replication", source, replica, why, False))
-    return roles, links, [o for o in outcomes if o.error]
+    return roles, links, outcomes.failed
 
 
 def _declared_jenkins(spec: LabSpec) -> list[Link]:
@@ -183,9 +182,7 @@ def _task_counts(
         return len(ctr.parse_ps(t.run(ctr.ps(), sudo=True, check=True).stdout))
 
     outcomes = session.each(names, count)
-    return {o.vm: o.value for o in outcomes if o.value is not None}, [
-        o for o in outcomes if o.error
-    ]
+    return outcomes.values, outcomes.failed
 
 
 # ---------------------------------------------------------------- formats

@@ -16,6 +16,7 @@ from labctl.events import OnEvent
 from labctl.lab.spec import DEFAULT_LIBVIRT_URI
 from labctl.local import process
 from labctl.ops import doctor
+from labctl.ops.rows import row_of
 
 
 def checks() -> list[doctor.Check]:
@@ -47,14 +48,12 @@ class BoxRow:
 def box_list() -> list[BoxRow]:
     """labctl's boxes on this host, each with what it carries and whether it is current."""
     return [
-        BoxRow(
-            provider=box.provider,
-            name=box.name,
-            version=box.version,
+        row_of(
+            BoxRow,
+            box,
             carries=list(box.carries),
             packages=dict(box.manifest.packages) if box.manifest else {},
             built=box.manifest.built if box.manifest else "",
-            size=box.size,
             state=box.state.value,
         )
         for box in providers.boxes()

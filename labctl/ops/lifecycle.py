@@ -16,6 +16,7 @@ from labctl.lab import hostnet
 from labctl.lab.home import LabHome, LabPaths
 from labctl.lab.spec import LabSpec, check_name
 from labctl.local import deadline
+from labctl.ops.rows import row_of
 from labctl.providers import states as provider_state
 from labctl.providers.states import LabStates
 from labctl.session import inventory
@@ -109,14 +110,12 @@ def act(
 
 def _rows(spec: LabSpec, states: LabStates | None) -> list[MachineRow]:
     return [
-        MachineRow(
-            spec.name,
-            m.name,
-            m.hostname,
-            m.ip,
-            m.role,
-            st.state if st else "unknown",
-            st.provider if st and st.provider else spec.provider,
+        row_of(
+            MachineRow,
+            m,
+            lab=spec.name,
+            state=st.state if st else "unknown",
+            provider=st.provider if st and st.provider else spec.provider,
         )
         for m in spec.machines
         for st in [states.of(m.name) if states else None]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labctl.errors import SpecError
@@ -16,6 +16,7 @@ from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import SYSTEM_SCHEMAS, MysqlServer, SqlError
 from labctl.lab.home import LabHome
 from labctl.local.deadline import tries
+from labctl.ops.rows import row_of
 from labctl.session.group import LabSession, Outcome, fan_out
 
 CATCH_UP_TIMEOUT = 120.0
@@ -31,27 +32,17 @@ class RoleRow:
     role: str
     log_bin: str
     binlog_format: str
-    io_running: str
-    sql_running: str
-    source_host: str
-    seconds_behind: int | None
-    replicas: list[str]
+    # the replica channel's, blank on a server with none
+    io_running: str = ""
+    sql_running: str = ""
+    source_host: str = ""
+    seconds_behind: int | None = None
+    replicas: list[str] = field(default_factory=list)
 
 
 def _role_row(server: MysqlServer) -> RoleRow:
     r = server.role()
-    st = r.replica
-    return RoleRow(
-        vm=server.name,
-        role=r.role,
-        log_bin=r.log_bin,
-        binlog_format=r.binlog_format,
-        io_running=st.io_running if st else "",
-        sql_running=st.sql_running if st else "",
-        source_host=st.source_host if st else "",
-        seconds_behind=st.seconds_behind if st else None,
-        replicas=r.replicas,
-    )
+    return row_of(RoleRow, r, r.replica, vm=server.name)
 
 
 def _targets(session: LabSession, machines: Sequence[str]) -> list[str]:
@@ -135,17 +126,7 @@ class StatusReport:
 def _status_of(server: MysqlServer) -> tuple[ReplicaStatus | None, SourceStatus | None]:
     role = server.role()
     st = role.replica
-    replica = None
-    if st is not None:
-        replica = ReplicaStatus(
-            server.name,
-            st.source_host,
-            st.io_running,
-            st.sql_running,
-            st.seconds_behind,
-            st.last_io_error,
-            st.last_sql_error,
-        )
+    replica = row_of(ReplicaStatus, st, vm=server.name) if st is not None else None
     source = None
     # a source: replicas connected, or binary logging on and no source of its own
     if role.log_bin == "ON" and (role.replicas or st is None):
@@ -161,7 +142,7 @@ def status(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> Stat
     return StatusReport(
         replicas=[o.value[0] for o in outcomes if o.value and o.value[0]],
         sources=[o.value[1] for o in outcomes if o.value and o.value[1]],
-        failed=[o for o in outcomes if o.error],
+        failed=outcomes.failed,
     )
 
 
