@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.events import OnEvent, info
-from labctl.guest.jenkins import AgentState, api_get, parse_computers
+from labctl.guest.jenkins import COMPUTERS, AgentState, api_get, parse_computers
 from labctl.lab import vault
 from labctl.lab.home import LabHome
 from labctl.lab.hostpaths import HostPaths
@@ -308,12 +308,7 @@ def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsSta
             else "Jenkins is installed but not running (nothing listens on 8080)"
         )
         return JenkinsStatus(True, code != 0, False, detail, url)
-    _, computers = api_get(
-        server,
-        ADMIN,
-        password,
-        "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]",
-    )
+    _, computers = api_get(server, ADMIN, password, COMPUTERS)
     agents = parse_computers(computers or {})
     return JenkinsStatus(True, True, True, "Jenkins is up", url, agents)
 

@@ -341,6 +341,14 @@ class ReplicaState:
         return self.io_running == "Yes" and self.sql_running == "Yes"
 
     @property
+    def threads(self) -> str:
+        return f"IO {self.io_running}, SQL {self.sql_running}"
+
+    @property
+    def last_error(self) -> str:
+        return self.last_io_error or self.last_sql_error
+
+    @property
     def relay_applied(self) -> bool:
         """Everything received from the source is applied (the relay log is done)."""
         return self.applied == self.received
@@ -442,9 +450,8 @@ def judge_edge(replica: str, source: str, source_ips: set[str], state: ReplicaSt
     if state.source_host not in source_ips:
         return edge("wrong source", f"replicates from {state.source_host}")
     if not state.healthy:
-        error = state.last_io_error or state.last_sql_error
-        threads = f"IO {state.io_running}, SQL {state.sql_running}"
-        return edge("broken", threads + (f": {error}" if error else ""))
+        error = state.last_error
+        return edge("broken", state.threads + (f": {error}" if error else ""))
     if state.seconds_behind is None or state.seconds_behind > LAG_LIMIT_SECONDS:
         behind = "unknown" if state.seconds_behind is None else f"{state.seconds_behind} s"
         return edge("lagging", f"{behind} behind")
