@@ -95,9 +95,7 @@ class Mysql(RoleFamily):
             chosen[m.name] = src
         for start in chosen:
             seen = [start]
-            at = start
-            while at in chosen:
-                at = chosen[at]
+            while (at := chosen.get(seen[-1])) is not None:
                 if at in seen:
                     raise InvalidField(
                         where(start, "roles", topo.REPLICA, "source"),

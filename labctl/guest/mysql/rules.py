@@ -145,7 +145,7 @@ class Server:
             # caching_sha2_password over a plain connection: the replica must
             # fetch the source's RSA key, or it cannot reconnect after the
             # source restarts (its password cache is empty then).
-            opts.append("GET_SOURCE_PUBLIC_KEY=1" if modern else "GET_MASTER_PUBLIC_KEY=1")
+            opts.append(f"GET_{key}_PUBLIC_KEY=1")
         if gtid:
             opts.append(f"{key}_AUTO_POSITION=1" if self.mysql else "MASTER_USE_GTID=slave_pos")
         else:
