@@ -24,7 +24,7 @@ from labctl.lab.home import LabHome
 from labctl.lab.hostpaths import HostPaths
 from labctl.lab.spec import LabSpec, Machine, Provisioner
 from labctl.local.deadline import Deadline, tries
-from labctl.roles.base import Chosen, RoleFamily, Where
+from labctl.roles.base import Chosen, RoleFamily, Where, not_a
 from labctl.session.group import LabSession
 from labctl.transport.interface import Transport
 from labctl.vagrant.driver import VagrantDriver
@@ -132,12 +132,8 @@ class Jenkins(RoleFamily):
                     "the lab has no jenkins-controller for this agent",
                 )
             if named is not None and named not in controllers:
-                what = (
-                    "is not a jenkins-controller"
-                    if named in spec.machine_names()
-                    else "is no machine of the lab"
-                )
-                raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
+                said = not_a(spec, named, "a jenkins-controller")
+                raise InvalidField(where(m.name, "roles", AGENT, "controller"), said)
             chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
         return chosen
 

@@ -113,21 +113,15 @@ class Server:
             # a replica that passes on what it applies would wait for its own
             # (absent) replicas' acknowledgements, were it left a semi-sync source
             own.append("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
-        return [
-            self.stop_replica(),
-            self.reset_replica(),
-            *own,
-            self.change_source(host, password, gtid=True),
-            self.start_replica(),
-        ]
+        return [*self.promote(), *own, *self._follow(host, password)]
 
     def repoint(self, host: str, password: str) -> list[str]:
         """A replica moved to another source, by GTID (both have applied the same)."""
-        return [
-            self.stop_replica(),
-            self.change_source(host, password, gtid=True),
-            self.start_replica(),
-        ]
+        return [self.stop_replica(), *self._follow(host, password)]
+
+    def _follow(self, host: str, password: str) -> list[str]:
+        """Replicating from `host`, by GTID."""
+        return [self.change_source(host, password, gtid=True), self.start_replica()]
 
     def change_source(
         self, host: str, password: str, log_file: str = "", log_pos: int = 0, gtid: bool = False
