@@ -25,7 +25,7 @@ CONNECT_RETRY_SECONDS = 2
 REPL_USER = "repl"
 
 
-def _renamed(since: tuple[int, ...], new: str, old: str) -> Callable[[Server], str]:
+def _by_version(since: tuple[int, ...], new: str, old: str) -> Callable[[Server], str]:
     """A Server method: `new` on MySQL `since` that version (any MySQL for ()), else `old`."""
 
     def statement(self: Server) -> str:
@@ -50,17 +50,17 @@ class Server:
 
     # ---------------------------------------------------------- statements
     # Each renamed by MySQL at the version given; MariaDB keeps the old name.
-    replica_status = _renamed((8, 0, 22), "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
-    start_replica = _renamed((8, 0, 22), "START REPLICA", "START SLAVE")
-    stop_replica = _renamed((8, 0, 22), "STOP REPLICA", "STOP SLAVE")
-    reset_replica = _renamed((8, 0, 22), "RESET REPLICA ALL", "RESET SLAVE ALL")
-    replicas = _renamed((8, 0, 22), "SHOW REPLICAS", "SHOW SLAVE HOSTS")
-    binlog_status = _renamed((8, 2, 0), "SHOW BINARY LOG STATUS", "SHOW MASTER STATUS")
-    reset_gtids = _renamed((8, 4, 0), "RESET BINARY LOGS AND GTIDS", "RESET MASTER")
+    replica_status = _by_version((8, 0, 22), "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
+    start_replica = _by_version((8, 0, 22), "START REPLICA", "START SLAVE")
+    stop_replica = _by_version((8, 0, 22), "STOP REPLICA", "STOP SLAVE")
+    reset_replica = _by_version((8, 0, 22), "RESET REPLICA ALL", "RESET SLAVE ALL")
+    replicas = _by_version((8, 0, 22), "SHOW REPLICAS", "SHOW SLAVE HOSTS")
+    binlog_status = _by_version((8, 2, 0), "SHOW BINARY LOG STATUS", "SHOW MASTER STATUS")
+    reset_gtids = _by_version((8, 4, 0), "RESET BINARY LOGS AND GTIDS", "RESET MASTER")
     # What a server has written to its own binary log, as GTIDs (a source's
     # position); and what a replica has applied from its source.
-    gtid_binlog_variable = _renamed((), "gtid_executed", "gtid_binlog_pos")
-    gtid_applied_variable = _renamed((), "gtid_executed", "gtid_slave_pos")
+    gtid_binlog_variable = _by_version((), "gtid_executed", "gtid_binlog_pos")
+    gtid_applied_variable = _by_version((), "gtid_executed", "gtid_slave_pos")
 
     def read_only(self, on: bool) -> list[str]:
         """Writes closed (or opened) to every client; on MySQL to root too
@@ -306,7 +306,7 @@ def first(row: Mapping[str, str], *names: str, default: str = "") -> str:
     return default
 
 
-def renamed(row: Mapping[str, str], name: str, default: str = "") -> str:
+def _either(row: Mapping[str, str], name: str, default: str = "") -> str:
     """A field under its new (MySQL 8.0.22+) name, or its old one: MySQL
     renamed Master to Source and Slave to Replica, and nothing else."""
     old = name.replace("Source", "Master").replace("Replica", "Slave")
@@ -350,16 +350,16 @@ class ReplicaState:
 
 def replica_state(row: Mapping[str, str]) -> ReplicaState:
     """SHOW REPLICA STATUS / SHOW SLAVE STATUS row -> ReplicaState."""
-    lag = renamed(row, "Seconds_Behind_Source")
+    lag = _either(row, "Seconds_Behind_Source")
     return ReplicaState(
-        source_host=renamed(row, "Source_Host"),
-        io_running=renamed(row, "Replica_IO_Running", default="No"),
-        sql_running=renamed(row, "Replica_SQL_Running", default="No"),
+        source_host=_either(row, "Source_Host"),
+        io_running=_either(row, "Replica_IO_Running", default="No"),
+        sql_running=_either(row, "Replica_SQL_Running", default="No"),
         seconds_behind=int(lag) if lag.isdigit() else None,
         last_io_error=first(row, "Last_IO_Error"),
         last_sql_error=first(row, "Last_SQL_Error"),
-        received=(renamed(row, "Source_Log_File"), _int(renamed(row, "Read_Source_Log_Pos"))),
-        applied=(renamed(row, "Relay_Source_Log_File"), _int(renamed(row, "Exec_Source_Log_Pos"))),
+        received=(_either(row, "Source_Log_File"), _int(_either(row, "Read_Source_Log_Pos"))),
+        applied=(_either(row, "Relay_Source_Log_File"), _int(_either(row, "Exec_Source_Log_Pos"))),
     )
 
 
