@@ -221,27 +221,26 @@ def parse_tasks_ps(text: str) -> list[Process]:
     return found
 
 
+def _columns(text: str, required: dict[str, str], optional: dict[str, str]) -> list[dict[str, str]]:
+    """A ctr table's rows under labctl's keys: `required` columns (key -> ctr's
+    column), and `optional` ones, "" where ctr leaves them out."""
+    return [
+        {**{k: r[c] for k, c in required.items()}, **{k: r.get(c, "") for k, c in optional.items()}}
+        for r in parse_table(text)
+    ]
+
+
 def parse_namespaces_ls(text: str) -> list[dict[str, str]]:
-    return [{"namespace": r["NAME"], "labels": r.get("LABELS", "")} for r in parse_table(text)]
+    return _columns(text, {"namespace": "NAME"}, {"labels": "LABELS"})
 
 
 def parse_images_ls(text: str) -> list[dict[str, str]]:
-    return [
-        {
-            "ref": r["REF"],
-            "digest": r.get("DIGEST", ""),
-            "size": r.get("SIZE", ""),
-            "platforms": r.get("PLATFORMS", ""),
-        }
-        for r in parse_table(text)
-    ]
+    optional = {"digest": "DIGEST", "size": "SIZE", "platforms": "PLATFORMS"}
+    return _columns(text, {"ref": "REF"}, optional)
 
 
 def parse_containers_ls(text: str) -> list[dict[str, str]]:
-    return [
-        {"container": r["CONTAINER"], "image": r["IMAGE"], "runtime": r["RUNTIME"]}
-        for r in parse_table(text)
-    ]
+    return _columns(text, {"container": "CONTAINER", "image": "IMAGE", "runtime": "RUNTIME"}, {})
 
 
 def parse_containers_info(text: str) -> dict[str, object]:

@@ -9,6 +9,12 @@ from typing import Any
 
 from labctl.transport.interface import Transport
 
+# curl reading its config (the credentials) from stdin, the HTTP status on a
+# last line of its own after the body
+CURL = ["curl", "-sS", "-K", "-", "-o", "-", "-w", "\n%{http_code}"]
+# what parse_computers reads, and only that
+COMPUTERS = "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]"
+
 
 def api_get(
     server: Transport, user: str, password: str, path: str
@@ -16,21 +22,7 @@ def api_get(
     """GET the controller's REST API from inside the controller (works for
     every provider); the credentials travel on curl's stdin, not its arguments."""
     config = f'user = "{user}:{password}"\n'.encode()
-    result = server.run(
-        [
-            "curl",
-            "-sS",
-            "-K",
-            "-",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            f"http://localhost:8080{path}",
-        ],
-        stdin=config,
-        timeout=30,
-    )
+    result = server.run([*CURL, f"http://localhost:8080{path}"], stdin=config, timeout=30)
     if result.exit_code == 7:
         return 0, None  # connection refused: nothing listens on 8080
     body, _, code = result.stdout.rpartition("\n")

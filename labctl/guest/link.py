@@ -48,11 +48,14 @@ for peer in "$@"; do
 done
 """
 
-# $1: the machine's private address; the rest: netem's settings (none: clear).
-IMPAIR_SCRIPT = """set -eu
+# $1: the machine's private address; $dev: the interface that holds it.
+_DEVICE = """set -eu
 dev=$(ip -o -4 addr show to "$1" | awk '{print $2; exit}')
 if [ -z "$dev" ]; then echo "labctl-link: no interface holds $1" >&2; exit 3; fi
-shift
+"""
+
+# $1: the machine's private address; the rest: netem's settings (none: clear).
+IMPAIR_SCRIPT = f"""{_DEVICE}shift
 if [ "$#" -eq 0 ]; then
   tc qdisc del dev "$dev" root 2>/dev/null || true
 else
@@ -67,10 +70,7 @@ iptables -w -S {CHAIN} 2>/dev/null || true
 
 # $1: the machine's private address. The interface holding it on the first
 # line, then that interface's root qdisc as tc shows it.
-SHOW_SCRIPT = """set -eu
-dev=$(ip -o -4 addr show to "$1" | awk '{print $2; exit}')
-if [ -z "$dev" ]; then echo "labctl-link: no interface holds $1" >&2; exit 3; fi
-echo "$dev"
+SHOW_SCRIPT = f"""{_DEVICE}echo "$dev"
 tc qdisc show dev "$dev" root
 """
 

@@ -22,6 +22,14 @@ Where = Callable[..., tuple[Any, ...]]
 Chosen = dict[str, dict[str, dict[str, str]]]
 
 
+def not_a(spec: LabSpec, name: str, kind: str, absent: str = "") -> str:
+    """Why the machine an option names will not do: it is not `kind`, or it is
+    no machine of the lab at all (`absent` says what to do then)."""
+    if name in spec.machine_names():
+        return f"{name!r} is not {kind}"
+    return f"{name!r} is no machine of the lab{absent}"
+
+
 class RoleFamily:
     """A family of roles (mysql-primary and mysql-replica...). Subclasses set
     the class attributes and override the hooks their roles need."""

@@ -18,13 +18,13 @@ from typing import Any, ClassVar, Literal
 
 from labctl.errors import GuestError, InvalidField, LabctlError, SpecError
 from labctl.events import OnEvent, info
-from labctl.guest.jenkins import AgentState, api_get, parse_computers
+from labctl.guest.jenkins import COMPUTERS, AgentState, api_get, parse_computers
 from labctl.lab import vault
 from labctl.lab.home import LabHome
 from labctl.lab.hostpaths import HostPaths
 from labctl.lab.spec import LabSpec, Machine, Provisioner
 from labctl.local.deadline import Deadline, tries
-from labctl.roles.base import Chosen, RoleFamily, Where
+from labctl.roles.base import Chosen, RoleFamily, Where, not_a
 from labctl.session.group import LabSession
 from labctl.transport.interface import Transport
 from labctl.vagrant.driver import VagrantDriver
@@ -132,12 +132,8 @@ class Jenkins(RoleFamily):
                     "the lab has no jenkins-controller for this agent",
                 )
             if named is not None and named not in controllers:
-                what = (
-                    "is not a jenkins-controller"
-                    if named in spec.machine_names()
-                    else "is no machine of the lab"
-                )
-                raise InvalidField(where(m.name, "roles", AGENT, "controller"), f"{named!r} {what}")
+                said = not_a(spec, named, "a jenkins-controller")
+                raise InvalidField(where(m.name, "roles", AGENT, "controller"), said)
             chosen[m.name] = {AGENT: {"controller": named or controllers[0]}}
         return chosen
 
@@ -308,12 +304,7 @@ def read_status(session: LabSession, spec: LabSpec, password: str) -> JenkinsSta
             else "Jenkins is installed but not running (nothing listens on 8080)"
         )
         return JenkinsStatus(True, code != 0, False, detail, url)
-    _, computers = api_get(
-        server,
-        ADMIN,
-        password,
-        "/computer/api/json?tree=computer[displayName,offline,offlineCauseReason]",
-    )
+    _, computers = api_get(server, ADMIN, password, COMPUTERS)
     agents = parse_computers(computers or {})
     return JenkinsStatus(True, True, True, "Jenkins is up", url, agents)
 

@@ -20,7 +20,7 @@ from labctl.guest.mysql import topology as topo
 from labctl.guest.mysql.session import MysqlServer
 from labctl.lab import vault
 from labctl.lab.spec import LabSpec, Machine, Provisioner
-from labctl.roles.base import Chosen, RoleFamily, Where
+from labctl.roles.base import Chosen, RoleFamily, Where, not_a
 from labctl.session.group import LabSession
 
 if TYPE_CHECKING:
@@ -83,21 +83,15 @@ class Mysql(RoleFamily):
                     "a replica cannot be its own source",
                 )
             elif src not in servers:
-                what = (
-                    "is not a mysql machine"
-                    if src in spec.machine_names()
-                    else f"is no machine of the lab (keep it while {m.name} replicates from it, "
-                    f"or give {m.name} another source)"
+                keep = (
+                    f" (keep it while {m.name} replicates from it, or give {m.name} another source)"
                 )
-                raise InvalidField(
-                    where(m.name, "roles", topo.REPLICA, "source"), f"{src!r} {what}"
-                )
+                said = not_a(spec, src, "a mysql machine", keep)
+                raise InvalidField(where(m.name, "roles", topo.REPLICA, "source"), said)
             chosen[m.name] = src
         for start in chosen:
             seen = [start]
-            at = start
-            while at in chosen:
-                at = chosen[at]
+            while (at := chosen.get(seen[-1])) is not None:
                 if at in seen:
                     raise InvalidField(
                         where(start, "roles", topo.REPLICA, "source"),

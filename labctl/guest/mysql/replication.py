@@ -39,7 +39,7 @@ def check_identities(servers: dict[str, MysqlServer]) -> None:
 def writable(server: MysqlServer) -> Iterator[MysqlServer]:
     """MySQL's super_read_only blocks even root: lift it while labctl loads or
     configures a replica, and put it back after."""
-    was_on = server.is_mysql and server.variables("super_read_only").get("super_read_only") == "ON"
+    was_on = server.is_mysql and server.variable("super_read_only") == "ON"
     if was_on:
         server.execute("SET GLOBAL super_read_only = OFF")
     try:
@@ -151,8 +151,4 @@ def wait_healthy(servers: Sequence[MysqlServer], timeout: float = HEALTHY_TIMEOU
 
 
 def _why(st: mysql.ReplicaState | None) -> str:
-    if st is None:
-        return "not configured"
-    return (
-        f"IO {st.io_running}, SQL {st.sql_running} {st.last_io_error or st.last_sql_error}".strip()
-    )
+    return "not configured" if st is None else f"{st.threads} {st.last_error}".strip()

@@ -13,8 +13,9 @@ Master_Host ...); `replica_state()` reads either.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 Row = dict[str, str]
 
@@ -22,6 +23,15 @@ Row = dict[str, str]
 LAG_LIMIT_SECONDS = 30
 CONNECT_RETRY_SECONDS = 2
 REPL_USER = "repl"
+
+
+def _by_version(since: tuple[int, ...], new: str, old: str) -> Callable[[Server], str]:
+    """A Server method: `new` on MySQL `since` that version (any MySQL for ()), else `old`."""
+
+    def statement(self: Server) -> str:
+        return new if self.at_least(*since) else old
+
+    return statement
 
 
 @dataclass(frozen=True)
@@ -39,35 +49,18 @@ class Server:
         return self.mysql and self.version >= version
 
     # ---------------------------------------------------------- statements
-
-    def replica_status(self) -> str:
-        return "SHOW REPLICA STATUS" if self.at_least(8, 0, 22) else "SHOW SLAVE STATUS"
-
-    def start_replica(self) -> str:
-        return "START REPLICA" if self.at_least(8, 0, 22) else "START SLAVE"
-
-    def stop_replica(self) -> str:
-        return "STOP REPLICA" if self.at_least(8, 0, 22) else "STOP SLAVE"
-
-    def reset_replica(self) -> str:
-        return "RESET REPLICA ALL" if self.at_least(8, 0, 22) else "RESET SLAVE ALL"
-
-    def replicas(self) -> str:
-        return "SHOW REPLICAS" if self.at_least(8, 0, 22) else "SHOW SLAVE HOSTS"
-
-    def binlog_status(self) -> str:
-        return "SHOW BINARY LOG STATUS" if self.at_least(8, 2, 0) else "SHOW MASTER STATUS"
-
-    def reset_gtids(self) -> str:
-        return "RESET BINARY LOGS AND GTIDS" if self.at_least(8, 4, 0) else "RESET MASTER"
-
-    def gtid_binlog_variable(self) -> str:
-        """What a server has written to its own binary log, as GTIDs (a source's position)."""
-        return "gtid_executed" if self.mysql else "gtid_binlog_pos"
-
-    def gtid_applied_variable(self) -> str:
-        """What a replica has applied from its source, as GTIDs."""
-        return "gtid_executed" if self.mysql else "gtid_slave_pos"
+    # Each renamed by MySQL at the version given; MariaDB keeps the old name.
+    replica_status = _by_version((8, 0, 22), "SHOW REPLICA STATUS", "SHOW SLAVE STATUS")
+    start_replica = _by_version((8, 0, 22), "START REPLICA", "START SLAVE")
+    stop_replica = _by_version((8, 0, 22), "STOP REPLICA", "STOP SLAVE")
+    reset_replica = _by_version((8, 0, 22), "RESET REPLICA ALL", "RESET SLAVE ALL")
+    replicas = _by_version((8, 0, 22), "SHOW REPLICAS", "SHOW SLAVE HOSTS")
+    binlog_status = _by_version((8, 2, 0), "SHOW BINARY LOG STATUS", "SHOW MASTER STATUS")
+    reset_gtids = _by_version((8, 4, 0), "RESET BINARY LOGS AND GTIDS", "RESET MASTER")
+    # What a server has written to its own binary log, as GTIDs (a source's
+    # position); and what a replica has applied from its source.
+    gtid_binlog_variable = _by_version((), "gtid_executed", "gtid_binlog_pos")
+    gtid_applied_variable = _by_version((), "gtid_executed", "gtid_slave_pos")
 
     def read_only(self, on: bool) -> list[str]:
         """Writes closed (or opened) to every client; on MySQL to root too
@@ -120,21 +113,15 @@ class Server:
             # a replica that passes on what it applies would wait for its own
             # (absent) replicas' acknowledgements, were it left a semi-sync source
             own.append("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
-        return [
-            self.stop_replica(),
-            self.reset_replica(),
-            *own,
-            self.change_source(host, password, gtid=True),
-            self.start_replica(),
-        ]
+        return [*self.promote(), *own, *self._follow(host, password)]
 
     def repoint(self, host: str, password: str) -> list[str]:
         """A replica moved to another source, by GTID (both have applied the same)."""
-        return [
-            self.stop_replica(),
-            self.change_source(host, password, gtid=True),
-            self.start_replica(),
-        ]
+        return [self.stop_replica(), *self._follow(host, password)]
+
+    def _follow(self, host: str, password: str) -> list[str]:
+        """Replicating from `host`, by GTID."""
+        return [self.change_source(host, password, gtid=True), self.start_replica()]
 
     def change_source(
         self, host: str, password: str, log_file: str = "", log_pos: int = 0, gtid: bool = False
@@ -152,7 +139,7 @@ class Server:
             # caching_sha2_password over a plain connection: the replica must
             # fetch the source's RSA key, or it cannot reconnect after the
             # source restarts (its password cache is empty then).
-            opts.append("GET_SOURCE_PUBLIC_KEY=1" if modern else "GET_MASTER_PUBLIC_KEY=1")
+            opts.append(f"GET_{key}_PUBLIC_KEY=1")
         if gtid:
             opts.append(f"{key}_AUTO_POSITION=1" if self.mysql else "MASTER_USE_GTID=slave_pos")
         else:
@@ -163,13 +150,18 @@ class Server:
     def create_repl_user(self, subnet: str, password: str) -> list[str]:
         """The replication account, only from the lab's subnet. Run with
         sql_log_bin=0: the statement (and its password) stays out of the binlog."""
-        account = f"{quote(REPL_USER)}@{quote(subnet + '.%')}"
-        grant = "REPLICATION SLAVE"
-        return [
-            f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {quote(password)}",
-            f"ALTER USER {account} IDENTIFIED BY {quote(password)}",
-            f"GRANT {grant} ON *.* TO {account}",
-        ]
+        return account(REPL_USER, subnet, password, "REPLICATION SLAVE ON *.*")
+
+
+def account(user: str, subnet: str, password: str, grant: str) -> list[str]:
+    """An account usable only from the lab's subnet, with `password` (set
+    again if it existed) and `grant` ("PRIVILEGES ON what")."""
+    name = f"{quote(user)}@{quote(subnet + '.%')}"
+    return [
+        f"CREATE USER IF NOT EXISTS {name} IDENTIFIED BY {quote(password)}",
+        f"ALTER USER {name} IDENTIFIED BY {quote(password)}",
+        f"GRANT {grant} TO {name}",
+    ]
 
 
 def quote(value: str) -> str:
@@ -190,15 +182,18 @@ def parse_version(text: str) -> Server:
     return Server("mariadb" if "mariadb" in text.lower() else "mysql", version)
 
 
+def _gtid_parts(text: str) -> list[str]:
+    """A GTID position or set cut into its entries (one per domain or server)."""
+    return [part for part in re.split(r"[,\s]+", text.strip()) if part]
+
+
 def gtid_count(text: str) -> int:
     """How much a GTID position holds, comparable between servers of one
     topology. MariaDB: '0-1-105,1-2-7' (domain-server-sequence, one per
     domain): the sequences added. MySQL: 'uuid:1-100:102-110,uuid2:1-5'
     (sets of intervals): the transactions counted."""
     total = 0
-    for part in re.split(r"[,\s]+", text.strip()):
-        if not part:
-            continue
+    for part in _gtid_parts(text):
         fields = part.split(":")
         if len(fields) == 1:  # MariaDB
             seq = part.rsplit("-", 1)[-1]
@@ -216,22 +211,20 @@ def gtid_count(text: str) -> int:
 
 def _mariadb_entries(text: str) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
-    for part in re.split(r"[,\s]+", text.strip()):
-        if part:
-            domain, server, seq = part.split("-")
-            found[(domain, server)] = max(found.get((domain, server), 0), int(seq))
+    for part in _gtid_parts(text):
+        domain, server, seq = part.split("-")
+        found[(domain, server)] = max(found.get((domain, server), 0), int(seq))
     return found
 
 
 def _mysql_sets(text: str) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
-    for part in re.split(r"[,\s]+", text.strip()):
-        if part:
-            uuid, *intervals = part.split(":")
-            numbers = found.setdefault(uuid.lower(), set())
-            for interval in intervals:
-                low, _, high = interval.partition("-")
-                numbers.update(range(int(low), int(high or low) + 1))
+    for part in _gtid_parts(text):
+        uuid, *intervals = part.split(":")
+        numbers = found.setdefault(uuid.lower(), set())
+        for interval in intervals:
+            low, _, high = interval.partition("-")
+            numbers.update(range(int(low), int(high or low) + 1))
     return found
 
 
@@ -306,11 +299,18 @@ def parse_vertical(text: str) -> list[Row]:
 
 
 def first(row: Mapping[str, str], *names: str, default: str = "") -> str:
-    """A field under its new (MySQL 8.0.22+) or old name."""
+    """A field under the first of `names` the row has."""
     for n in names:
         if n in row:
             return row[n]
     return default
+
+
+def _either(row: Mapping[str, str], name: str, default: str = "") -> str:
+    """A field under its new (MySQL 8.0.22+) name, or its old one: MySQL
+    renamed Master to Source and Slave to Replica, and nothing else."""
+    old = name.replace("Source", "Master").replace("Replica", "Slave")
+    return first(row, name, old, default=default)
 
 
 @dataclass(frozen=True)
@@ -335,6 +335,14 @@ class ReplicaState:
         return self.io_running == "Yes" and self.sql_running == "Yes"
 
     @property
+    def threads(self) -> str:
+        return f"IO {self.io_running}, SQL {self.sql_running}"
+
+    @property
+    def last_error(self) -> str:
+        return self.last_io_error or self.last_sql_error
+
+    @property
     def relay_applied(self) -> bool:
         """Everything received from the source is applied (the relay log is done)."""
         return self.applied == self.received
@@ -342,22 +350,16 @@ class ReplicaState:
 
 def replica_state(row: Mapping[str, str]) -> ReplicaState:
     """SHOW REPLICA STATUS / SHOW SLAVE STATUS row -> ReplicaState."""
-    lag = first(row, "Seconds_Behind_Source", "Seconds_Behind_Master")
+    lag = _either(row, "Seconds_Behind_Source")
     return ReplicaState(
-        source_host=first(row, "Source_Host", "Master_Host"),
-        io_running=first(row, "Replica_IO_Running", "Slave_IO_Running", default="No"),
-        sql_running=first(row, "Replica_SQL_Running", "Slave_SQL_Running", default="No"),
+        source_host=_either(row, "Source_Host"),
+        io_running=_either(row, "Replica_IO_Running", default="No"),
+        sql_running=_either(row, "Replica_SQL_Running", default="No"),
         seconds_behind=int(lag) if lag.isdigit() else None,
         last_io_error=first(row, "Last_IO_Error"),
         last_sql_error=first(row, "Last_SQL_Error"),
-        received=(
-            first(row, "Source_Log_File", "Master_Log_File"),
-            _int(first(row, "Read_Source_Log_Pos", "Read_Master_Log_Pos")),
-        ),
-        applied=(
-            first(row, "Relay_Source_Log_File", "Relay_Master_Log_File"),
-            _int(first(row, "Exec_Source_Log_Pos", "Exec_Master_Log_Pos")),
-        ),
+        received=(_either(row, "Source_Log_File"), _int(_either(row, "Read_Source_Log_Pos"))),
+        applied=(_either(row, "Relay_Source_Log_File"), _int(_either(row, "Exec_Source_Log_Pos"))),
     )
 
 
@@ -436,22 +438,18 @@ class Edge:
 
 def judge_edge(replica: str, source: str, source_ips: set[str], state: ReplicaState | None) -> Edge:
     """Compare a declared edge (replica replicates from source) with the live channel."""
+    edge = partial(Edge, replica, source)
     if state is None or not state.configured:
-        return Edge(replica, source, "broken", "not replicating from anything")
+        return edge("broken", "not replicating from anything")
     if state.source_host not in source_ips:
-        return Edge(replica, source, "wrong source", f"replicates from {state.source_host}")
+        return edge("wrong source", f"replicates from {state.source_host}")
     if not state.healthy:
-        error = state.last_io_error or state.last_sql_error
-        return Edge(
-            replica,
-            source,
-            "broken",
-            f"IO {state.io_running}, SQL {state.sql_running}" + (f": {error}" if error else ""),
-        )
+        error = state.last_error
+        return edge("broken", state.threads + (f": {error}" if error else ""))
     if state.seconds_behind is None or state.seconds_behind > LAG_LIMIT_SECONDS:
         behind = "unknown" if state.seconds_behind is None else f"{state.seconds_behind} s"
-        return Edge(replica, source, "lagging", f"{behind} behind")
-    return Edge(replica, source, "ok", f"{state.seconds_behind} s behind")
+        return edge("lagging", f"{behind} behind")
+    return edge("ok", f"{state.seconds_behind} s behind")
 
 
 # A password as the client may quote it back in an error (a statement's text

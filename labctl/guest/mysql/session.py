@@ -94,15 +94,17 @@ class MysqlServer:
         rows = self.query(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({wanted})")
         return {r["Variable_name"]: r["Value"] for r in rows}
 
+    def variable(self, name: str) -> str:
+        """One global variable ("" where the server has none of that name)."""
+        return self.variables(name).get(name, "")
+
     def gtid_written(self) -> str:
         """What this server has written to its own binlog, as GTIDs."""
-        var = self.sql.gtid_binlog_variable()
-        return self.variables(var).get(var, "")
+        return self.variable(self.sql.gtid_binlog_variable())
 
     def gtid_applied(self) -> str:
         """What this server has applied from a source, as GTIDs."""
-        var = self.sql.gtid_applied_variable()
-        return self.variables(var).get(var, "")
+        return self.variable(self.sql.gtid_applied_variable())
 
     def replica_rows(self) -> list[mysql.Row]:
         return self.query(self.sql.replica_status())

@@ -25,16 +25,13 @@ RESTING_SECONDS = 5.0
 
 def setup_statements(subnet: str, password: str) -> list[str]:
     """The writer's table and account (run as root on the primary)."""
-    from labctl.guest.mysql.rules import quote
+    from labctl.guest.mysql.rules import account
 
-    account = f"{quote(USER)}@{quote(subnet + '.%')}"
     return [
         f"CREATE DATABASE IF NOT EXISTS {SCHEMA}",
         f"CREATE TABLE IF NOT EXISTS {TABLE} (n BIGINT PRIMARY KEY, "
         "at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB",
-        f"CREATE USER IF NOT EXISTS {account} IDENTIFIED BY {quote(password)}",
-        f"ALTER USER {account} IDENTIFIED BY {quote(password)}",
-        f"GRANT SELECT, INSERT ON {SCHEMA}.* TO {account}",
+        *account(USER, subnet, password, f"SELECT, INSERT ON {SCHEMA}.*"),
     ]
 
 
