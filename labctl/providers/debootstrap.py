@@ -5,10 +5,12 @@ vagrant with Vagrant's key and sudo, host keys made per guest at first boot).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from labctl.errors import LabctlError, SpecError
@@ -196,19 +198,22 @@ def carry_roles(
     policy.write_text(POLICY_RC_D)
     policy.chmod(0o755)
     proc = rootfs / "proc"
-    # a JDK's set-up runs java, which needs /proc
-    process.checked(process.run(["mount", "-t", "proc", "proc", str(proc)], timeout=60), "mount")
-    try:
-        on_event(info("", f"installing the roles' packages: {' '.join(shipped)}"))
-        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *shipped]
-        argv = ["chroot", str(rootfs), "env", "DEBIAN_FRONTEND=noninteractive", *install]
-        lines = each_line(on_event)
+    with host_dns(rootfs):
+        # a JDK's set-up runs java, which needs /proc
         process.checked(
-            process.run(argv, on_stdout=lines, on_stderr=lines, timeout=1800), "apt-get"
+            process.run(["mount", "-t", "proc", "proc", str(proc)], timeout=60), "mount"
         )
-    finally:
-        process.run(["umount", str(proc)], timeout=60)
-        policy.unlink(missing_ok=True)
+        try:
+            on_event(info("", f"installing the roles' packages: {' '.join(shipped)}"))
+            install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *shipped]
+            argv = ["chroot", str(rootfs), "env", "DEBIAN_FRONTEND=noninteractive", *install]
+            lines = each_line(on_event)
+            process.checked(
+                process.run(argv, on_stdout=lines, on_stderr=lines, timeout=1800), "apt-get"
+            )
+        finally:
+            process.run(["umount", str(proc)], timeout=60)
+            policy.unlink(missing_ok=True)
     # enabled by their packages: the role scripts enable what a guest runs
     units = sorted({Path(u).name for u in enabled_units(rootfs) - before})
     if units:
@@ -221,3 +226,23 @@ def carry_roles(
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(manifest.to_json())
     return manifest
+
+
+@contextlib.contextmanager
+def host_dns(rootfs: Path) -> Iterator[None]:
+    """The host's resolver in the tree while apt downloads: the libvirt box's
+    systemd-resolved makes /etc/resolv.conf a link to a file that exists only
+    once the guest runs. What was there is put back."""
+    conf = rootfs / "etc/resolv.conf"
+    link = os.readlink(conf) if conf.is_symlink() else None
+    saved = conf.read_bytes() if link is None and conf.is_file() else None
+    conf.unlink(missing_ok=True)
+    shutil.copyfile("/etc/resolv.conf", conf)
+    try:
+        yield
+    finally:
+        conf.unlink(missing_ok=True)
+        if link is not None:
+            conf.symlink_to(link)
+        elif saved is not None:
+            conf.write_bytes(saved)
