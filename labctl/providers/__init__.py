@@ -21,9 +21,10 @@ from labctl.providers.virtualbox import VirtualBox
 
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (VirtualBox(), Libvirt(), Docker())}
 NAMES = tuple(PROVIDERS)
-# who holds a refused subnet, asked in this order (ops hands these to
-# hostnet.holder, a layer below); docker's answer is the quicker
-HOLDERS: tuple[Lookup, ...] = (PROVIDERS["docker"].network_of, PROVIDERS["libvirt"].network_of)
+# who holds a refused subnet: every provider asked (ops hands these to
+# hostnet.holder, a layer below), the table's last first, so docker, whose
+# answer is the quickest, before libvirt; one without networks answers None
+HOLDERS: tuple[Lookup, ...] = tuple(p.network_of for p in reversed(PROVIDERS.values()))
 
 
 def get(name: str) -> Provider:

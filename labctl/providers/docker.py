@@ -83,10 +83,9 @@ def label_changes(manifest: packages.Manifest) -> list[str]:
 
 def build(image: str = DOCKER_BOX, force: bool = False, on_event: OnEvent = ignore) -> bool:
     """Build `image`; False when it is already here and current, unless forced."""
-    if not force and image_present(image):
-        inspected = inspect_image(image)
-        if inspected and box_info(image, inspected).state is packages.Freshness.CURRENT:
-            return False
+    inspected = None if force else inspect_image(image)
+    if inspected and box_info(image, inspected).state is packages.Freshness.CURRENT:
+        return False
     debootstrap.require_tools("debootstrap", "docker", "tar")
     keys = debootstrap.vagrant_public_keys()
     work = Path(tempfile.mkdtemp(prefix="labctl-box-", dir="/var/tmp"))
@@ -302,9 +301,10 @@ class Docker(Provider):
         for image in sorted({m.box for m in spec.machines}):
             inspected = inspect_image(image)
             if inspected:
-                said = packages.notice(image, box_info(image, inspected).state)
-                if said and image == DOCKER_BOX and image in to_make:
-                    on_event(info("", said))
+                if image == DOCKER_BOX and image in to_make:
+                    said = packages.notice(image, box_info(image, inspected).state)
+                    if said:
+                        on_event(info("", said))
                 continue
             if image != DOCKER_BOX:
                 raise LabctlError(

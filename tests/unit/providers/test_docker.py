@@ -18,7 +18,7 @@ from .conftest import FakeHost
 def test_the_docker_box_as_its_programs(
     fake_host: FakeHost, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(docker_box, "image_present", lambda image=docker_box.DOCKER_BOX: False)
+    monkeypatch.setattr(docker_box, "inspect_image", lambda image=docker_box.DOCKER_BOX: None)
     monkeypatch.setattr(
         docker_box.tempfile, "mkdtemp", lambda prefix, dir: str(tmp_path / "work" / "build")
     )
