@@ -145,7 +145,8 @@ class Mysql(RoleFamily):
     ) -> list[str]:
         """After `vagrant up`: every declared edge replicating. An edge already
         replicating from its source is left alone, so a grown lab seeds only its
-        new replicas (from a snapshot, while the sources keep working)."""
+        new replicas (from a snapshot, while the sources keep working; those of
+        one source from one snapshot, at the same time)."""
         edges = topo.sources(spec)
         password = vault.password(home.paths(spec.name), repl.REPL_SECRET)
         ips = {m.name: m.ip for m in spec.machines}
@@ -168,12 +169,15 @@ class Mysql(RoleFamily):
             edges = {r: s for r, s in edges.items() if r not in left}
             for name in dict.fromkeys(edges.values()):
                 repl.ensure_repl_user(servers[name], spec.subnet, password)
+            seeding: dict[str, str] = {}
             for replica, source in edges.items():
                 live = servers[replica].replica()
                 if live and live.healthy and live.source_host == ips[source]:
                     on_event(info(replica, f"already replicating from {source}"))
-                    continue
-                repl.seed(servers[source], servers[replica], ips[source], password, gtid, on_event)
+                else:
+                    seeding[replica] = source
+            # all at once, one snapshot per source; every failed replica named
+            repl.seed_all(servers, seeding, ips, password, gtid, on_event).check()
             repl.wait_healthy(
                 [servers[r] for r in edges], deadline.cap("ssh", repl.HEALTHY_TIMEOUT)
             )

@@ -6,6 +6,7 @@ they get change (FakeServer; lab, a mysql-pair lab of them)."""
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from labctl.guest.mysql import replication as repl
 from labctl.guest.mysql import topology as topo
 from labctl.lab.spec import LabSpec
 
-from .fakes import FakeTransport, Reply, data, install, sql_has
+from .fakes import FakeTransport, Match, Reply, data, install, sql_has
 from .labs import topology
 
 MARIADB = data("mysql/mariadb-version.tab.txt").splitlines()[1]
@@ -99,17 +100,49 @@ class FakeServer:
     ip: str = ""
     peers: dict[str, FakeServer] = field(default_factory=dict)  # every server, by address
     dumps: dict[int, str] = field(default_factory=dict)  # dump thread id -> replica address
+    started: list[list[str]] = field(default_factory=list)  # processes left running (lock, dump)
+    gate: threading.Barrier | None = None  # a dump's load waits here for the other loaders
+    fails_on: str = ""  # a statement it refuses (its disk full)
 
     def connect_dump(self) -> None:
         """This replica's IO thread connected: a dump thread on its source,
         which stays until killed (as a real one does until its next heartbeat)."""
         source = self.peers.get(self.source)
-        if source is not None and self.ip not in source.dumps.values():
-            source.dumps[len(source.dumps) + 100] = self.ip
+        with _CONNECTING:  # replicas seeded at once start at once
+            if source is not None and self.ip not in source.dumps.values():
+                source.dumps[len(source.dumps) + 100] = self.ip
 
     def transport(self) -> FakeTransport:
-        return FakeTransport(self.name).on(
-            lambda argv, stdin: argv[:1] == ["mysql"], lambda argv, stdin: self.answer(stdin)
+        return (
+            FakeTransport(self.name)
+            .on(lambda argv, stdin: argv[:1] == ["mysql"], lambda argv, stdin: self.answer(stdin))
+            .on_start(self._starts("mysql"), self.lock_session)
+            .on_start(self._starts("mysqldump"), self.mysqldump)
+        )
+
+    def _starts(self, program: str) -> Match:
+        def match(argv: list[str], stdin: bytes) -> bool:
+            if argv[:1] != [program]:
+                return False
+            self.started.append(argv)
+            return True
+
+        return match
+
+    def lock_session(self, stdin: bytes) -> bytes:
+        """FLUSH TABLES WITH READ LOCK's session: the binlog coordinates, then
+        the marker that ends them."""
+        marker = re.search(r"SELECT '(labctl-[0-9a-f]+):end'", stdin.decode())
+        if not marker:
+            return b""
+        tag = marker.group(1)
+        return f"mysql-bin.000002\t900\t\t\n{tag}:gtid\t{self.binlog_pos}\n{tag}:end\n".encode()
+
+    def mysqldump(self, stdin: bytes) -> bytes:
+        """The application schema and the writer's rows, as statements."""
+        rows = ", ".join(f"({n})" for n in self.rows)
+        return b"CREATE DATABASE app;\n" + (
+            f"INSERT INTO labctl_writer.acked VALUES {rows};\n".encode() if rows else b""
         )
 
     def answer(self, stdin: bytes) -> Reply:
@@ -125,6 +158,9 @@ class FakeServer:
             if statement:
                 self.log.append(statement)
                 self.journal.append(f"{self.name}: {statement}")
+                if self.fails_on and statement.startswith(self.fails_on):
+                    error = 'ERROR 1030 (HY000) at line 2: Got error 28 "No space left on device"'
+                    return Reply("", error + "\n", 1)
                 out = self.one(statement)
         return Reply(out)
 
@@ -141,6 +177,8 @@ class FakeServer:
                 "log_bin": "ON",
                 "binlog_format": "ROW",
                 "super_read_only": "ON" if self.read_only else "OFF",
+                "server_id": self.ip.rsplit(".", 1)[-1] or "1",
+                "server_uuid": f"uuid-{self.name}",
             }
             wanted = re.findall(r"'(\w+)'", sql)
             return "Variable_name\tValue\n" + "".join(f"{n}\t{values[n]}\n" for n in wanted)
@@ -205,6 +243,22 @@ class FakeServer:
         if sql == "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos":
             self.applied = self.binlog_pos
             return ""
+        if sql == "SELECT @@GLOBAL.gtid_binlog_state = '' AS empty":
+            return f"empty\n{int(not (self.binlog_state or self.binlog_pos))}\n"
+        if sql == "RESET MASTER":
+            self.binlog_pos = self.binlog_state = ""
+            return ""
+        if m := re.match(r"SET GLOBAL (gtid_binlog_state|gtid_slave_pos) = '([^']*)'$", sql):
+            if m.group(1) == "gtid_slave_pos":
+                self.applied = m.group(2)
+            else:
+                self.binlog_state = self.binlog_pos = m.group(2)
+            return ""
+        if m := re.match(r"INSERT INTO labctl_writer\.acked VALUES (.+)$", sql):
+            if self.gate is not None:
+                self.gate.wait()  # BrokenBarrierError unless the others load meanwhile
+            self.rows += [int(n) for n in re.findall(r"\((\d+)\)", m.group(1))]
+            return ""
         if sql.startswith(
             ("STOP ", "START ", "SET SESSION sql_log_bin", "CREATE USER", "ALTER USER", "GRANT")
         ):
@@ -212,6 +266,9 @@ class FakeServer:
         if sql.startswith(("DROP TABLE", "CREATE DATABASE", "CREATE TABLE", "SET GLOBAL rpl_semi")):
             return ""
         raise AssertionError(f"{self.name}: unexpected statement {sql!r}")
+
+
+_CONNECTING = threading.Lock()
 
 
 def lab(home: Path, monkeypatch: pytest.MonkeyPatch, version: str = MARIADB, **kw) -> dict:

@@ -1,21 +1,26 @@
 """Replication wired and checked on live servers: the replication account,
-a replica seeded from a consistent snapshot, writes opened on primaries
-only, and the wait until every replica runs. `up`'s set-up (roles/mysql.py)
+replicas seeded from a consistent snapshot (those of one source from one,
+all at once), writes opened on primaries only, and the wait until every
+replica runs. `up`'s set-up (roles/mysql.py)
 and the moves of a primary (ops/mysql/switchover.py, failover, rejoin) share them.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from labctl.errors import GuestError
 from labctl.events import OnEvent, info
 from labctl.guest.mysql import rules as mysql
-from labctl.guest.mysql.session import MysqlServer, SqlError, dump_argv
+from labctl.guest.mysql.session import MysqlServer, Snapshot, SqlError, dump_argv
 from labctl.local.deadline import tries
+from labctl.session.group import Outcome, Outcomes, fan_out
 
 REPL_SECRET = "mysql-repl-password"  # the replication account's password, in the lab's vault
 HEALTHY_TIMEOUT = 90.0
@@ -68,6 +73,73 @@ def _dump(source: MysqlServer, schemas: Sequence[str], spool: IO[bytes]) -> None
         raise SqlError(f"{source.name}: mysqldump failed: {done.stderr.strip()[-300:]}")
 
 
+@dataclass(frozen=True)
+class Dump:
+    """A consistent snapshot of a source: its position and the file its schemas
+    were dumped to (empty of statements when it has none)."""
+
+    snap: Snapshot
+    schemas: list[str]
+    path: Path
+    size: int
+
+
+class SharedDump:
+    """One snapshot of `source` for every replica seeded from it at once
+    (dbdeployer's --concurrent): the first replica to need it takes it, the
+    others wait for it and load the same file, each through a handle of its
+    own. Taken once, the read lock is held once, however many replicas. The
+    file is private (a 0700 temporary folder) and goes when the block ends."""
+
+    def __init__(self, source: MysqlServer, gtid: bool, on_event: OnEvent) -> None:
+        self.source, self.gtid, self.on_event = source, gtid, on_event
+        self._lock = threading.Lock()
+        self._dump: Dump | None = None
+        self._failed = False
+        self._folder = tempfile.TemporaryDirectory(prefix="labctl-dump-")
+
+    def __enter__(self) -> SharedDump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._folder.cleanup()
+
+    def take(self, replica: str) -> Dump:
+        """The snapshot, taken now by the first caller; the others wait for it.
+        Once it has failed, the others fail at once, naming it."""
+        with self._lock:
+            if self._failed:
+                raise GuestError(
+                    f"{replica}: not seeded: the snapshot of {self.source.name} failed"
+                )
+            if self._dump is None:
+                try:
+                    self._dump = self._snapshot()
+                except BaseException:  # an interrupt too: nobody takes it again
+                    self._failed = True
+                    raise
+            return self._dump
+
+    def _snapshot(self) -> Dump:
+        """FLUSH TABLES WITH READ LOCK in one session; inside it the binlog
+        position (or GTID position) is read and the schemas are listed and
+        dumped; then the lock goes, and the source writes on."""
+        source, path = self.source, Path(self._folder.name) / "dump.sql"
+        with path.open("wb") as spool, source.read_lock() as snap:
+            schemas = source.user_schemas()
+            said = (
+                f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
+                f"{snap.log_file}:{snap.log_pos}"
+                + (f", GTID {snap.gtid or '(none yet)'}" if self.gtid else "")
+                + f"; dumping {', '.join(schemas) or 'no schemas'}"
+            )
+            self.on_event(info(source.name, said))
+            if schemas:
+                _dump(source, schemas, spool)
+            size = spool.tell()
+        return Dump(snap, schemas, path, size)
+
+
 def seed(
     source: MysqlServer,
     replica: MysqlServer,
@@ -77,41 +149,100 @@ def seed(
     on_event: OnEvent,
     fresh: bool = False,
 ) -> None:
-    """Start `replica` from a consistent snapshot of `source`.
+    """Start `replica` from a consistent snapshot of `source` (SharedDump):
+    the replica stopped, the dump loaded while the primary writes on, then
+    replicating from the snapshot's position."""
+    with SharedDump(source, gtid, on_event) as dump:
+        seed_from(dump, replica, source_ip, password, on_event, fresh)
 
-    FLUSH TABLES WITH READ LOCK in one session; inside it the binlog position
-    (or GTID position) is read, the schemas are listed and dumped (spooled to
-    a private temporary file here); then the lock goes, and the replica loads
-    the dump and replicates from that position while the primary writes on.
-    """
-    rs = replica.sql
-    with writable(replica), tempfile.TemporaryFile(prefix="labctl-dump-") as spool:
+
+def seed_from(
+    dump: SharedDump,
+    replica: MysqlServer,
+    source_ip: str,
+    password: str,
+    on_event: OnEvent,
+    fresh: bool = False,
+) -> None:
+    """Start `replica` from the snapshot `dump` holds (or takes now)."""
+    rs, source = replica.sql, dump.source
+    with writable(replica):
         replica.execute(rs.stop_replica(), rs.reset_replica())
-        with source.read_lock() as snap:
-            schemas = source.user_schemas()
-            said = (
-                f"snapshot of {source.name} under FLUSH TABLES WITH READ LOCK: "
-                f"{snap.log_file}:{snap.log_pos}"
-                + (f", GTID {snap.gtid or '(none yet)'}" if gtid else "")
-                + f"; dumping {', '.join(schemas) or 'no schemas'}"
-            )
-            on_event(info(replica.name, said))
-            if schemas:
-                _dump(source, schemas, spool)
-        # the lock is gone: the primary writes again while the replica loads
-        if schemas:
-            on_event(info(replica.name, f"loading the dump ({spool.tell() // 1024} KiB)"))
-            spool.seek(0)
-            replica.feed(spool, timeout=3600)
-        if replica.is_mysql and gtid:
+        taken = dump.take(replica.name)
+        snap = taken.snap
+        if taken.schemas:
+            on_event(info(replica.name, f"loading the dump ({taken.size // 1024} KiB)"))
+            with taken.path.open("rb") as spool:
+                replica.feed(spool, timeout=3600)
+        if replica.is_mysql and dump.gtid:
             replica.execute(rs.reset_gtids(), f"SET GLOBAL gtid_purged = {mysql.quote(snap.gtid)}")
         elif not replica.is_mysql:
             _mariadb_position(replica, snap.gtid, fresh)
         replica.execute(
-            rs.change_source(source_ip, password, snap.log_file, snap.log_pos, gtid),
+            rs.change_source(source_ip, password, snap.log_file, snap.log_pos, dump.gtid),
             rs.start_replica(),
         )
     on_event(info(replica.name, f"replicating from {source.name} ({source_ip})"))
+
+
+def waves(edges: dict[str, str]) -> list[list[str]]:
+    """The replicas of `edges` (replica -> source) in the order they can be
+    seeded: first those whose source is not itself seeded here, then those
+    replicating from them, and so on down the chains (the lab refuses cycles)."""
+    left, found = dict(edges), []
+    while left:
+        wave = [r for r, s in left.items() if s not in left] or list(left)
+        found.append(wave)
+        for r in wave:
+            del left[r]
+    return found
+
+
+def seed_all(
+    servers: dict[str, MysqlServer],
+    edges: dict[str, str],
+    ips: dict[str, str],
+    password: str,
+    gtid: bool,
+    on_event: OnEvent,
+) -> Outcomes[None]:
+    """Every replica of `edges` (replica -> source) seeded, all at once: the
+    replicas of one source from one snapshot of it, several sources side by
+    side; a replica whose source is seeded here too waits for it. One outcome
+    per replica, in the order of `edges`: one that fails leaves the others
+    to finish, and a replica of it is not seeded."""
+    done: dict[str, Outcome[None]] = {}
+    for wave in waves(edges):
+        todo = []
+        for r in wave:
+            if edges[r] in done and not done[edges[r]].ok:
+                why = f"{r}: not seeded: its source {edges[r]} failed"
+                done[r] = Outcome(r, error=GuestError(why))
+            else:
+                todo.append(r)
+        done.update((o.vm, o) for o in _wave(servers, todo, edges, ips, password, gtid, on_event))
+    return Outcomes(done[r] for r in edges)
+
+
+def _wave(
+    servers: dict[str, MysqlServer],
+    replicas: list[str],
+    edges: dict[str, str],
+    ips: dict[str, str],
+    password: str,
+    gtid: bool,
+    on_event: OnEvent,
+) -> Outcomes[None]:
+    """`replicas` seeded in parallel, one SharedDump per source."""
+    with ExitStack() as stack:
+        dumps = {
+            s: stack.enter_context(SharedDump(servers[s], gtid, on_event))
+            for s in dict.fromkeys(edges[r] for r in replicas)
+        }
+        return fan_out(
+            replicas,
+            lambda r: seed_from(dumps[edges[r]], servers[r], ips[edges[r]], password, on_event),
+        )
 
 
 def _mariadb_position(replica: MysqlServer, gtid: str, fresh: bool = False) -> None:
