@@ -22,6 +22,7 @@ from labctl.roles.base import Chosen, RoleFamily, Where
 from labctl.roles.containerd import Containerd
 from labctl.roles.jenkins import Jenkins
 from labctl.roles.mysql import Mysql
+from labctl.session.group import fan_out
 
 if TYPE_CHECKING:
     from labctl.lab.home import LabHome
@@ -141,8 +142,16 @@ def setup(
     deadline: Deadline | None = None,
 ) -> list[str]:
     """Each family's set-up after `up` (replication, Jenkins), within `up`'s
-    deadline; their notes."""
-    notes: list[str] = []
-    for family in families_of(spec):
-        notes += family.setup(home, spec, on_event or ignore, deadline or Deadline())
-    return notes
+    deadline; their notes, in FAMILIES order. The families set up different
+    servers, so they run side by side, every failure reported."""
+    say, within = on_event or ignore, deadline or Deadline()
+    busy = {type(f).__name__.lower(): f for f in families_of(spec) if has_setup(f)}
+    if len(busy) == 1:  # on this thread, its errors (an internal one too) as they are
+        return next(iter(busy.values())).setup(home, spec, say, within)
+    done = fan_out(list(busy), lambda name: busy[name].setup(home, spec, say, within))
+    return [note for notes in done.check().values.values() for note in notes]
+
+
+def has_setup(family: RoleFamily) -> bool:
+    """Whether the family does something after `up` (containerd does not)."""
+    return type(family).setup is not RoleFamily.setup
