@@ -129,3 +129,24 @@ def test_a_replica_of_a_failed_one_is_not_seeded_and_says_why(
     assert failed.value.errors[0].message.startswith("replica2: ERROR 1030")
     assert replicating(servers["replica1"], servers["primary"])
     assert servers["replica3"].source == "" and servers["replica2"].started == []
+
+
+def test_a_failed_snapshot_fails_its_replicas_once_and_is_not_taken_again(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source refuses to list its schemas under the lock (as an SSH link
+    cut by Ctrl-C would): the replica that took the snapshot reports why,
+    the others that waited for it fail at once, and no second lock is taken."""
+    spec, servers = fresh_lab(home, monkeypatch)
+    servers["primary"].fails_on = "SELECT schema_name"
+    with pytest.raises(GroupFailed) as failed:
+        setup(home, spec)
+    names = ["replica1", "replica2", "replica3"]  # one error each, in the lab's order
+    said = dict(zip(names, (e.message for e in failed.value.errors), strict=True))
+    took = [n for n, text in said.items() if text.startswith("primary: ERROR 1030")]
+    assert len(took) == 1  # whichever came first; the others waited for it
+    assert {n: t for n, t in said.items() if n not in took} == {
+        n: f"{n}: not seeded: the snapshot of primary failed" for n in names if n not in took
+    }
+    assert [argv[0] for argv in servers["primary"].started] == ["mysql"]  # one lock session
+    assert all(servers[f"replica{i}"].source == "" for i in (1, 2, 3))
