@@ -211,6 +211,18 @@ def seed_all(
     side; a replica whose source is seeded here too waits for it. One outcome
     per replica, in the order of `edges`: one that fails leaves the others
     to finish, and a replica of it is not seeded."""
+
+    def one_wave(replicas: list[str]) -> Outcomes[None]:
+        with ExitStack() as stack:  # one snapshot per source, gone after the wave
+            dumps = {
+                s: stack.enter_context(SharedDump(servers[s], gtid, on_event))
+                for s in dict.fromkeys(edges[r] for r in replicas)
+            }
+            return fan_out(
+                replicas,
+                lambda r: seed_from(dumps[edges[r]], servers[r], ips[edges[r]], password, on_event),
+            )
+
     done: dict[str, Outcome[None]] = {}
     for wave in waves(edges):
         todo = []
@@ -220,29 +232,8 @@ def seed_all(
                 done[r] = Outcome(r, error=GuestError(why))
             else:
                 todo.append(r)
-        done.update((o.vm, o) for o in _wave(servers, todo, edges, ips, password, gtid, on_event))
+        done.update((o.vm, o) for o in one_wave(todo))
     return Outcomes(done[r] for r in edges)
-
-
-def _wave(
-    servers: dict[str, MysqlServer],
-    replicas: list[str],
-    edges: dict[str, str],
-    ips: dict[str, str],
-    password: str,
-    gtid: bool,
-    on_event: OnEvent,
-) -> Outcomes[None]:
-    """`replicas` seeded in parallel, one SharedDump per source."""
-    with ExitStack() as stack:
-        dumps = {
-            s: stack.enter_context(SharedDump(servers[s], gtid, on_event))
-            for s in dict.fromkeys(edges[r] for r in replicas)
-        }
-        return fan_out(
-            replicas,
-            lambda r: seed_from(dumps[edges[r]], servers[r], ips[edges[r]], password, on_event),
-        )
 
 
 def _mariadb_position(replica: MysqlServer, gtid: str, fresh: bool = False) -> None:
