@@ -1,11 +1,49 @@
 #!/usr/bin/env bash
 # Every machine: the lab's hostnames in /etc/hosts, the time zone, base packages.
-# Environment (set by the Vagrantfile): LAB_HOSTS="ip=hostname ...", LAB_TIMEZONE.
+# Environment (set by the Vagrantfile): LAB_HOSTS="ip=hostname ...", LAB_TIMEZONE,
+# LAB_APT_CACHE (the port of the host's package cache; empty: none).
 set -euo pipefail
 # shellcheck source=provision/lib.sh
 . /var/tmp/labctl/lib.sh
 : "${LAB_HOSTS:?LAB_HOSTS is required}"
 LAB_TIMEZONE=${LAB_TIMEZONE:-Etc/UTC}
+LAB_APT_CACHE=${LAB_APT_CACHE:-}
+
+# apt asks the host's package cache (labctl cache start) for every http
+# download while it answers at the default gateway, which is the host on
+# every provider; when it does not, apt fetches directly. So the cache
+# serves every guest of every lab, and a stopped cache never breaks one.
+PROXY_CONF=/etc/apt/apt.conf.d/01labctl-cache
+PROXY_DETECT=/usr/local/lib/labctl/apt-proxy
+PROXY_PORT=/etc/labctl/apt-cache-port
+if [ -n "$LAB_APT_CACHE" ]; then
+  [[ $LAB_APT_CACHE =~ ^[0-9]{1,5}$ ]] || fail "LAB_APT_CACHE=$LAB_APT_CACHE is not a port"
+  put_file "$PROXY_PORT" 644 <<<"$LAB_APT_CACHE"
+  put_file "$PROXY_DETECT" 755 <<'SCRIPT'
+#!/bin/bash
+# apt's Proxy-Auto-Detect (labctl): the host's package cache at the default
+# gateway while it answers, else DIRECT. apt passes the URL.
+case "$1" in http://*) ;; *) echo DIRECT; exit 0 ;; esac
+port=$(cat /etc/labctl/apt-cache-port 2>/dev/null) || port=
+gw=$(awk '$2 == "00000000" { print $3; exit }' /proc/net/route)
+if [[ $port =~ ^[0-9]+$ && $gw =~ ^[0-9A-F]{8}$ ]]; then
+  host=$(printf '%d.%d.%d.%d' "0x${gw:6:2}" "0x${gw:4:2}" "0x${gw:2:2}" "0x${gw:0:2}")
+  if timeout 1 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$host" "$port" 2>/dev/null; then
+    echo "http://$host:$port"
+    exit 0
+  fi
+fi
+echo DIRECT
+SCRIPT
+  put_file "$PROXY_CONF" 644 <<<"Acquire::http::Proxy-Auto-Detect \"$PROXY_DETECT\";"
+else
+  for f in "$PROXY_CONF" "$PROXY_DETECT" "$PROXY_PORT"; do
+    if [ -e "$f" ]; then
+      rm -f "$f"
+      changed "removed $f"
+    fi
+  done
+fi
 
 ensure_role_packages common
 

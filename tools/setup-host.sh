@@ -2,7 +2,8 @@
 # Prepare this host for labctl's tests and demo: Vagrant, Docker (engine
 # started if none answers), containerd/runc, debootstrap, shellcheck, virsh (its
 # test driver answers the libvirt parser's test without a daemon), Graphviz and
-# headless Chromium (labctl graph, and the test that looks at its page), the
+# headless Chromium (labctl graph, and the test that looks at its page),
+# apt-cacher-ng (labctl cache: installed, not started), the
 # docker provider's box image; and libvirt with QEMU (daemons started when they
 # do not answer) and labctl's libvirt box, for the real-VM tests. Idempotent; on
 # Debian/Ubuntu as root only.
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 PART=${1:-all}
-DOCKER_PACKAGES=(vagrant docker.io containerd runc debootstrap busybox-static openssh-client)
+DOCKER_PACKAGES=(vagrant docker.io containerd runc debootstrap busybox-static openssh-client apt-cacher-ng)
 TEST_PACKAGES=(shellcheck libvirt-clients graphviz chromium-headless-shell)
 LIBVIRT_PACKAGES=(libvirt-daemon-system libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils dnsmasq-base vagrant-libvirt)
 case "$PART" in
@@ -36,7 +37,16 @@ else
     say "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # No service starts from these packages: apt-cacher-ng's own would take
+    # port 3142 from labctl's cache (labctl cache start runs its own).
+    blocker=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      blocker=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' >"$blocker"
+      chmod 755 "$blocker"
+    fi
     apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ -n "$blocker" ]; then rm -f "$blocker"; fi
   fi
 fi
 

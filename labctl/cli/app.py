@@ -28,6 +28,7 @@ COMMANDS = {
         "resume",
         "destroy",
         "box",
+        "cache",
         "doctor",
         "version",
     ),

@@ -1,5 +1,6 @@
 """init, schema, validate, render, up, status, ssh, provision, reload, halt,
-suspend, resume, destroy, ls, box build, box ls, doctor, version."""
+suspend, resume, destroy, ls, box build, box ls, cache start/stop/status,
+doctor, version."""
 
 import dataclasses
 import sys
@@ -386,6 +387,50 @@ def box_ls(json: JsonOpt = False) -> None:
     ui.rows("PROVIDER, BOX=name, VERSION, CARRIES, SIZE, BUILT, STATE", boxes, made)
 
 
+def cache_start() -> None:
+    """Start the host's package cache (apt-cacher-ng): what guests download
+    with apt over http comes from the archive once per host."""
+    from labctl.ops import host
+
+    state, started = host.cache_start()
+    where = f"port {state.port}, files in {state.folder}"
+    if started:
+        ui.success(f"package cache started ({where})")
+    else:
+        ui.info(f"package cache is already running ({where})")
+
+
+def cache_stop() -> None:
+    """Stop the host's package cache; its files stay for the next start."""
+    from labctl.ops import host
+
+    if host.cache_stop():
+        ui.success("package cache stopped")
+    else:
+        ui.info("package cache is not running: nothing to stop")
+
+
+def cache_status(json: JsonOpt = False) -> None:
+    """The host's package cache: running or not, its size, hits and misses."""
+    from labctl.ops import host
+
+    state = host.cache_state()
+    if json:
+        ui.print_json(state)
+        return
+    ui.rows(
+        "CACHE, PORT, SIZE, HITS, MISSES, FOLDER",
+        [state],
+        {
+            "CACHE": lambda c: "running" if c.running else "stopped",
+            "SIZE": lambda c: f"{c.size / 1e6:.1f} MB",
+            "HITS": lambda c: f"{c.stats.hits} ({c.stats.bytes_served / 1e6:.1f} MB sent)",
+            "MISSES": lambda c: f"{c.stats.misses} ({c.stats.bytes_fetched / 1e6:.1f} MB fetched)",
+        },
+        {"CACHE": ui.green_if("running")},
+    )
+
+
 def doctor(json: JsonOpt = False) -> None:
     """Pre-flight: Vagrant, providers, Docker engine, box image, KVM; each with its fix."""
     from labctl.ops import host
@@ -440,3 +485,11 @@ def register(app: typer.Typer) -> None:
     box_app.command(name="build")(box_build)
     box_app.command(name="ls")(box_ls)
     app.add_typer(box_app, name="box")
+    cache_app = typer.Typer(
+        help="The host's package cache, shared by every guest of every lab.",
+        no_args_is_help=True,
+    )
+    cache_app.command(name="start")(cache_start)
+    cache_app.command(name="stop")(cache_stop)
+    cache_app.command(name="status")(cache_status)
+    app.add_typer(cache_app, name="cache")

@@ -19,6 +19,7 @@ import yaml
 
 from labctl import providers, roles
 from labctl.errors import InvalidField, SpecError
+from labctl.lab import pkgcache
 from labctl.lab.hostpaths import HostPaths
 from labctl.lab.spec import (
     ForwardedPort,
@@ -373,12 +374,14 @@ def build(p: Parsed, r: Resolved, existing: LabSpec | None = None) -> Built:
         }
     }
 
+    cache_port = str(pkgcache.port())
+
     def steps(m: Machine) -> tuple[Provisioner, ...]:
         hosts = " ".join(f"{x.ip}={x.hostname}" for x in spec.machines)
         common = Provisioner(
             "common",
             "common.sh",
-            {"LAB_HOSTS": hosts, "LAB_TIMEZONE": spec.timezone},
+            {"LAB_HOSTS": hosts, "LAB_TIMEZONE": spec.timezone, "LAB_APT_CACHE": cache_port},
             digest=digests["common.sh"],
         )
         own = [replace(s, digest=digests[s.script]) for s in roles.provisioners(spec, m)]

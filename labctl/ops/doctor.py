@@ -6,6 +6,8 @@ import re
 import shutil
 
 from labctl import providers
+from labctl.errors import LabctlError
+from labctl.lab import pkgcache
 from labctl.local import process
 from labctl.providers.base import Check
 
@@ -54,4 +56,22 @@ def run_all() -> list[Check]:
         checks.append(
             Check("default provider", False, str(exc), "install one provider above", required=True)
         )
+    checks.append(_package_cache())
     return checks
+
+
+def _package_cache() -> Check:
+    """Optional: without the cache, each guest downloads what no box carries."""
+    if shutil.which(pkgcache.PROGRAM) is None:
+        return Check(
+            "package cache", False, "apt-cacher-ng not found", "apt-get install apt-cacher-ng"
+        )
+    try:
+        state = pkgcache.PackageCache.locate().state()
+    except LabctlError as exc:
+        return Check("package cache", False, exc.message, "unset LABCTL_CACHE_PORT")
+    if state.running:
+        return Check("package cache", True, f"running on port {state.port}", "")
+    return Check(
+        "package cache", False, "stopped: each guest downloads for itself", "labctl cache start"
+    )

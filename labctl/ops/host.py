@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from labctl import __version__, providers
 from labctl.errors import TimedOut
 from labctl.events import OnEvent
+from labctl.lab import pkgcache
 from labctl.lab.spec import DEFAULT_LIBVIRT_URI
 from labctl.local import process
 from labctl.ops import doctor
@@ -193,3 +194,20 @@ def versions() -> list[Version]:
     with ThreadPoolExecutor(len(VERSION_QUERIES)) as pool:
         answers = list(pool.map(_ask_version, VERSION_QUERIES))
     return [Version("labctl", __version__), *(version for rows in answers for version in rows)]
+
+
+# ---------------------------------------------------------------- package cache
+
+
+def cache_start() -> tuple[pkgcache.CacheState, bool]:
+    """The host's package cache running; True when started now."""
+    return pkgcache.PackageCache.locate().start()
+
+
+def cache_stop() -> bool:
+    """The host's package cache stopped; False when it was not running."""
+    return pkgcache.PackageCache.locate().stop()
+
+
+def cache_state() -> pkgcache.CacheState:
+    return pkgcache.PackageCache.locate().state()

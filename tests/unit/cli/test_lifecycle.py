@@ -308,3 +308,27 @@ def test_box_ls_shows_each_box_and_whether_it_is_current(
         "state": "current",
     }
     assert (rows[1]["state"], rows[1]["carries"], rows[1]["packages"]) == ("unrecorded", [], {})
+
+
+def test_cache_status_and_stop_of_a_cache_never_started(
+    cli, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LABCTL_HOST_DIR", str(tmp_path / "host"))
+    monkeypatch.setenv("LABCTL_CACHE_PORT", "3160")
+    ran = cli("cache", "status")
+    assert ran.code == 0, ran.stderr
+    assert [line.split()[:2] for line in ran.stdout.splitlines()] == [
+        ["CACHE", "PORT"],
+        ["stopped", "3160"],
+    ]
+    assert json.loads(cli("cache", "status", "--json").stdout)["stats"] == {
+        "hits": 0,
+        "misses": 0,
+        "bytes_served": 0,
+        "bytes_fetched": 0,
+    }
+    ran = cli("cache", "stop")
+    assert (ran.code, ran.stderr.strip()) == (0, "package cache is not running: nothing to stop")
+    monkeypatch.setenv("LABCTL_CACHE_PORT", "40000")
+    ran = cli("cache", "start")
+    assert ran.code == 2 and "LABCTL_CACHE_PORT='40000'" in ran.stderr

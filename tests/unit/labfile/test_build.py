@@ -455,3 +455,17 @@ def test_normalised_file_keeps_the_command_lines_resources() -> None:
     built = from_text("machines:\n  va: {}\n", cpus=3, memory=512)
     again = from_text(built.normalised, existing=built.spec)
     assert again.spec.machines == built.spec.machines
+
+
+def test_every_machine_is_told_the_host_caches_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common step gives each guest the package cache's port (its apt asks
+    the cache there while it answers, provision/common.sh)."""
+    monkeypatch.delenv("LABCTL_CACHE_PORT", raising=False)
+    built = from_text("machines:\n  va: {}\n  vb:\n    roles: [containerd]\n")
+    assert {m.name: step(m, "common").env["LAB_APT_CACHE"] for m in built.spec.machines} == {
+        "va": "3142",
+        "vb": "3142",
+    }
+    monkeypatch.setenv("LABCTL_CACHE_PORT", "3200")
+    built = from_text("machines:\n  va: {}\n")
+    assert step(built.spec.machines[0], "common").env["LAB_APT_CACHE"] == "3200"
