@@ -32,6 +32,7 @@ from labctl.providers.base import (
     machine_prefix,
     run_tool,
 )
+from labctl.transport.interface import Endpoint
 
 # on every docker guest: the id of the lab it belongs to
 LAB_ID_LABEL = "io.labctl.lab-id"
@@ -219,6 +220,36 @@ def ask_docker(ids: Sequence[str], run: Runner = run_tool) -> dict[str, LiveStat
     return found
 
 
+def ssh_endpoints(
+    ids: dict[str, str], vagrant_dir: Path, run: Runner = run_tool
+) -> dict[str, Endpoint] | None:
+    """What Vagrant's docker provider answers to `ssh-config`, from one
+    `docker inspect`: the container's address on docker's bridge, port 22,
+    user vagrant, and the key Vagrant put in the machine's folder when it
+    replaced its insecure one. None (ask Vagrant) for a machine without that
+    key yet, or one not running with an address."""
+    keys = {m: vagrant_dir / "machines" / m / "docker" / "private_key" for m in ids}
+    if not ids or not all(key.is_file() for key in keys.values()):
+        return None
+    done = run(docker_command(list(ids.values())))
+    try:
+        # docker prints the containers it found, and fails for the others
+        found = {c["Id"]: c for c in json.loads(done.stdout or "[]")}
+        address = {
+            ident: str(c["NetworkSettings"]["IPAddress"])
+            for ident, c in found.items()
+            if c["State"]["Status"] == "running"
+        }
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(address.get(ident) for ident in ids.values()):
+        return None
+    return {
+        m: Endpoint(name=m, host=address[ident], port=22, user="vagrant", key_file=str(keys[m]))
+        for m, ident in ids.items()
+    }
+
+
 def parse_docker_networks(done: process.Completed) -> dict[str, str]:
     """`docker network inspect ID...` -> bridge interface -> network name."""
     try:
@@ -317,6 +348,11 @@ class Docker(Provider):
 
     def states(self, key: str, ids: Sequence[str], run: Runner) -> dict[str, LiveState]:
         return ask_docker(ids, run)
+
+    def endpoints(
+        self, ids: dict[str, str], vagrant_dir: Path, run: Runner
+    ) -> dict[str, Endpoint] | None:
+        return ssh_endpoints(ids, vagrant_dir, run)
 
     def boxes(self) -> list[packages.BoxInfo]:
         inspected = inspect_image() if engine_answers() else None

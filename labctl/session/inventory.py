@@ -25,12 +25,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from labctl import providers
 from labctl.errors import Interrupted, LabBusy, LabctlError, VagrantBusy, VagrantError
 from labctl.lab.home import LabPaths
 from labctl.lab.spec import LabSpec
 from labctl.local import fsutil, process
 from labctl.local.deadline import Deadline
 from labctl.providers import states as provider_state
+from labctl.providers.base import run_tool
 from labctl.providers.states import recorded_ids
 from labctl.transport.interface import Endpoint
 
@@ -111,6 +113,20 @@ def _failure(cache: Path, key: str) -> VagrantError | VagrantBusy | None:
         return None
 
 
+def told_by_provider(paths: LabPaths, running: Sequence[str]) -> dict[str, Endpoint] | None:
+    """The running machines' endpoints from their provider's own tool, where
+    it can tell them as Vagrant would (docker); None: ask Vagrant."""
+    recorded = recorded_ids(paths.vagrant_dir)
+    made_by = {recorded[m][0] for m in running if m in recorded}
+    if not running or len(made_by) != 1 or any(m not in recorded for m in running):
+        return None
+    (name,) = made_by
+    if name not in providers.PROVIDERS:
+        return None
+    ids = {m: recorded[m][1] for m in running}
+    return providers.get(name).endpoints(ids, paths.vagrant_dir, run_tool)
+
+
 def ask_vagrant(driver: VagrantDriver, running: Sequence[str], every: bool) -> dict[str, Endpoint]:
     """ssh-config of the machines the provider says run (`every`: that is all
     of the lab's, so one call can answer; else one call each, as Vagrant
@@ -188,7 +204,9 @@ def _fill(
         from labctl.vagrant.driver import VagrantDriver
 
         try:
-            found = ask_vagrant(VagrantDriver(paths.root, deadline=deadline), running, every)
+            found = told_by_provider(paths, running) or ask_vagrant(
+                VagrantDriver(paths.root, deadline=deadline), running, every
+            )
         except (VagrantError, VagrantBusy) as exc:
             _save_failure(cache, key, exc)
             raise

@@ -32,13 +32,30 @@ from labctl.providers.docker import LAB_ID_LABEL
 from .. import installed
 from ..conftest import require
 
-_SUBNETS = itertools.count(100)
+
+def _worker() -> int:
+    """This pytest-xdist worker's number (`make e2e` runs two), 0 without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+# Each worker its own /24s (the labs of one run come to about 30).
+SUBNETS_PER_WORKER = 50
+_SUBNETS = itertools.count(100 + SUBNETS_PER_WORKER * _worker())
+
+# `make e2e` runs two workers, each a group of whole files (pytest-xdist's
+# loadgroup): the real VMs, which are slow and mostly wait on QEMU, beside a
+# few docker files, on one; the other docker files on the other. Whole files,
+# as their labs are made once per module.
+VM_GROUP = {"test_libvirt.py", "test_foreign.py", "test_cache.py", "test_stockbox.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            group = "vms" if Path(str(item.fspath)).name in VM_GROUP else "guests"
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @functools.cache
@@ -478,8 +495,13 @@ class Running:
 @pytest.fixture(scope="session")
 def host_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This run's host-wide records (subnet claims): an earlier run's labs,
-    left in its own temporary homes, hold no subnet of this one."""
-    return tmp_path_factory.mktemp("host")
+    left in its own temporary homes, hold no subnet of this one; the workers
+    of one run share them, so two never choose the same free subnet."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp("host")
+    shared = tmp_path_factory.getbasetemp().parent / "host"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")
@@ -582,3 +604,21 @@ def make_lab(labctl: Labctl) -> Iterator[Callable[..., tuple[str, str]]]:
     yield make
     for name in made:
         destroy_and_check(labctl, name)
+
+
+def services_by_testinfra(
+    labctl: Labctl, lab: str, machine: str, services: Sequence[str]
+) -> dict[str, bool]:
+    """service -> pytest-testinfra's `is_running`, through the lab's own
+    `labctl ssh-config` and no --sudo: a plain user's check, as the user's
+    own test suite makes it."""
+    import testinfra  # a dev dependency: the user's tool, not labctl's
+
+    done = labctl("ssh-config", lab)
+    assert done.code == 0, done.stderr
+    with tempfile.NamedTemporaryFile("w", suffix=".ssh-config") as config:
+        config.write(done.stdout)
+        config.flush()
+        host = testinfra.get_host(f"ssh://{lab}-{machine}", ssh_config=config.name)
+        assert host.user().name == "vagrant"  # not root: no sudo anywhere
+        return {name: host.service(name).is_running for name in services}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import require
-from .conftest import Labctl, lab_up
+from .conftest import Labctl, lab_up, services_by_testinfra
 
 SVG = "{http://www.w3.org/2000/svg}"
 ANSIBLE_BIN = Path(sys.executable).parent
@@ -71,6 +71,15 @@ def test_openssh_reaches_every_machine_with_strict_host_keys(
     )
     # ssh takes the first UserKnownHostsFile it is given: the command line's
     assert refused.returncode == 255 and "HOST IDENTIFICATION HAS CHANGED" in refused.stderr
+
+
+def test_testinfra_sees_the_services_run_without_sudo(labctl: Labctl, lab: str) -> None:
+    """A docker guest answers a plain user's systemctl as a VM does (a system
+    bus runs), so the user's testinfra suite needs no --sudo."""
+    found = services_by_testinfra(
+        labctl, lab, "primary", ["mariadb", "containerd", "cron-not-here"]
+    )
+    assert found == {"mariadb": True, "containerd": True, "cron-not-here": False}
 
 
 def test_ansible_pings_every_machine_and_limits_by_group(

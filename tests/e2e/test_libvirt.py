@@ -32,6 +32,7 @@ from .conftest import (
     fresh_subnet,
     libvirt_residue,
     libvirt_sweep,
+    services_by_testinfra,
     virsh,
 )
 
@@ -107,6 +108,11 @@ def test_ssh_answers_from_the_vm(labctl: Labctl, nodes: Done) -> None:
     assert virt in ("qemu", "kvm")  # a VM with a kernel of its own, not a container
     assert kernel != subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
     assert hostname == "node1"
+
+
+def test_testinfra_sees_containerd_run_without_sudo(labctl: Labctl, nodes: Done) -> None:
+    found = services_by_testinfra(labctl, NODES, "node2", ["containerd", "mariadb"])
+    assert found == {"containerd": True, "mariadb": False}  # the box carries it, not enabled
 
 
 def test_node1_reaches_node2_on_the_private_network(labctl: Labctl, nodes: Done) -> None:

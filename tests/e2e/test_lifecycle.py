@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 from .conftest import change_counts, containers_of, docker, labctl_argv, shell_on_each
@@ -38,6 +39,18 @@ def move_bridge_addresses(lab: str, ips: dict[str, str]) -> None:
         docker("network", "disconnect", "bridge", f"labctl-{lab}-{m}")
     for m in sorted(ips, key=lambda m: ipaddress.ip_address(ips[m]), reverse=True):
         docker("network", "connect", "bridge", f"labctl-{lab}-{m}")
+
+
+def reached(config: str, host: str) -> dict[str, str]:
+    """Where OpenSSH goes for `host` with this config (`ssh -G`)."""
+    with tempfile.NamedTemporaryFile("w") as f:
+        f.write(config)
+        f.flush()
+        out = subprocess.run(
+            ["ssh", "-G", "-F", f.name, host], capture_output=True, text=True, check=True
+        ).stdout
+    keys = ("hostname", "port", "user", "identityfile")
+    return {k: v for k, _, v in (line.partition(" ") for line in out.splitlines()) if k in keys}
 
 
 def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
@@ -79,6 +92,14 @@ def test_nodes_lab_life(labctl, make_lab, lab_home: Path) -> None:
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
     plain = subprocess.run(["vagrant", "status"], cwd=folder, capture_output=True, text=True)
     assert plain.returncode == 0 and "node2                     running (docker)" in plain.stdout
+    # labctl reached the machines without asking Vagrant (docker inspect told
+    # it), at what Vagrant's own ssh-config says, as OpenSSH reads both
+    assert reached(labctl("ssh-config", lab).stdout, "node1") == reached(
+        subprocess.run(
+            ["vagrant", "ssh-config"], cwd=folder, capture_output=True, text=True, check=True
+        ).stdout,
+        "node1",
+    )
 
     # Provisioning is idempotent: `up` provisioned; a second run records no change.
     before = change_counts(labctl, lab)

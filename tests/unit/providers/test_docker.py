@@ -11,7 +11,9 @@ import pytest
 from labctl.local import process
 from labctl.providers import docker as docker_box
 from labctl.providers import packages
+from labctl.transport.interface import Endpoint
 
+from ..captured import load
 from .conftest import FakeHost
 
 
@@ -77,3 +79,56 @@ def test_up_says_when_the_docker_box_is_not_current(monkeypatch: pytest.MonkeyPa
     provider.ready(spec, lambda event: said.append(event.text), frozenset({"node1", "node2"}))
     assert said == []
     assert [b.state for b in provider.boxes()] == [packages.Freshness.STALE]
+
+
+# ---------------------------------------------------------------- ssh endpoints
+
+NODE1 = "741d05b82b0c91153fd1c5232a1b77f5080bb31439ca97cbb50933ce89d22d99"
+NODE2 = "da845d1bbce34a650992490e7fc52d83710c08bd6dbc897d2ff5710d7b0d4f6e"
+
+
+def _keys(vagrant_dir: Path, *machines: str) -> None:
+    for m in machines:
+        folder = vagrant_dir / "machines" / m / "docker"
+        folder.mkdir(parents=True)
+        (folder / "private_key").write_text("key\n")
+
+
+def _answering(relative: str, asked: list[list[str]]):
+    def run(argv):
+        asked.append(list(argv))
+        return load(relative).completed()
+
+    return run
+
+
+def test_a_running_machine_is_reached_as_vagrant_would(tmp_path: Path) -> None:
+    """Vagrant's docker provider: the container's bridge address, port 22,
+    user vagrant, the key it put in the machine's folder."""
+    _keys(tmp_path, "node1")
+    asked: list[list[str]] = []
+    found = docker_box.ssh_endpoints(
+        {"node1": NODE1}, tmp_path, _answering("providers/docker-inspect.txt", asked)
+    )
+    key = str(tmp_path / "machines" / "node1" / "docker" / "private_key")
+    assert found == {"node1": Endpoint("node1", "172.17.0.2", 22, "vagrant", key)}
+    assert asked == [["docker", "inspect", "--type", "container", NODE1]]
+
+
+@pytest.mark.parametrize(
+    ("ids", "keyed", "capture"),
+    [
+        ({"node1": NODE1, "node2": NODE2}, ("node1", "node2"), "docker-inspect.txt"),  # exited
+        ({"node1": NODE1}, (), "docker-inspect.txt"),  # Vagrant's insecure key still
+        ({"node1": NODE1}, ("node1",), "docker-inspect-no-engine.txt"),
+        ({"node1": "0" * 64}, ("node1",), "docker-inspect.txt"),  # no such container
+    ],
+)
+def test_anything_else_is_left_to_vagrant(
+    tmp_path: Path, ids: dict[str, str], keyed: tuple[str, ...], capture: str
+) -> None:
+    _keys(tmp_path, *keyed)
+    asked: list[list[str]] = []
+    run = _answering(f"providers/{capture}", asked)
+    assert docker_box.ssh_endpoints(ids, tmp_path, run) is None
+    assert len(asked) == (1 if keyed else 0)  # no key: docker not even asked

@@ -8,6 +8,7 @@ Vagrant they run is tests/unit/fakes.py's scripted one, which logs each run."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pytest
 
 from labctl.errors import ExitCode, Interrupted, LabBusy, VagrantBusy, VagrantError
 from labctl.lab.home import LabPaths
-from labctl.local import fsutil
+from labctl.local import fsutil, process
 from labctl.local.deadline import Deadline
 from labctl.providers import states as provider_state
 from labctl.providers.states import LabStates, LiveState
@@ -280,3 +281,35 @@ def test_some_running_are_asked_one_by_one() -> None:
     found = inventory.ask_vagrant(vagrant, ["db1", "db3"], every=False)  # type: ignore[arg-type]
     assert sorted(found) == ["db1", "db3"]
     assert sorted(vagrant.asked) == ["ssh-config db1", "ssh-config db3"]  # no all-machines call
+
+
+def test_docker_machines_are_told_by_docker_and_vagrant_is_not_asked(tmp_path, monkeypatch) -> None:
+    """Vagrant's ssh-config costs 2 s of Ruby; for docker guests with the key
+    Vagrant put in place, one `docker inspect` says the same."""
+    scripted = scripted_vagrant(monkeypatch, tmp_path)
+    paths = lab(tmp_path)
+    for name in MACHINES:
+        (paths.vagrant_dir / "machines" / name / "docker" / "private_key").write_text("k\n")
+    asked: list[list[str]] = []
+
+    def docker(argv):
+        asked.append(list(argv))
+        containers = [
+            {"Id": ident, "State": {"Status": "running"}, "NetworkSettings": {"IPAddress": ip}}
+            for ident, ip in (("id-n1", "172.17.0.5"), ("id-n2", "172.17.0.6"))
+        ]
+        return process.Completed(tuple(argv), 0, json.dumps(containers), "")
+
+    monkeypatch.setattr(inventory, "run_tool", docker)
+    found = inventory.endpoints(paths, MACHINES, every=True)
+    assert {m: (e.host, e.port, e.user, e.machine_id) for m, e in found.items()} == {
+        "n1": ("172.17.0.5", 22, "vagrant", "id-n1"),
+        "n2": ("172.17.0.6", 22, "vagrant", "id-n2"),
+    }
+    assert scripted.runs() == [] and len(asked) == 1
+    # a machine Vagrant made with another provider: Vagrant is asked
+    other = paths.vagrant_dir / "machines" / "n2"
+    (other / "docker").rename(other / "libvirt")
+    inventory.invalidate(paths)
+    inventory.endpoints(paths, MACHINES, every=True)
+    assert scripted.runs() == [ALL]
