@@ -81,11 +81,10 @@ fuzz: venv
 	LABCTL_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider tests/unit/test_trust.py -k "generated or any_bytes"
 
 # Real guests, and the few unit-level tests that run the real Vagrant; the e2e
-# tests run $(LABCTL_UNDER_TEST), the wheel's labctl. Two workers: the real
-# VMs (and a few docker files) beside the other docker files (VM_GROUP in
-# tests/e2e/conftest.py).
+# tests run $(LABCTL_UNDER_TEST), the wheel's labctl. One worker: two labs
+# coming up at once race in Vagrant's docker provider (DEVELOPERS.md).
 e2e: host user-venv
-	LABCTL_REQUIRE_REAL=1 $(BIN)/pytest -q -n 2 --dist loadgroup -m "e2e or vagrant" tests/unit tests/e2e --durations=15
+	LABCTL_REQUIRE_REAL=1 $(BIN)/pytest -q -m "e2e or vagrant" tests/unit tests/e2e --durations=15
 
 # The whole suite: host set-up, lint, unit tests, end-to-end tests on real guests
 # (a missing real part fails the run instead of skipping tests).

@@ -43,19 +43,17 @@ def _worker() -> int:
 SUBNETS_PER_WORKER = 50
 _SUBNETS = itertools.count(100 + SUBNETS_PER_WORKER * _worker())
 
-# `make e2e` runs two workers, each a group of whole files (pytest-xdist's
-# loadgroup): the real VMs, which are slow and mostly wait on QEMU, beside a
-# few docker files, on one; the other docker files on the other. Whole files,
-# as their labs are made once per module.
-VM_GROUP = {"test_libvirt.py", "test_foreign.py", "test_cache.py", "test_stockbox.py"}
+# `make e2e` runs two workers, each taking whole files (pytest-xdist's
+# loadfile: a module's labs are made once): the real VMs first, the longest
+# file by far and mostly QEMU's work, so the docker files share out beside it.
+FIRST = "test_libvirt.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
-            group = "vms" if Path(str(item.fspath)).name in VM_GROUP else "guests"
-            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: Path(str(item.fspath)).name != FIRST)  # stable
 
 
 @functools.cache

@@ -267,6 +267,7 @@ ENGINE_RESTART = (
 )
 
 
+@pytest.mark.alone  # the other worker's guests would stop with the engine
 @pytest.mark.skipif(os.environ.get("LABCTL_CI") != "1", reason=ENGINE_RESTART)
 def test_the_docker_engine_restarted_under_a_running_lab(
     labctl: Labctl, guest: tuple[str, str]

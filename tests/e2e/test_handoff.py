@@ -7,7 +7,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,8 +84,15 @@ def test_testinfra_sees_the_services_run_without_sudo(labctl: Labctl, lab: str) 
     assert found == {"mariadb": True, "containerd": True, "cron-not-here": False}
 
 
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder whose path leaves room for a Unix socket's name (108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="acp-", dir="/tmp") as name:
+        yield Path(name)
+
+
 def test_ansible_pings_every_machine_and_limits_by_group(
-    labctl: Labctl, lab: str, tmp_path: Path
+    labctl: Labctl, lab: str, tmp_path: Path, short_dir: Path
 ) -> None:
     require((ANSIBLE_BIN / "ansible").exists(), "ansible-core is not installed (dev extras)")
     inventory = tmp_path / "lab.ini"
@@ -93,6 +102,9 @@ def test_ansible_pings_every_machine_and_limits_by_group(
         "PATH": f"{ANSIBLE_BIN}:/usr/bin:/bin",
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "at"),
         "HOME": str(tmp_path),
+        # ssh's control sockets: a path under tmp_path is over the 108 bytes
+        # a Unix socket's name may have
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(short_dir),
         "ANSIBLE_NOCOLOR": "1",
     }
     ping = subprocess.run(
