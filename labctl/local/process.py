@@ -110,6 +110,19 @@ def on_ctrl_c(stop: Callable[[], bool]) -> None:
     _STOPPERS.append(stop)
 
 
+# Set at the first Ctrl-C and never cleared: the threads still running then
+# (a pool abandoned by its caller, a reader of a closed connection) end later.
+CTRL_C_SEEN = threading.Event()
+
+
+def quiet_threads_after_ctrl_c(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook for labctl: after a Ctrl-C, labctl closes every
+    connection under the threads using them, and their errors are the
+    interruption the main thread reports in one line, not tracebacks."""
+    if not CTRL_C_SEEN.is_set():
+        threading.__excepthook__(args)
+
+
 def interrupted() -> bool:
     """Whether Ctrl-C was pressed during the current operation."""
     return _CHILDREN.pressed
@@ -129,6 +142,7 @@ def interruptible() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        CTRL_C_SEEN.set()
         busy = _CHILDREN.interrupt_all()
         for stop in _STOPPERS:
             busy = stop() or busy

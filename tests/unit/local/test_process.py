@@ -190,3 +190,24 @@ def test_tries_one_at_once_then_at_a_rhythm_until_the_time_is_up() -> None:
     assert seen[-1] is True and not any(seen[:-1])  # only the last says so
     assert 4 <= len(seen) <= 6 and 0.2 <= took < 1.5
     assert list(tries(0, every=5)) == [True]  # no time: one try, the last, no wait
+
+
+def test_a_thread_dying_after_ctrl_c_prints_no_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C closes the connections under the threads reading them; their
+    errors are the interruption the main thread reports in one line."""
+    monkeypatch.setattr(threading, "excepthook", process.quiet_threads_after_ctrl_c)
+    monkeypatch.setattr(process, "CTRL_C_SEEN", threading.Event())
+
+    def dies() -> None:
+        raise OSError("Socket is closed")
+
+    for seen in (False, True):
+        if seen:
+            process.CTRL_C_SEEN.set()
+        t = threading.Thread(target=dies)
+        t.start()
+        t.join()
+        printed = capsys.readouterr().err
+        assert ("Traceback (most recent call last)" in printed) is not seen, printed
