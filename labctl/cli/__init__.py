@@ -6,7 +6,6 @@ This module stays light (the Typer app lives in labctl.cli.app)."""
 import os
 import sys
 import tempfile
-import threading
 import traceback
 from collections.abc import Callable
 
@@ -70,14 +69,10 @@ def entry() -> None:
     """The `labctl` program: main(), and after a Ctrl-C an exit at once with
     130. Python's own finalization would run what the interrupt left pending
     and, now and then, die by SIGINT instead (a parent sees -2, not 130)."""
-    from labctl.local import process
-
-    threading.excepthook = process.quiet_threads_after_ctrl_c
     try:
         main()
     except SystemExit as done:
         if done.code == ExitCode.INTERRUPTED:
-            process.CTRL_C_SEEN.set()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(ExitCode.INTERRUPTED)
@@ -105,9 +100,6 @@ def main(argv: list[str] | None = None) -> None:
         ui.error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, *aborts):  # type: ignore[misc]
-        from labctl.local import process
-
-        process.CTRL_C_SEEN.set()
         sys.stderr.write("\nlabctl: interrupted\n")
         sys.exit(ExitCode.INTERRUPTED)
     except usage as exc:

@@ -143,6 +143,7 @@ def interruptible() -> Iterator[None]:
 
     def handler(signum: int, frame: object) -> None:
         CTRL_C_SEEN.set()
+        threading.excepthook = quiet_threads_after_ctrl_c
         busy = _CHILDREN.interrupt_all()
         for stop in _STOPPERS:
             busy = stop() or busy
