@@ -70,28 +70,31 @@ def role(
 
 @mysql_app.command("info")
 def info(
-    ctx: typer.Context, machines: VmArgs = None, lab: LabOpt = None, json: JsonOpt = False
+    ctx: typer.Context,
+    machines: VmArgs = None,
+    lab: LabOpt = None,
+    json: JsonOpt = False,
+    margin: Annotated[
+        int,
+        typer.Option(
+            "--retention-margin",
+            min=0,
+            help="Warn of a replica whose binlog its source purges within this many seconds.",
+        ),
+    ] = 3600,
 ) -> None:
-    """Each server at a glance: version, role, read-only, uptime, load, GTIDs, lag, semi-sync, data."""
-    from labctl.ops.mysql import observe as mysql
+    """Each server's check-up: role, writes, the \\s figures, binlog and retention, GTIDs,
+    replication both ways, accounts, engines. Exit 1 on an error (a duplicate server_id)."""
+    from labctl.ops.mysql import info as mysql
 
-    made = {
-        "VERSION": lambda r: r.version.split("-")[0],
-        "WRITES": lambda r: "closed" if r.read_only else "open",
-        "UP": lambda r: mysql_ui.duration(r.uptime_s),
-        "GTID": lambda r: r.gtid_written or r.gtid_applied or "-",
-        "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
-        "SEMI-SYNC": lambda r: r.semi_sync or "-",
-        "DATA": lambda r: mysql_ui.size(r.data_bytes),
-    }
-    listing(
-        mysql.info(home(ctx), lab, machines or []),
-        "VM, VERSION, ROLE, WRITES, ID=server_id, UP, CONN=connections, Q/S=queries_per_s, GTID, "
-        "LAG, SEMI-SYNC, DATA",
-        json,
-        made=made,
-        styles={"WRITES": lambda v: "green" if v == "open" else ""},
-    )
+    found = mysql.info(home(ctx), lab, machines or [], margin)
+    servers = [o.value for o in found if o.value is not None]
+    if json:
+        ui.print_json([*servers, *error_rows(found)])
+    else:
+        mysql_ui.server_info(servers)
+    report(found)
+    _fail_if(any(s.problems for s in servers))
 
 
 @mysql_app.command("verify")

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from labctl.ui.console import info, line, success, table, warn
+from labctl.ui.console import error, info, line, rows, success, table, warn
 
 if TYPE_CHECKING:
     from labctl.ops.mysql.drill import DrillReport
     from labctl.ops.mysql.failover import FailedOver
+    from labctl.ops.mysql.info import ServerInfo
     from labctl.ops.mysql.rejoin import Rejoined
     from labctl.ops.mysql.switchover import Switched
 
@@ -97,3 +98,96 @@ def vertical(rows: Sequence[Mapping[str, Any]]) -> None:
         line(f"*************************** {n}. row ***************************")
         for key, value in r.items():
             line(f"{key:>{width}}: {value}")
+
+
+def server_info(servers: Sequence[ServerInfo]) -> None:
+    """`mysql info` in tables of a few columns each (every one fits in 100
+    columns), then what was found, each on the server it is about."""
+    rows(
+        "VM, VERSION, ROLE, WRITES, ID=server_id, UP, CONN=connections, Q/S=queries_per_s, DATA",
+        servers,
+        made={
+            "VERSION": lambda r: r.version.split("-")[0],
+            "WRITES": lambda r: "closed" if r.read_only else "open",
+            "UP": lambda r: duration(r.uptime_s),
+            "DATA": lambda r: size(r.data_bytes),
+        },
+        styles={"WRITES": lambda v: "green" if v == "open" else ""},
+    )
+    _section()
+    # the client's `\s` line
+    rows(
+        "VM, THREADS, QUESTIONS, SLOW, OPENS, FLUSH TABLES, OPEN TABLES, Q/S AVG",
+        [{"vm": r.vm, **{k: getattr(r.stat, f) for k, f in _STAT.items()}} for r in servers],
+    )
+    _section()
+    rows(
+        "VM, LOG_BIN, FORMAT=binlog_format, KEEPS, FILES, SIZE, GTID=gtid_written",
+        servers,
+        made={
+            "KEEPS": lambda r: duration(r.binlog_retention_s) if r.binlog_retention_s else "ever",
+            "FILES": lambda r: len(r.binlogs),
+            "SIZE": lambda r: size(sum(b.bytes for b in r.binlogs)),
+            "GTID": lambda r: r.gtid_written or "-",
+        },
+    )
+    replicas = [r for r in servers if r.source_host]
+    if replicas:
+        _section()
+        rows(
+            "VM, SOURCE=source_host, MODE=replica_mode, READS=source_log_file, LAG, SEMI-SYNC, "
+            "APPLIED=gtid_applied",
+            replicas,
+            made={
+                "LAG": lambda r: "" if r.seconds_behind is None else f"{r.seconds_behind} s",
+                "SEMI-SYNC": lambda r: r.semi_sync or "-",
+            },
+        )
+    threads = [(r.vm, t) for r in servers for t in r.replicas_connected]
+    if threads:
+        _section()
+        table(
+            ["SOURCE", "REPLICA", "USER", "MODE", "STATE"],
+            [(vm, t.replica or t.host, t.user, t.mode or "?", t.state) for vm, t in threads],
+        )
+    accounts = [(r.vm, a.label) for r in servers for a in r.repl_accounts]
+    if accounts:
+        _section()
+        table(["VM", "REPLICATION ACCOUNT"], accounts)
+    engines = [
+        (r.vm, f"{t.schema}.{t.name}", t.engine) for r in servers for t in r.non_innodb_tables
+    ]
+    if engines:
+        _section()
+        table(["VM", "NOT INNODB", "ENGINE"], engines)
+    findings(servers)
+
+
+_STAT = {
+    "threads": "threads",
+    "questions": "questions",
+    "slow": "slow_queries",
+    "opens": "opens",
+    "flush tables": "flush_tables",
+    "open tables": "open_tables",
+    "q/s avg": "queries_per_s_avg",
+}
+
+
+def findings(servers: Sequence[ServerInfo]) -> None:
+    """Each finding once (a duplicate server_id is about two servers): errors
+    as errors, warnings in yellow, on stderr."""
+    seen = {
+        (f.level, f.message, frozenset(f.vms)): f
+        for r in reversed(servers)
+        for f in reversed(r.findings)
+    }
+    for f in reversed(seen.values()):
+        if f.level == "error":
+            error(f"{f.vms[0]}: {f.message}")
+        else:
+            warn(f"{f.vms[0]}: {f.message}")
+
+
+def _section() -> None:
+    line("")

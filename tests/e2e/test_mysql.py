@@ -103,6 +103,100 @@ def test_the_box_carries_mariadb_and_a_plain_user_sees_it_run(labctl, star) -> N
     assert {out.strip() for out in services.values()} == {"active"}
 
 
+STAT = {"threads", "questions", "slow_queries", "opens", "flush_tables", "open_tables"}
+
+
+def mysqladmin_status(labctl, lab: str, vm: str) -> dict[str, str]:
+    """MariaDB's own `mysqladmin status` (the `\\s` line), as name -> value."""
+    done = labctl(
+        "exec", "--lab", lab, "--vm", vm, "--sudo", "--json", "--", "mysqladmin", "status"
+    )
+    assert done.code == 0, done.stderr
+    words = done.json()[0]["stdout"].strip().split("  ")
+    return dict(w.strip().split(": ", 1) for w in words if ": " in w)
+
+
+def test_info_makes_every_check_of_the_field_notes(labctl, mysql, star) -> None:
+    """Every figure on every server, against MariaDB's own client; a MyISAM
+    table, a stopped replica under a short retention and a duplicate
+    server_id, each found and named."""
+    info = mysql("info", "--json")
+    assert info.code == 0, info.stderr
+    rows = {r["vm"]: r for r in info.json()}
+    assert set(rows) == {"primary", "replica1", "replica2"}
+    subnet = labctl("status", star, "--json").json()[0]["ip"].rsplit(".", 1)[0]
+    for r in rows.values():
+        assert r["log_bin"] == "ON" and r["binlog_retention_s"] > 0
+        assert r["binlog_retention_from"] in ("binlog_expire_logs_seconds", "expire_logs_days")
+        assert set(r["stat"]) >= STAT and r["stat"]["questions"] > 0
+        assert r["binlogs"] and all(b["age_s"] is not None for b in r["binlogs"])
+        assert [a["host"] for a in r["repl_accounts"]] in ([], [f"{subnet}.%"])
+        assert r["non_innodb_tables"] == [] and r["findings"] == []
+    assert rows["primary"]["repl_accounts"] == [{"user": "repl", "host": f"{subnet}.%"}]
+    threads = rows["primary"]["replicas_connected"]
+    assert [(t["replica"], t["user"], t["mode"]) for t in threads] == [
+        ("replica1", "repl", "file"),
+        ("replica2", "repl", "file"),
+    ]
+    assert all("binlog" in t["state"] for t in threads)
+    assert rows["replica1"]["source_log_file"] == rows["primary"]["binlogs"][-1]["name"]
+    # the `\s` figures, as MariaDB's own mysqladmin counts them just after
+    client = mysqladmin_status(labctl, star, "primary")
+    ours = rows["primary"]["stat"]
+    assert ours["slow_queries"] == int(client["Slow queries"])
+    assert ours["opens"] <= int(client["Opens"]) and ours["questions"] <= int(client["Questions"])
+    assert rows["primary"]["uptime_s"] <= int(client["Uptime"])
+    table = mysql("info").stdout
+    assert max(map(len, table.splitlines())) <= 100, table
+
+    # a MyISAM table in a user schema: a warning naming it, on every server it reached
+    sql(labctl, star, "primary", "CREATE DATABASE IF NOT EXISTS e2e_info")
+    sql(labctl, star, "primary", "CREATE TABLE e2e_info.legacy (id INT PRIMARY KEY) ENGINE=MyISAM")
+    try:
+        warned = mysql("info", "primary", "--json")
+        assert warned.code == 0, warned.stderr
+        [row] = warned.json()
+        assert row["non_innodb_tables"] == [
+            {"schema": "e2e_info", "name": "legacy", "engine": "MyISAM"}
+        ]
+        assert [f["level"] for f in row["findings"]] == ["warning"]
+        assert "e2e_info.legacy is MyISAM" in row["findings"][0]["message"]
+        assert "primary: e2e_info.legacy is MyISAM" in mysql("info", "primary").stderr
+    finally:
+        sql(labctl, star, "primary", "DROP DATABASE e2e_info")
+
+    # a stopped replica under a short retention, its binlog rotated away from
+    sql(labctl, star, "replica2", "STOP SLAVE")
+    kept = rows["primary"]["binlog_retention_s"]
+    sql(labctl, star, "primary", "SET GLOBAL binlog_expire_logs_seconds = 1800")
+    try:
+        sql(labctl, star, "primary", "FLUSH BINARY LOGS")
+        warned = mysql("info", "--json")
+        assert warned.code == 0, warned.stderr
+        r2 = next(r for r in warned.json() if r["vm"] == "replica2")
+        [purge] = [f for f in r2["findings"] if "purges" in f["message"]]
+        assert purge["vms"] == ["replica2", "primary"]
+        assert (
+            f"primary purges {rows['replica1']['source_log_file']} (which it still needs)"
+            in (purge["message"])
+        )
+    finally:
+        sql(labctl, star, "primary", f"SET GLOBAL binlog_expire_logs_seconds = {kept}")
+        sql(labctl, star, "replica2", "START SLAVE")
+
+    # a replica given the primary's server_id: an error naming both, exit 1
+    own = rows["replica1"]["server_id"]
+    sql(labctl, star, "replica1", f"SET GLOBAL server_id = {rows['primary']['server_id']}")
+    try:
+        failed = mysql("info")
+        assert failed.code == 1
+        errors = [ln for ln in failed.stderr.splitlines() if ln.startswith("labctl: error:")]
+        assert len(errors) == 1 and "is on both primary and replica1" in errors[0], failed.stderr
+    finally:
+        sql(labctl, star, "replica1", f"SET GLOBAL server_id = {own}")
+    assert mysql("info").code == 0
+
+
 def test_add_replica_while_the_primary_writes(labctl, mysql, star, lab_home: Path) -> None:
     # Rows that exist before the new replica does...
     sql(labctl, star, "primary", "CREATE DATABASE IF NOT EXISTS before_add")
@@ -267,6 +361,14 @@ def test_chain_with_gtid(labctl) -> None:
             "mysql", "sql", "replica2", "SHOW SLAVE STATUS", "--lab", lab, "--json"
         ).json()[0]
         assert gtid["Using_Gtid"] == "Slave_Pos"
+        # down the chain, each source's dump thread in GTID mode, as its replica says
+        info = {r["vm"]: r for r in labctl("mysql", "info", "--lab", lab, "--json").json()}
+        assert [(t["replica"], t["mode"]) for t in info["primary"]["replicas_connected"]] == [
+            ("replica1", "gtid")
+        ]
+        assert [(t["replica"], t["mode"]) for t in info["replica1"]["replicas_connected"]] == [
+            ("replica2", "gtid")
+        ]
         edges = labctl("mysql", "verify", "--lab", lab, "--json").json()
         assert [(e["replica"], e["source"], e["status"]) for e in edges] == [
             ("replica1", "primary", "ok"),
@@ -318,6 +420,11 @@ def test_a_replica_killed_outside_labctl_is_named(labctl, mysql, star) -> None:
         checked = {t["vm"] for t in check.json()["tables"]}
         assert checked == set(machines) - {"replica2"}  # the others still checked
         assert mysql("verify").code == 1
+        info = mysql("info", "--json")
+        assert info.code == 1 and said in info.stderr
+        answered = {r["vm"]: r for r in info.json()}
+        assert answered["replica2"] == {"vm": "replica2", "error": said}
+        assert all("version" in answered[m] for m in machines if m != "replica2")
         refused = mysql("switchover", "--to", "replica1")
         assert (
             refused.code == 1 and "needs every server of primary's tree running" in refused.stderr

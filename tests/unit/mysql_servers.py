@@ -103,6 +103,9 @@ class FakeServer:
     started: list[list[str]] = field(default_factory=list)  # processes left running (lock, dump)
     gate: threading.Barrier | None = None  # a dump's load waits here for the other loaders
     fails_on: str = ""  # a statement it refuses (its disk full)
+    server_id: int = 0  # 0: its address's last number
+    myisam: list[str] = field(default_factory=list)  # its tables not InnoDB
+    repl_host: str = "192.168.56.%"  # where the replication account may connect from
 
     def connect_dump(self) -> None:
         """This replica's IO thread connected: a dump thread on its source,
@@ -118,7 +121,16 @@ class FakeServer:
             .on(lambda argv, stdin: argv[:1] == ["mysql"], lambda argv, stdin: self.answer(stdin))
             .on_start(self._starts("mysql"), self.lock_session)
             .on_start(self._starts("mysqldump"), self.mysqldump)
+            # the binlog files' times: its clock, then a file an hour old and a new one
+            .on(
+                lambda argv, stdin: argv[:2] == ["sh", "-c"] and "stat" in argv[2],
+                Reply("10000\n6400\n10000\n"),
+            )
         )
+
+    @property
+    def sid(self) -> str:
+        return str(self.server_id or self.ip.rsplit(".", 1)[-1] or "1")
 
     def _starts(self, program: str) -> Match:
         def match(argv: list[str], stdin: bytes) -> bool:
@@ -177,7 +189,10 @@ class FakeServer:
                 "log_bin": "ON",
                 "binlog_format": "ROW",
                 "super_read_only": "ON" if self.read_only else "OFF",
-                "server_id": self.ip.rsplit(".", 1)[-1] or "1",
+                "server_id": self.sid,
+                "log_bin_basename": "/var/lib/mysql/mysql-bin",
+                "binlog_expire_logs_seconds": "864000",
+                "expire_logs_days": "10.000000",
                 "server_uuid": f"uuid-{self.name}",
             }
             wanted = re.findall(r"'(\w+)'", sql)
@@ -194,8 +209,7 @@ class FakeServer:
                 f"mysql-bin.000002\t{done}\n"
             )
         if sql.startswith("SELECT VERSION() AS version, @@GLOBAL.server_id"):
-            sid = self.ip.rsplit(".", 1)[-1] or "1"
-            return f"version\tserver_id\tread_only\n{self.version}\t{sid}\t{int(self.read_only)}\n"
+            return f"version\tserver_id\tread_only\n{self.version}\t{self.sid}\t{int(self.read_only)}\n"
         if sql.startswith("SHOW GLOBAL STATUS WHERE Variable_name IN"):
             return (
                 "Variable_name\tValue\nQuestions\t7200\nRpl_semi_sync_master_status\tOFF\n"
@@ -205,6 +219,21 @@ class FakeServer:
             return "s\napp\n"
         if sql.startswith("SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes"):
             return "bytes\n1572864\n"
+        if sql == "SHOW BINARY LOGS":
+            return "Log_name\tFile_size\nmysql-bin.000001\t688\nmysql-bin.000002\t638\n"
+        if sql.startswith("SELECT USER AS user, HOST AS host, COMMAND AS command"):
+            return "user\thost\tcommand\tstate\ttime\n" + "".join(
+                f"repl\t{h}:40000\tBinlog Dump\tMaster has sent all binlog to slave; "
+                "waiting for more updates\t14\n"
+                for h in sorted(self.dumps.values())
+            )
+        if sql.startswith("SELECT User AS user, Host AS host FROM mysql.user"):
+            return f"user\thost\nrepl\t{self.repl_host}\nroot\tlocalhost\n"
+        if sql.startswith("SELECT table_schema AS s, table_name AS t, engine AS e"):
+            return "s\tt\te\n" + "".join(f"app\t{t}\tMyISAM\n" for t in self.myisam)
+        if m := re.match(r"SET GLOBAL server_id = (\d+)$", sql):
+            self.server_id = int(m.group(1))
+            return ""
         if sql == "SELECT n FROM labctl_writer.acked":
             return "n\n" + "".join(f"{n}\n" for n in self.rows)
         if sql == "CHECKSUM TABLE labctl_writer.acked":

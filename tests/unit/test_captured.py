@@ -21,6 +21,12 @@ from .captured import load
 BY_HAND = {
     "ctr/t-ps-exec-id-format.txt",
     "mysql/mysql8-binary-log-status.tab.txt",
+    "mysql/mysql8-binary-logs.tab.txt",
+    "mysql/mysql8-binlog-variables.tab.txt",
+    "mysql/mysql8-dump-threads.tab.txt",
+    "mysql/mysql8-non-innodb.tab.txt",
+    "mysql/mysql8-repl-accounts.tab.txt",
+    "mysql/mysql8-status.tab.txt",
     "mysql/mysql8-replica-io-connecting.G.txt",
     "mysql/mysql8-replica-status.G.txt",
     "mysql/mysql8-replicas.tab.txt",

@@ -325,6 +325,7 @@ class ReplicaState:
     last_sql_error: str
     received: tuple[str, int] = ("", 0)  # the source's binlog read up to (file, position)
     applied: tuple[str, int] = ("", 0)  # ... and applied up to
+    gtid: bool = False  # it asks its source by GTID, not by file and position
 
     @property
     def configured(self) -> bool:
@@ -360,6 +361,8 @@ def replica_state(row: Mapping[str, str]) -> ReplicaState:
         last_sql_error=first(row, "Last_SQL_Error"),
         received=(_either(row, "Source_Log_File"), _int(_either(row, "Read_Source_Log_Pos"))),
         applied=(_either(row, "Relay_Source_Log_File"), _int(_either(row, "Exec_Source_Log_Pos"))),
+        # MySQL: Auto_Position 1; MariaDB: Using_Gtid Slave_Pos or Current_Pos
+        gtid=first(row, "Auto_Position") == "1" or first(row, "Using_Gtid", default="No") != "No",
     )
 
 

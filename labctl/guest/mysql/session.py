@@ -146,6 +146,15 @@ class MysqlServer:
     def binlog(self) -> tuple[str, int]:
         return mysql.binlog_coordinates(self.query(self.sql.binlog_status()))
 
+    def file_times(self, paths: Sequence[str]) -> str:
+        """The guest's clock, then each path's modification time (epoch
+        seconds, one a line): the guest's clock, since a VM's may not be ours."""
+        if not paths:
+            return ""
+        script = 'date +%s && exec stat --format=%Y -- "$@"'
+        result = self.t.run(["sh", "-c", script, "sh", *paths], sudo=True, timeout=30)
+        return result.stdout if result.ok else ""
+
     def user_schemas(self) -> list[str]:
         excluded = ", ".join(mysql.quote(s) for s in SYSTEM_SCHEMAS)
         rows = self.query(

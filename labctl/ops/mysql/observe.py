@@ -13,7 +13,7 @@ from labctl.errors import SpecError
 from labctl.events import OnEvent
 from labctl.guest.mysql import rules as mysql
 from labctl.guest.mysql import topology as topo
-from labctl.guest.mysql.session import SYSTEM_SCHEMAS, MysqlServer, SqlError
+from labctl.guest.mysql.session import MysqlServer, SqlError
 from labctl.lab.home import LabHome
 from labctl.local.deadline import tries
 from labctl.ops.rows import row_of
@@ -45,7 +45,8 @@ def _role_row(server: MysqlServer) -> RoleRow:
     return row_of(RoleRow, r, r.replica, vm=server.name)
 
 
-def _targets(session: LabSession, machines: Sequence[str]) -> list[str]:
+def targets(session: LabSession, machines: Sequence[str]) -> list[str]:
+    """The machines asked for, else the lab's MySQL servers."""
     if machines:
         return session.select(machines)
     return topo.require(session.spec)
@@ -55,7 +56,7 @@ def roles(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[
     """primary / replica / dual / standalone for each server, with the evidence."""
     with LabSession(home, lab) as session:
         stale = topo.stale(session.spec)
-        outcomes = session.each(_targets(session, machines), lambda t: _role_row(MysqlServer(t)))
+        outcomes = session.each(targets(session, machines), lambda t: _role_row(MysqlServer(t)))
     # a failed primary kept out of replication says so, whatever it looks like now
     return [
         replace(o, value=replace(o.value, role=topo.STALE_ROLE))
@@ -138,93 +139,12 @@ def _status_of(server: MysqlServer) -> tuple[ReplicaStatus | None, SourceStatus 
 def status(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> StatusReport:
     """Per replica: threads, source, lag, errors; per source: binlog position, replicas."""
     with LabSession(home, lab) as session:
-        outcomes = session.each(_targets(session, machines), lambda t: _status_of(MysqlServer(t)))
+        outcomes = session.each(targets(session, machines), lambda t: _status_of(MysqlServer(t)))
     return StatusReport(
         replicas=[o.value[0] for o in outcomes if o.value and o.value[0]],
         sources=[o.value[1] for o in outcomes if o.value and o.value[1]],
         failed=outcomes.failed,
     )
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """One server at a glance."""
-
-    vm: str
-    version: str
-    role: str
-    read_only: bool
-    server_id: int
-    uptime_s: int
-    connections: int
-    queries_per_s: float  # since the server started
-    binlog_format: str
-    gtid_written: str  # what it has written to its own binlog
-    gtid_applied: str  # what it has applied from a source
-    source_host: str
-    seconds_behind: int | None
-    semi_sync: str  # "source", "replica", "source+replica" or ""
-    schemas: list[str]
-    data_bytes: int
-
-
-def _info_of(server: MysqlServer, stale: bool) -> ServerInfo:
-    head = server.query(
-        "SELECT VERSION() AS version, @@GLOBAL.server_id AS server_id, "
-        "@@GLOBAL.read_only AS read_only"
-    )[0]
-    status = {
-        r["Variable_name"].lower(): r["Value"]
-        for r in server.query(
-            "SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'Threads_connected', "
-            "'Questions', 'Rpl_semi_sync_master_status', 'Rpl_semi_sync_slave_status')"
-        )
-    }
-    schemas = server.user_schemas()
-    size = server.query(
-        "SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes "
-        "FROM information_schema.tables WHERE table_schema NOT IN "
-        f"({', '.join(mysql.quote(x) for x in SYSTEM_SCHEMAS)})"
-    )[0]["bytes"]
-    found = server.role()
-    channel = found.replica
-    uptime = int(status.get("uptime", "0") or 0)
-    semi = [
-        name
-        for name, key in (
-            ("source", "rpl_semi_sync_master_status"),
-            ("replica", "rpl_semi_sync_slave_status"),
-        )
-        if status.get(key) == "ON"
-    ]
-    return ServerInfo(
-        vm=server.name,
-        version=head["version"],
-        role=topo.STALE_ROLE if stale else found.role,
-        read_only=head["read_only"] == "1",
-        server_id=int(head["server_id"]),
-        uptime_s=uptime,
-        connections=int(status.get("threads_connected", "0") or 0),
-        queries_per_s=round(int(status.get("questions", "0") or 0) / max(uptime, 1), 1),
-        binlog_format=found.binlog_format,
-        gtid_written=server.gtid_written(),
-        gtid_applied=server.gtid_applied(),
-        source_host=channel.source_host if channel else "",
-        seconds_behind=channel.seconds_behind if channel else None,
-        semi_sync="+".join(semi),
-        schemas=schemas,
-        data_bytes=int(size or 0),
-    )
-
-
-def info(home: LabHome, lab: str | None, machines: Sequence[str] = ()) -> list[Outcome[ServerInfo]]:
-    """Each server at a glance: version, role, writes open or not, uptime,
-    load, GTID positions, replication, semi-sync, schemas and their size."""
-    with LabSession(home, lab) as session:
-        stale = set(topo.stale(session.spec))
-        return session.each(
-            _targets(session, machines), lambda t: _info_of(MysqlServer(t), t.name in stale)
-        )
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,124 @@ def test_mysql_info_at_a_glance(cli, home: Path, monkeypatch: pytest.MonkeyPatch
     assert "1h0m" in line and "1.5 MiB" in line
 
 
+def test_mysql_info_carries_every_figure_of_the_field_notes(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab(home, monkeypatch)
+    shown = cli("mysql", "info", "--lab", "db", "--json")
+    assert shown.code == 0, shown.stderr
+    rows = {r["vm"]: r for r in json.loads(shown.stdout)}
+    for r in rows.values():
+        assert r["log_bin"] == "ON" and r["binlog_format"] == "ROW"
+        assert (r["binlog_retention_s"], r["binlog_retention_from"]) == (
+            864000,
+            "binlog_expire_logs_seconds",
+        )
+        assert set(r["stat"]) == {
+            "threads",
+            "questions",
+            "slow_queries",
+            "opens",
+            "flush_tables",
+            "open_tables",
+            "queries_per_s_avg",
+        }
+        assert [b["name"] for b in r["binlogs"]] == ["mysql-bin.000001", "mysql-bin.000002"]
+        assert r["binlogs"][0]["age_s"] == 3600 and r["binlogs"][1]["age_s"] == 0
+        assert r["non_innodb_tables"] == [] and r["findings"] == []
+        assert r["repl_accounts"] == [{"user": "repl", "host": "192.168.56.%"}]
+    # who replicates from the primary, as it sees them; the mode its replicas tell
+    threads = rows["primary"]["replicas_connected"]
+    assert [(t["replica"], t["host"], t["user"], t["mode"]) for t in threads] == [
+        ("replica1", "192.168.56.21", "repl", "file"),
+        ("replica2", "192.168.56.22", "repl", "file"),
+    ]
+    assert rows["replica1"]["replicas_connected"] == []
+    assert rows["replica1"]["source_log_file"] == "mysql-bin.000002"
+    assert rows["replica1"]["replica_mode"] == "file"
+    # grouped tables, each readable in 100 columns
+    table = cli("mysql", "info", "--lab", "db")
+    assert table.code == 0 and max(map(len, table.stdout.splitlines())) <= 100
+    heads = [ln.split()[0] for ln in table.stdout.split("\n\n")]
+    assert heads == ["VM", "VM", "VM", "VM", "SOURCE", "VM"]
+    thread = next(ln for ln in table.stdout.split("\n\n")[4].splitlines() if "replica1" in ln)
+    assert thread.split()[:4] == ["primary", "replica1", "repl", "file"]
+    assert thread.endswith("Master has sent all binlog to slave; waiting for more updates")
+
+
+def test_mysql_info_warns_of_a_myisam_table_and_a_grant_from_anywhere(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers = lab(home, monkeypatch)
+    servers["replica2"].myisam = ["legacy"]
+    servers["primary"].repl_host = "%"
+    shown = cli("mysql", "info", "--lab", "db", "--json")
+    assert shown.code == 0, shown.stderr  # warnings do not fail it
+    rows = {r["vm"]: r for r in json.loads(shown.stdout)}
+    assert rows["replica2"]["non_innodb_tables"] == [
+        {"schema": "app", "name": "legacy", "engine": "MyISAM"}
+    ]
+    [myisam] = rows["replica2"]["findings"]
+    assert myisam["level"] == "warning" and myisam["vms"] == ["replica2"]
+    assert myisam["message"].startswith("app.legacy is MyISAM: not crash-safe for replication")
+    [grant] = rows["primary"]["findings"]
+    assert grant["message"].startswith("repl@% may replicate from any host")
+    said = cli("mysql", "info", "--lab", "db").stderr.splitlines()
+    assert said[0].startswith("replica2: app.legacy is MyISAM") or said[1].startswith(
+        "replica2: app.legacy is MyISAM"
+    )
+    assert any(s.startswith("primary: repl@% may replicate from any host") for s in said)
+
+
+def test_mysql_info_fails_on_two_servers_with_one_server_id(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers = lab(home, monkeypatch)
+    servers["replica1"].server_id = 20  # the primary's
+    shown = cli("mysql", "info", "--lab", "db", "--json")
+    assert shown.code == 1
+    rows = {r["vm"]: r for r in json.loads(shown.stdout)}
+    assert [f["vms"] for f in rows["primary"]["findings"]] == [["primary", "replica1"]]
+    assert [f["vms"] for f in rows["replica1"]["findings"]] == [["replica1", "primary"]]
+    assert rows["replica2"]["findings"] == []
+    table = cli("mysql", "info", "--lab", "db")
+    assert table.code == 1
+    errors = [ln for ln in table.stderr.splitlines() if ln.startswith("labctl: error:")]
+    assert errors == [
+        "labctl: error: primary: server_id 20 is on both primary and replica1: each server "
+        "needs its own (a replica skips the events that carry its own id)"
+    ]
+
+
+def test_mysql_info_answers_for_the_others_when_one_server_is_down(
+    cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servers = lab(home, monkeypatch)
+    servers["replica2"].dead = True
+    shown = cli("mysql", "info", "--lab", "db", "--json")
+    assert shown.code == 1
+    rows = json.loads(shown.stdout)
+    assert [r["vm"] for r in rows] == ["primary", "replica1", "replica2"]
+    assert "version" in rows[0] and "version" in rows[1]
+    assert rows[2]["error"].startswith("replica2: the MySQL/MariaDB server is not running")
+    assert "labctl: error: replica2: the MySQL/MariaDB server is not running" in shown.stderr
+
+
+def test_mysql_info_retention_margin(cli, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The primary keeps binlogs 10 days: no replica is near that, unless the
+    margin is wider than the retention itself."""
+    lab(home, monkeypatch)
+    assert cli("mysql", "info", "--lab", "db").stderr == ""
+    wide = cli("mysql", "info", "--lab", "db", "--retention-margin", "900000")
+    assert wide.code == 0
+    assert wide.stderr.splitlines() == [
+        f"{r}: 0 s behind primary, which keeps binlogs only 10 d (the margin: 10 d 10 h): "
+        "a replica stopped or behind longer cannot catch up"
+        for r in ("replica1", "replica2")
+    ]
+    assert cli("mysql", "info", "--lab", "db", "--retention-margin", "-1").code == 2
+
+
 def test_ctr_rm_if_exists_of_a_container_that_is_not_there_succeeds(cli, nodes) -> None:
     missing = Reply(stderr=data_err("ctr/err-container-rm-missing.txt"), exit_code=1)
     nodes(
