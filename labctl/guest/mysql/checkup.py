@@ -3,7 +3,7 @@ binary logging and its retention, the engine mix, who replicates from the
 server and from where its replication account may connect; and what of that
 is a warning or an error, for one server or across a lab.
 
-The statements are here beside their parsers; ops/mysql/observe.py runs them
+The statements are here beside their parsers; ops/mysql/info.py runs them
 on each server (SQL over the client, the binlog files' ages with stat) and
 hands the results back to the rules below.
 """

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from labctl.guest.mysql import checkup as cu
+from labctl.guest.mysql import rules
 from labctl.guest.mysql import topology as topo
-from labctl.guest.mysql.rules import quote
 from labctl.guest.mysql.session import SYSTEM_SCHEMAS, MysqlServer
 from labctl.lab.home import LabHome
 from labctl.lab.spec import LabSpec
@@ -64,7 +64,10 @@ def _info_of(server: MysqlServer, stale: bool, subnet: str) -> ServerInfo:
         r["Variable_name"]: r["Value"]
         for r in server.query(cu.status_statement(cu.STAT_VARIABLES + cu.SEMI_SYNC_VARIABLES))
     }
-    variables = server.variables(*cu.BINLOG_VARIABLES)
+    sql = server.sql
+    written, applied = sql.gtid_binlog_variable(), sql.gtid_applied_variable()
+    # one question for every variable info shows (the role's among them)
+    variables = server.variables(*cu.BINLOG_VARIABLES, written, applied)
     keeps = cu.retention(variables)
     binlogs: list[cu.BinlogFile] = []
     if variables.get("log_bin") == "ON":
@@ -76,9 +79,9 @@ def _info_of(server: MysqlServer, stale: bool, subnet: str) -> ServerInfo:
     size = server.query(
         "SELECT COALESCE(SUM(data_length + index_length), 0) AS bytes "
         "FROM information_schema.tables WHERE table_schema NOT IN "
-        f"({', '.join(quote(x) for x in SYSTEM_SCHEMAS)})"
+        f"({', '.join(rules.quote(x) for x in SYSTEM_SCHEMAS)})"
     )[0]["bytes"]
-    found = server.role()
+    found = rules.decide_role(variables, server.replica_rows(), server.replicas())
     channel = found.replica
     figures = cu.stat(status)
     semi = [
@@ -103,8 +106,8 @@ def _info_of(server: MysqlServer, stale: bool, subnet: str) -> ServerInfo:
         binlog_retention_s=keeps.seconds,
         binlog_retention_from=keeps.variable,
         binlogs=binlogs,
-        gtid_written=server.gtid_written(),
-        gtid_applied=server.gtid_applied(),
+        gtid_written=variables.get(written, ""),
+        gtid_applied=variables.get(applied, ""),
         source_host=channel.source_host if channel else "",
         source_log_file=channel.received[0] if channel else "",
         replica_mode=("gtid" if channel.gtid else "file") if channel else "",
